@@ -1,0 +1,87 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { AuthConfig } from '../config.js';
+import type { AuthState, Principal } from './principal.js';
+
+/** Tolerated clock skew when checking `exp` and `nbf`. */
+export const CLOCK_TOLERANCE_SECONDS = 5;
+
+export type Authenticate = (token: string | null) => Promise<AuthState>;
+
+interface KeySpec {
+  readonly key: Uint8Array | KeyObject | JWTVerifyGetKey;
+  /** Algorithms allowed for this kind of key: never `none`, never HS with a public key. */
+  readonly algorithms: string[];
+}
+
+/**
+ * Builds the one verifier every transport uses. `devSecret` is the key when the config is in
+ * dev mode. Verification checks the signature with an algorithm allow-list, `exp` (required),
+ * `nbf`, `iss` and `aud`, and requires a `sub`.
+ */
+export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | null): Authenticate {
+  const spec = keySpec(config, devSecret);
+  return async (token) => {
+    if (token === null) return { principal: null, failure: 'missing' };
+    try {
+      const { payload } = await jwtVerify(token, spec.key as JWTVerifyGetKey, {
+        algorithms: spec.algorithms,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: ['sub', 'exp'],
+        ...(config.issuer === undefined ? {} : { issuer: config.issuer }),
+        ...(config.audience === undefined ? {} : { audience: config.audience }),
+      });
+      const principal = toPrincipal(payload);
+      return principal ? { principal } : { principal: null, failure: 'invalid' };
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) return { principal: null, failure: 'expired' };
+      if (error instanceof errors.JOSEError || error instanceof TypeError) return { principal: null, failure: 'invalid' };
+      throw error;
+    }
+  };
+}
+
+function keySpec(config: AuthConfig, devSecret: Uint8Array | null): KeySpec {
+  switch (config.key.kind) {
+    case 'secret':
+      return { key: new TextEncoder().encode(config.key.secret), algorithms: ['HS256'] };
+    case 'dev':
+      if (!devSecret) throw new Error('dev mode needs the dev secret');
+      return { key: devSecret, algorithms: ['HS256'] };
+    case 'public-key': {
+      const key = createPublicKey(config.key.pem);
+      return { key, algorithms: algorithmsFor(key) };
+    }
+    case 'jwks':
+      return {
+        key: createRemoteJWKSet(new URL(config.key.url), { cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
+        algorithms: ['RS256', 'ES256', 'EdDSA', 'Ed25519'],
+      };
+  }
+}
+
+function algorithmsFor(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return ['RS256'];
+    case 'ec':
+      if (key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return ['ES256'];
+      break;
+    case 'ed25519':
+      return ['EdDSA', 'Ed25519'];
+  }
+  throw new Error('JWT_PUBLIC_KEY must be an RSA, EC P-256 or Ed25519 public key');
+}
+
+function toPrincipal(payload: JWTPayload): Principal | null {
+  const { sub, exp, scope, diagnoses } = payload;
+  if (typeof sub !== 'string' || sub === '' || typeof exp !== 'number') return null;
+  if (scope !== undefined && typeof scope !== 'string') return null;
+  if (diagnoses !== undefined && !(Array.isArray(diagnoses) && diagnoses.every((id) => typeof id === 'string'))) return null;
+  return {
+    subject: sub,
+    scopes: new Set(scope?.split(' ').filter(Boolean) ?? []),
+    diagnoses: new Set((diagnoses as string[] | undefined) ?? []),
+    expiresAt: exp * 1000,
+  };
+}

@@ -1,0 +1,99 @@
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { subscribeToDiagnosis, type DiagnosisUpdate, type HistoryGap } from '../client/index.js';
+import { DEFAULT_URL, fail, hubUrls, tokenSource } from './common.js';
+
+const USAGE = `Prints a diagnosis's updates as they arrive; reconnects with backoff and resumes from the last cursor.
+
+Usage: npm run listen -- --diagnosis <id> [--url ${DEFAULT_URL}] [--token <jwt>] [--after <cursor>] [--json]
+
+  --diagnosis  diagnosis id (required)
+  --url        the hub's GraphQL URL, http(s) or ws(s) (default ${DEFAULT_URL})
+  --token      bearer token (default: HUB_TOKEN, else one minted from JWT_SECRET or the dev secret)
+  --after      resume after this cursor (default: pending events, then live)
+  --json       one raw JSON event per line`;
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      diagnosis: { type: 'string' },
+      url: { type: 'string', default: DEFAULT_URL },
+      token: { type: 'string' },
+      after: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  }).values;
+} catch (error) {
+  fail((error as Error).message, USAGE);
+}
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (!args.diagnosis) fail('--diagnosis is required', USAGE);
+
+const fixedToken = Boolean(args.token ?? process.env['HUB_TOKEN']);
+let urls;
+let token;
+try {
+  urls = hubUrls(args.url);
+  token = tokenSource(args.token, 'cli-listen');
+} catch (error) {
+  fail((error as Error).message, USAGE);
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+function describe(event: DiagnosisUpdate): string {
+  switch (event.__typename) {
+    case 'RecommendationUpdate':
+      return `recommendation ${event.recommendationId} changed ${event.changedFields.join(', ') || '(nothing)'}${event.reason ? ` (${event.reason})` : ''}`;
+    case 'EffectivenessUpdate':
+      return `effectiveness ${event.recommendationId} ${event.effectiveness} (confidence ${event.confidence}, n=${event.sampleSize})`;
+    case 'FeedbackUpdate':
+      return `feedback ${event.feedbackId} rating ${event.rating}, effectiveness ${event.effectiveness}`;
+  }
+}
+
+const subscription = subscribeToDiagnosis({
+  url: urls.ws,
+  diagnosisId: args.diagnosis,
+  token,
+  after: args.after ?? null,
+  webSocketImpl: WebSocket,
+  clientOptions: {
+    retryWait: async (retries) => {
+      const delay = Math.min(1000 * 2 ** retries, 30_000) * (0.5 + Math.random() / 2);
+      log(`reconnecting in ${Math.round(delay)} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    },
+    on: {
+      connected: () => log(`connected to ${urls.ws}, watching ${args.diagnosis}${subscription?.lastCursor ? ` after ${subscription.lastCursor}` : ''}`),
+      closed: (event) => {
+        const { code, reason } = event as { code?: number; reason?: string };
+        log(`disconnected (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`);
+        // A token given on the command line or in HUB_TOKEN cannot get better by retrying.
+        if (code === 4403 && fixedToken) {
+          log('the token was refused or has expired: pass a fresh --token or HUB_TOKEN');
+          process.exit(1);
+        }
+      },
+    },
+  },
+  onEvent: (event) => print(args.json ? JSON.stringify(event) : `${event.occurredAt}  ${describe(event)}${event.replayed ? '  [replayed]' : ''}  cursor=${event.cursor}`),
+  onGap: (gap: HistoryGap) =>
+    print(args.json ? JSON.stringify(gap) : `--- GAP (${gap.gapReason}): some history is gone; reload the diagnosis state ---  cursor=${gap.cursor}`),
+  onError: (error) => {
+    log(`error: ${Array.isArray(error) ? error.map((e: { message: string }) => e.message).join('; ') : ((error as Error).message ?? String(error))}`);
+    process.exitCode = 1;
+    void subscription.dispose();
+  },
+});
+
+const stop = () => void subscription.dispose().then(() => process.exit(process.exitCode ?? 0));
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);

@@ -1,0 +1,80 @@
+/**
+ * The hub's event model. One object per stored event is shared by every consumer (history
+ * readers and every live subscriber), so events are immutable once stamped.
+ */
+
+/** Where an event sits in its diagnosis stream. A new epoch means the stream's history was lost. */
+export interface Position {
+  readonly epoch: string;
+  readonly offset: number;
+}
+
+interface EventBase {
+  readonly diagnosisId: string;
+  readonly position: Position;
+  /** `position` encoded for clients (see cursor.ts); computed once when the event is stamped. */
+  readonly cursor: string;
+  readonly occurredAt: Date;
+  /** False as stored and delivered live; replay hands out copies with `true`. */
+  readonly replayed: boolean;
+}
+
+export interface RecommendationEvent extends EventBase {
+  readonly __typename: 'RecommendationUpdate';
+  readonly recommendationId: string;
+  readonly previous: Readonly<Record<string, unknown>>;
+  readonly current: Readonly<Record<string, unknown>>;
+  readonly reason: string | null;
+  readonly changedFields: readonly string[];
+}
+
+export interface EffectivenessEvent extends EventBase {
+  readonly __typename: 'EffectivenessUpdate';
+  readonly recommendationId: string;
+  readonly effectiveness: number;
+  readonly confidence: number;
+  readonly sampleSize: number;
+}
+
+export interface FeedbackEvent extends EventBase {
+  readonly __typename: 'FeedbackUpdate';
+  readonly feedbackId: string;
+  readonly rating: number;
+  readonly effectiveness: number;
+}
+
+/** A broadcast event as stored in history. */
+export type StoredEvent = RecommendationEvent | EffectivenessEvent | FeedbackEvent;
+
+export type GapReason = 'TRIMMED' | 'EXPIRED' | 'HISTORY_LOST';
+
+/** Marks events that a resume asked for but history no longer has. Never stored. */
+export interface GapEvent extends EventBase {
+  readonly __typename: 'HistoryGap';
+  /** The reason's name, as `reason: String` in the schema (shared with RecommendationUpdate). */
+  readonly reason: GapReason;
+  readonly gapReason: GapReason;
+}
+
+/** Anything a subscriber or a history read can receive. */
+export type HubEvent = StoredEvent | GapEvent;
+
+type Unstamped<T> = T extends unknown ? Omit<T, keyof Omit<EventBase, 'diagnosisId'>> : never;
+
+/** A validated broadcast before the engine gives it a position. */
+export type EventDraft = Unstamped<StoredEvent>;
+
+/** Turns a draft into the stored event at `position`. */
+export function stampEvent(
+  draft: EventDraft,
+  position: Position,
+  cursor: string,
+  occurredAt: Date,
+): StoredEvent {
+  return Object.freeze({ ...draft, position, cursor, occurredAt, replayed: false }) as StoredEvent;
+}
+
+/** The copy of an event that a replay (resume, pending claim, history read) hands out. */
+export function asReplayed<E extends HubEvent>(event: E): E {
+  return event.replayed ? event : Object.freeze({ ...event, replayed: true } as E);
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { badUserInput } from '../errors.js';
+import { changedFields } from './changed-fields.js';
+import type { EventDraft } from './events.js';
+
+/** Input rules for broadcasts. GraphQL has already checked types; these are the domain limits. */
+
+export const MAX_JSON_BYTES = 16_384;
+export const MAX_REASON_CHARS = 1_000;
+
+const diagnosisId = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9_.:-]');
+const entityId = z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters');
+const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
+const jsonObject = z
+  .record(z.string(), z.unknown())
+  .refine((value) => jsonBytes(value) <= MAX_JSON_BYTES, {
+    message: `must serialise to at most ${MAX_JSON_BYTES} bytes of JSON`,
+  });
+
+/** Size of a value as JSON; infinite when it cannot be serialised (e.g. nested too deeply). */
+function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value), 'utf8');
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+const idempotencyKey = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .nullish();
+
+const recommendation = z.strictObject({
+  diagnosisId,
+  recommendationId: entityId,
+  previous: jsonObject,
+  current: jsonObject,
+  reason: z.string().max(MAX_REASON_CHARS, `must be at most ${MAX_REASON_CHARS} characters`).nullish(),
+  idempotencyKey,
+});
+
+const effectiveness = z.strictObject({
+  diagnosisId,
+  recommendationId: entityId,
+  effectiveness: score,
+  confidence: score,
+  sampleSize: z.int('must be an integer').min(0, 'must be >= 0'),
+  idempotencyKey,
+});
+
+const feedback = z.strictObject({
+  diagnosisId,
+  feedbackId: entityId,
+  rating: z.int('must be an integer').min(1, 'must be between 1 and 5').max(5, 'must be between 1 and 5'),
+  effectiveness: score,
+  idempotencyKey,
+});
+
+export interface ValidBroadcast {
+  readonly draft: EventDraft;
+  readonly idempotencyKey: string | null;
+}
+
+export function validateRecommendation(input: unknown): ValidBroadcast {
+  const { idempotencyKey, reason, ...rest } = parse(recommendation, input);
+  const draft: EventDraft = {
+    __typename: 'RecommendationUpdate',
+    ...rest,
+    reason: reason ?? null,
+    changedFields: changedFields(rest.previous, rest.current),
+  };
+  return { draft, idempotencyKey: idempotencyKey ?? null };
+}
+
+export function validateEffectiveness(input: unknown): ValidBroadcast {
+  const { idempotencyKey, ...rest } = parse(effectiveness, input);
+  return { draft: { __typename: 'EffectivenessUpdate', ...rest }, idempotencyKey: idempotencyKey ?? null };
+}
+
+export function validateFeedback(input: unknown): ValidBroadcast {
+  const { idempotencyKey, ...rest } = parse(feedback, input);
+  return { draft: { __typename: 'FeedbackUpdate', ...rest }, idempotencyKey: idempotencyKey ?? null };
+}
+
+/** Checks a diagnosis id argument of a query or subscription. */
+export function validateDiagnosisId(value: string): string {
+  return parse(diagnosisId, value, 'diagnosisId');
+}
+
+function parse<T>(schema: z.ZodType<T>, input: unknown, root?: string): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const [first] = result.error.issues;
+  const field = [root, ...(first?.path ?? [])].filter((part) => part !== undefined).join('.');
+  const issues = result.error.issues.map((issue) => {
+    const path = [root, ...issue.path].filter((part) => part !== undefined).join('.');
+    return path ? `${path}: ${issue.message}` : issue.message;
+  });
+  throw badUserInput(`Invalid input: ${issues.join('; ')}`, field || undefined);
+}

@@ -1,0 +1,41 @@
+/**
+ * Key and channel names. Every key of one diagnosis carries the hash tag `{<diagnosisId>}`, so a
+ * diagnosis lives in one Redis Cluster slot and each Lua script touches one slot only. Diagnosis
+ * ids are validated to [A-Za-z0-9_.:-], so they cannot contain braces.
+ */
+export interface TopicKeys {
+  /** Hash: e (epoch), o (last offset), dr (why the event before the first retained is gone). */
+  readonly meta: string;
+  /** Stream of retained events; entry id `<offset>-0`, fields t (ms) and v (event JSON). */
+  readonly history: string;
+  /** Sorted set of pending offsets (member: offset zero-padded to 20 digits, score: time). */
+  readonly pending: string;
+  /** Hash: instance id → local subscriber count. */
+  readonly subscribers: string;
+  /** Sharded pub/sub channel of live events (same slot as the keys). */
+  readonly channel: string;
+  idempotency(key: string): string;
+}
+
+export function topicKeys(prefix: string, diagnosisId: string): TopicKeys {
+  const base = `${prefix}{${diagnosisId}}`;
+  return {
+    meta: `${base}:meta`,
+    history: `${base}:history`,
+    pending: `${base}:pending`,
+    subscribers: `${base}:subscribers`,
+    channel: `${base}:live`,
+    idempotency: (key) => `${base}:idempotency:${Buffer.from(key, 'utf8').toString('base64url')}`,
+  };
+}
+
+/** Cluster-wide presence keys share one slot (`{instances}`), so they can be read together. */
+export function presenceKeys(prefix: string) {
+  const base = `${prefix}{instances}`;
+  return {
+    /** Hash: instance id → JSON { subscriptions, expiresAt }. */
+    registry: `${base}:registry`,
+    /** Set of diagnosis ids an instance has local subscribers for. */
+    diagnosesOf: (instanceId: string) => `${base}:diagnoses:${instanceId}`,
+  };
+}

@@ -1,0 +1,106 @@
+import type { RedisClientType } from '@redis/client';
+import { presenceKeys, topicKeys } from './keys.js';
+
+interface InstanceEntry {
+  readonly subscriptions: number;
+  readonly expiresAt: number;
+}
+
+/**
+ * This instance's share of the cluster-wide counts. Each instance writes its subscription count
+ * to a registry with an expiry of two heartbeats (sooner, coalesced, when its count changes);
+ * an instance whose entry expired is dead: any instance reaps it by removing its per-diagnosis
+ * subscriber counts, so a killed instance drops out of `status` within two heartbeats.
+ */
+export class Presence {
+  private readonly keys: ReturnType<typeof presenceKeys>;
+  private timer: NodeJS.Timeout | null = null;
+  private flushSoon: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly client: RedisClientType,
+    private readonly prefix: string,
+    readonly instanceId: string,
+    private readonly heartbeatMs: number,
+    /** The local subscription count and the diagnoses with local subscribers. */
+    private readonly local: () => { subscriptions: number; subscribers: ReadonlyMap<string, number> },
+    private readonly onError: (error: unknown) => void,
+  ) {
+    this.keys = presenceKeys(prefix);
+  }
+
+  start(): Promise<void> {
+    this.timer = setInterval(() => void this.beat().catch(this.onError), this.heartbeatMs).unref();
+    return this.beat();
+  }
+
+  /** The local count changed: publish it within 100 ms. */
+  changed(): void {
+    this.flushSoon ??= setTimeout(() => {
+      this.flushSoon = null;
+      void this.write().catch(this.onError);
+    }, 100).unref();
+  }
+
+  async addDiagnosis(diagnosisId: string, delta: 1 | -1): Promise<void> {
+    const { subscribers } = topicKeys(this.prefix, diagnosisId);
+    const count = await this.client.hIncrBy(subscribers, this.instanceId, delta);
+    if (count <= 0) await this.client.hDel(subscribers, this.instanceId);
+    if (delta === 1 && count === 1) await this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId);
+    if (count <= 0) await this.client.sRem(this.keys.diagnosesOf(this.instanceId), diagnosisId);
+    this.changed();
+  }
+
+  /** Live instances, their subscriptions, and the diagnoses with subscribers anywhere. */
+  async cluster(): Promise<{ instances: number; subscriptions: number; diagnoses: number }> {
+    const now = Date.now();
+    const live = Object.entries(await this.client.hGetAll(this.keys.registry))
+      .map(([id, json]) => [id, JSON.parse(json) as InstanceEntry] as const)
+      .filter(([, entry]) => entry.expiresAt > now);
+    const sets = live.map(([id]) => this.keys.diagnosesOf(id));
+    const diagnoses = sets.length === 0 ? 0 : (await this.client.sUnion(sets)).length;
+    // This instance's own count is read live; the others' are at most 100 ms old.
+    const others = live.filter(([id]) => id !== this.instanceId);
+    const subscriptions = others.reduce((sum, [, entry]) => sum + entry.subscriptions, this.local().subscriptions);
+    return { instances: others.length + 1, subscriptions, diagnoses };
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.flushSoon) clearTimeout(this.flushSoon);
+    await this.reap(this.instanceId);
+  }
+
+  private async beat(): Promise<void> {
+    const added = await this.write();
+    // Reaped while alive (a long pause): restore this instance's per-diagnosis counts.
+    if (added) await this.restore();
+    const now = Date.now();
+    for (const [id, json] of Object.entries(await this.client.hGetAll(this.keys.registry))) {
+      if (id !== this.instanceId && (JSON.parse(json) as InstanceEntry).expiresAt <= now) await this.reap(id);
+    }
+  }
+
+  /** Writes this instance's entry; true when it was missing. */
+  private async write(): Promise<boolean> {
+    const entry: InstanceEntry = { subscriptions: this.local().subscriptions, expiresAt: Date.now() + 2 * this.heartbeatMs };
+    return (await this.client.hSet(this.keys.registry, this.instanceId, JSON.stringify(entry))) === 1;
+  }
+
+  private async restore(): Promise<void> {
+    const { subscribers } = this.local();
+    for (const [diagnosisId, count] of subscribers) {
+      await this.client.hSet(topicKeys(this.prefix, diagnosisId).subscribers, this.instanceId, count);
+      await this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId);
+    }
+  }
+
+  private async reap(instanceId: string): Promise<void> {
+    const set = this.keys.diagnosesOf(instanceId);
+    for (const diagnosisId of await this.client.sMembers(set)) {
+      await this.client.hDel(topicKeys(this.prefix, diagnosisId).subscribers, instanceId);
+    }
+    await this.client.del(set);
+    await this.client.hDel(this.keys.registry, instanceId);
+  }
+}

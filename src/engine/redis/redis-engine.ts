@@ -1,0 +1,266 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createClient, type RedisClientType } from '@redis/client';
+import type { EventDraft, Position } from '../../domain/events.js';
+import {
+  EngineUnavailableError,
+  type AppendResult,
+  type Engine,
+  type EngineStats,
+  type EventListener,
+  type HistoryLimits,
+  type HistoryWindow,
+  type TopicStats,
+  type Unlisten,
+} from '../engine.js';
+import { encodeCursor } from '../../domain/cursor.js';
+import { decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
+import { topicKeys } from './keys.js';
+import { Presence } from './presence.js';
+import { APPEND, CLAIM, MARK_DELIVERED, READ, TOPIC_STATS } from './scripts.js';
+
+export interface RedisEngineOptions {
+  /** REDIS_URL, e.g. redis://localhost:6379. */
+  readonly url: string;
+  /** REDIS_KEY_PREFIX: namespace of every key and channel. @default 'hub:' */
+  readonly prefix: string;
+  readonly limits: HistoryLimits;
+  /** How often this instance reports to the cluster registry. @default 2000 ms */
+  readonly heartbeatMs?: number;
+  /** Told about connection errors (ids only, never payloads). */
+  readonly onError?: (error: unknown) => void;
+}
+
+interface Topic {
+  readonly listeners: Set<EventListener>;
+  /** Resolves once the Redis subscription is confirmed. */
+  readonly ready: Promise<void>;
+  readonly onMessage: (message: string) => void;
+}
+
+interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
+const SCRIPTS = {
+  append: script(APPEND),
+  read: script(READ),
+  claim: script(CLAIM),
+  markDelivered: script(MARK_DELIVERED),
+  topicStats: script(TOPIC_STATS),
+};
+
+/**
+ * Engine shared by many instances through Redis (7.0 or newer): history in a Stream per
+ * diagnosis, live events over sharded pub/sub (SPUBLISH/SSUBSCRIBE), one Lua script per operation so every instance sees one order per
+ * diagnosis. One subscriber connection per instance, subscribed only to diagnoses with local
+ * listeners (reference-counted). Commands fail at once while Redis is unreachable (no offline
+ * queue), so a broadcast is never acknowledged unless it is stored.
+ */
+export class RedisEngine implements Engine {
+  readonly name = 'redis';
+  private readonly topics = new Map<string, Topic>();
+  private readonly subscriberCounts = new Map<string, number>();
+  private localSubscriptions = 0;
+  private readonly presence: Presence;
+
+  private constructor(
+    private readonly options: RedisEngineOptions,
+    private readonly commands: RedisClientType,
+    private readonly subscriber: RedisClientType,
+  ) {
+    const onError = options.onError ?? (() => {});
+    this.presence = new Presence(commands, options.prefix, randomUUID(), options.heartbeatMs ?? 2000, () => ({
+      subscriptions: this.localSubscriptions,
+      subscribers: this.subscriberCounts,
+    }), onError);
+    // The subscriber is connected before the engine is built, so every 'ready' from here on is a
+    // reconnect: messages published meanwhile are lost, so every listener re-reads history.
+    subscriber.on('ready', () => {
+      for (const topic of this.topics.values()) for (const listener of topic.listeners) listener.resync();
+    });
+  }
+
+  /** Connects both clients; rejects with a clear message when Redis is unreachable. */
+  static async connect(options: RedisEngineOptions): Promise<RedisEngine> {
+    let started = false;
+    const onError = options.onError ?? (() => {});
+    const make = () => {
+      const client = createClient({
+        url: options.url,
+        disableOfflineQueue: true,
+        socket: {
+          connectTimeout: 3000,
+          // Refuse to start when Redis is unreachable; reconnect with backoff once running.
+          reconnectStrategy: (retries, cause) => (started ? Math.min(100 * 2 ** retries, 2000) : cause),
+        },
+      }) as RedisClientType;
+      client.on('error', (error: unknown) => {
+        if (started) onError(error);
+      });
+      return client;
+    };
+    const commands = make();
+    const subscriber = make();
+    try {
+      await commands.connect();
+      await subscriber.connect();
+    } catch (error) {
+      await Promise.allSettled([commands.destroy(), subscriber.destroy()]);
+      const where = new URL(options.url);
+      throw new Error(`Redis at ${where.hostname}:${where.port || 6379} is unreachable: ${(error as Error).message}`);
+    }
+    started = true;
+    const engine = new RedisEngine(options, commands, subscriber);
+    await engine.presence.start();
+    return engine;
+  }
+
+  async append(topic: string, draft: EventDraft, idempotencyKey: string | null): Promise<AppendResult> {
+    const keys = topicKeys(this.options.prefix, topic);
+    const { size, ttlMs, metaTtlMs, idempotencyTtlMs } = this.options.limits;
+    const json = encodeDraft(draft);
+    const reply = (await this.run(
+      SCRIPTS.append,
+      [keys.meta, keys.history, keys.pending, keys.subscribers, idempotencyKey === null ? keys.meta : keys.idempotency(idempotencyKey), keys.channel],
+      [randomBytes(6).toString('base64url'), json, size, ttlMs, metaTtlMs, idempotencyTtlMs, '', idempotencyKey === null ? '0' : '1'],
+    )) as [string, ...unknown[]];
+    if (reply[0] === 'dup') return { ...decodeReceipt(reply[1] as string), duplicate: true };
+    const [, epoch, offset, time, live] = reply as [string, string, number, number, number];
+    return { event: toEvent(epoch, Number(offset), Number(time), json), liveSubscribers: Number(live), duplicate: false };
+  }
+
+  async read(topic: string, after: Position | null, limit: number): Promise<HistoryWindow> {
+    const keys = topicKeys(this.options.prefix, topic);
+    const count = Math.min(limit, this.options.limits.size);
+    return decodeWindow(
+      await this.run(SCRIPTS.read, [keys.meta, keys.history, keys.pending], [this.options.limits.ttlMs, after?.epoch ?? '', after ? after.offset : '', count]),
+    );
+  }
+
+  async claimPending(topic: string): Promise<HistoryWindow> {
+    const keys = topicKeys(this.options.prefix, topic);
+    return decodeWindow(await this.run(SCRIPTS.claim, [keys.meta, keys.history, keys.pending], [this.options.limits.ttlMs]));
+  }
+
+  async markDelivered(topic: string, upTo: Position): Promise<void> {
+    const keys = topicKeys(this.options.prefix, topic);
+    await this.run(SCRIPTS.markDelivered, [keys.meta, keys.history, keys.pending], [upTo.epoch, upTo.offset]);
+  }
+
+  async listen(topic: string, listener: EventListener): Promise<Unlisten> {
+    let state = this.topics.get(topic);
+    if (!state) state = this.subscribe(topic);
+    const own: EventListener = { event: (event) => listener.event(event), resync: () => listener.resync() };
+    state.listeners.add(own);
+    const release = () => {
+      if (!state.listeners.delete(own)) return;
+      if (state.listeners.size === 0 && this.topics.get(topic) === state) {
+        this.topics.delete(topic);
+        void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, state.onMessage).catch(() => {});
+      }
+    };
+    try {
+      await state.ready;
+      await this.count(topic, 1);
+    } catch (error) {
+      release();
+      throw unavailable(error);
+    }
+    let listening = true;
+    return () => {
+      if (!listening) return;
+      listening = false;
+      release();
+      void this.count(topic, -1).catch(() => {});
+    };
+  }
+
+  async topicStats(topic: string): Promise<TopicStats> {
+    const keys = topicKeys(this.options.prefix, topic);
+    const [epoch, last, retained, pending, subscribers] = (await this.run(
+      SCRIPTS.topicStats,
+      [keys.meta, keys.history, keys.pending, keys.subscribers],
+      [this.options.limits.ttlMs],
+    )) as [string, number, number, number, number];
+    return {
+      subscribers: Number(subscribers),
+      retainedEvents: Number(retained),
+      pendingEvents: Number(pending),
+      lastCursor: Number(last) > 0 ? encodeCursor({ epoch, offset: Number(last) }) : null,
+    };
+  }
+
+  async stats(): Promise<EngineStats> {
+    try {
+      const cluster = await this.presence.cluster();
+      return { ...cluster, pendingEvents: await this.pendingTotal() };
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.commands.ping();
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.presence.stop().catch(() => {});
+    this.topics.clear();
+    await Promise.allSettled([this.commands.close(), this.subscriber.close()]);
+  }
+
+  /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
+  private subscribe(topic: string): Topic {
+    const listeners = new Set<EventListener>();
+    const onMessage = (message: string) => {
+      const event = decodeMessage(message);
+      for (const listener of listeners) listener.event(event);
+    };
+    const ready = this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage);
+    const state: Topic = { listeners, ready, onMessage };
+    this.topics.set(topic, state);
+    return state;
+  }
+
+  private async count(topic: string, delta: 1 | -1): Promise<void> {
+    const next = (this.subscriberCounts.get(topic) ?? 0) + delta;
+    if (next > 0) this.subscriberCounts.set(topic, next);
+    else this.subscriberCounts.delete(topic);
+    this.localSubscriptions += delta;
+    await this.presence.addDiagnosis(topic, delta);
+  }
+
+  /** Unexpired pending events over all diagnoses (a scan: for `status`, not for hot paths). */
+  private async pendingTotal(): Promise<number> {
+    let total = 0;
+    const cutoff = Date.now() - this.options.limits.ttlMs;
+    for await (const keys of this.commands.scanIterator({ MATCH: `${this.options.prefix}{*}:pending`, COUNT: 1000 })) {
+      for (const key of keys) total += await this.commands.zCount(key, `(${cutoff}`, '+inf');
+    }
+    return total;
+  }
+
+  private async run(script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    const options = { keys, arguments: args.map(String) };
+    try {
+      try {
+        return await this.commands.evalSha(script.sha, options);
+      } catch (error) {
+        if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+        return await this.commands.eval(script.source, options);
+      }
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+}
+
+function unavailable(error: unknown): Error {
+  return error instanceof EngineUnavailableError ? error : new EngineUnavailableError(error);
+}

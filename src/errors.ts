@@ -1,0 +1,40 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * Expected errors carry an `extensions.code`; anything else is masked by Yoga as
+ * INTERNAL_SERVER_ERROR with no details for clients.
+ */
+export const ErrorCode = {
+  BadUserInput: 'BAD_USER_INPUT',
+  Unauthenticated: 'UNAUTHENTICATED',
+  Forbidden: 'FORBIDDEN',
+  ValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
+  Unavailable: 'SERVICE_UNAVAILABLE',
+} as const;
+
+export function badUserInput(message: string, field?: string): GraphQLError {
+  return new GraphQLError(message, {
+    extensions: field === undefined ? { code: ErrorCode.BadUserInput } : { code: ErrorCode.BadUserInput, field },
+  });
+}
+
+export function unauthenticated(message = 'A valid bearer token is required'): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated } });
+}
+
+export function forbidden(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden } });
+}
+
+/**
+ * WebSocket close codes the hub uses besides graphql-ws's own (4400, 4401, 4403, 4408, 4409,
+ * 4429, 4500). Every one of them is retried by the stock graphql-ws client.
+ */
+export const HubCloseCode = {
+  /** The server is shutting down: reconnect (to another instance) and resume from the last cursor. */
+  GoingAway: 1001,
+  /** The client fell too far behind, or history could not be read: reconnect and resume from the last cursor. */
+  TryAgainLater: 1013,
+  /** The token subject already has MAX_CONNECTIONS_PER_SUBJECT sockets open: retry later. */
+  TooManyConnections: 4029,
+} as const;

@@ -1,0 +1,24 @@
+import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
+import type { AuthState, Principal } from '../auth/principal.js';
+import type { Hub } from '../hub/hub.js';
+import type { EndReason } from '../hub/subscription.js';
+
+/** What every resolver receives, built the same way for HTTP, SSE and WebSocket operations. */
+export type GraphQLContext = {
+  readonly auth: AuthState;
+  readonly hub: Hub;
+  /** Open WebSocket connections plus open SSE streams on this instance. */
+  readonly connections: () => number;
+  readonly transport: Transport;
+  readonly broadcastRate: BroadcastRateLimit;
+};
+
+/** The transport-specific part of an operation's life. */
+export interface Transport {
+  /** A cursor the transport itself asks to resume after (SSE `Last-Event-ID`); wins over `after`. */
+  readonly resumeFrom?: string | null;
+  /** Wraps a subscription's event stream for the transport (SSE counts and expires it). */
+  track<T>(events: AsyncIterableIterator<T>, principal: Principal): AsyncIterableIterator<T>;
+  /** The hub ended a subscription on its own: close the connection so the client resumes. */
+  end(reason: EndReason): void;
+}

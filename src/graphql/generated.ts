@@ -1,0 +1,474 @@
+import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
+import type { HubEvent, RecommendationEvent, EffectivenessEvent, FeedbackEvent, GapEvent } from '../domain/events.js';
+import type { Receipt, StatusRoot } from '../hub/hub.js';
+import type { GraphQLContext } from './context.js';
+export type Maybe<T> = T | null;
+export type InputMaybe<T> = Maybe<T>;
+export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
+/** All built-in and custom scalars, mapped to their actual values */
+export type Scalars = {
+  ID: { input: string; output: string; }
+  String: { input: string; output: string; }
+  Boolean: { input: boolean; output: boolean; }
+  Int: { input: number; output: number; }
+  Float: { input: number; output: number; }
+  /** An ISO-8601 date-time in UTC, e.g. 2026-11-22T10:15:30.000Z. */
+  DateTime: { input: Date; output: Date; }
+  /** A JSON object (not an array, string or null). */
+  JSONObject: { input: Record<string, unknown>; output: Record<string, unknown>; }
+};
+
+export type BroadcastReceipt = {
+  __typename?: 'BroadcastReceipt';
+  /** True when this receipt answers a retry with a known idempotency key; nothing was broadcast again. */
+  duplicate: Scalars['Boolean']['output'];
+  /** The stored event with its cursor: load state, then subscribe `after` it with no gap. */
+  event: DiagnosisEvent;
+  /** Subscribers the event was delivered to live when it was accepted. */
+  liveSubscribers: Scalars['Int']['output'];
+};
+
+/**
+ * One update of a diagnosis, as delivered by `diagnosisUpdates` and listed by `diagnosisHistory`.
+ * Events of one diagnosis are strictly ordered by `cursor`.
+ */
+export type DiagnosisEvent = {
+  /** Opaque position of this event in its diagnosis stream. Pass it as `after` to resume from here. */
+  cursor: Scalars['String']['output'];
+  diagnosisId: Scalars['ID']['output'];
+  /** When the hub accepted the broadcast. */
+  occurredAt: Scalars['DateTime']['output'];
+  /** True when the event comes from history (resume, pending claim or a gap marker), false when live. */
+  replayed: Scalars['Boolean']['output'];
+};
+
+export type DiagnosisStatus = {
+  __typename?: 'DiagnosisStatus';
+  diagnosisId: Scalars['ID']['output'];
+  /** Cursor of the newest event, or null when the diagnosis has none. */
+  lastCursor: Maybe<Scalars['String']['output']>;
+  pendingEvents: Scalars['Int']['output'];
+  retainedEvents: Scalars['Int']['output'];
+  subscribers: Scalars['Int']['output'];
+};
+
+/** A new effectiveness estimate for a recommendation. */
+export type EffectivenessUpdate = DiagnosisEvent & {
+  __typename?: 'EffectivenessUpdate';
+  /** Confidence of the estimate in [0, 1]. */
+  confidence: Scalars['Float']['output'];
+  cursor: Scalars['String']['output'];
+  diagnosisId: Scalars['ID']['output'];
+  /** Estimated effectiveness in [0, 1]. */
+  effectiveness: Scalars['Float']['output'];
+  occurredAt: Scalars['DateTime']['output'];
+  recommendationId: Scalars['ID']['output'];
+  replayed: Scalars['Boolean']['output'];
+  /** Number of observations behind the estimate (>= 0). */
+  sampleSize: Scalars['Int']['output'];
+};
+
+export type EffectivenessUpdateInput = {
+  confidence: Scalars['Float']['input'];
+  diagnosisId: Scalars['ID']['input'];
+  effectiveness: Scalars['Float']['input'];
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  recommendationId: Scalars['ID']['input'];
+  sampleSize: Scalars['Int']['input'];
+};
+
+/** Feedback on a recommendation from a clinician or patient. */
+export type FeedbackUpdate = DiagnosisEvent & {
+  __typename?: 'FeedbackUpdate';
+  cursor: Scalars['String']['output'];
+  diagnosisId: Scalars['ID']['output'];
+  /** Perceived effectiveness in [0, 1]. */
+  effectiveness: Scalars['Float']['output'];
+  feedbackId: Scalars['ID']['output'];
+  occurredAt: Scalars['DateTime']['output'];
+  /** Integer rating from 1 to 5. */
+  rating: Scalars['Int']['output'];
+  replayed: Scalars['Boolean']['output'];
+};
+
+export type FeedbackUpdateInput = {
+  diagnosisId: Scalars['ID']['input'];
+  effectiveness: Scalars['Float']['input'];
+  feedbackId: Scalars['ID']['input'];
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  rating: Scalars['Int']['input'];
+};
+
+/**
+ * Some events the client asked for are gone. Reload the diagnosis state, then keep consuming:
+ * the events that follow are everything still retained. Resuming from this gap's `cursor`
+ * replays everything retained without a new gap.
+ */
+export type HistoryGap = DiagnosisEvent & {
+  __typename?: 'HistoryGap';
+  cursor: Scalars['String']['output'];
+  diagnosisId: Scalars['ID']['output'];
+  /** The same as `reason`, as the enum. */
+  gapReason: HistoryGapReason;
+  occurredAt: Scalars['DateTime']['output'];
+  /**
+   * Why events are missing: the name of a `HistoryGapReason` value (TRIMMED, EXPIRED or HISTORY_LOST).
+   * A String, like `RecommendationUpdate.reason`, so one query can select both without aliases.
+   */
+  reason: Maybe<Scalars['String']['output']>;
+  /** Always true. */
+  replayed: Scalars['Boolean']['output'];
+};
+
+/** Why events between the requested cursor and the first retained event are missing. */
+export type HistoryGapReason =
+  /** Events older than HISTORY_TTL_SECONDS were dropped. */
+  | 'EXPIRED'
+  /** The stream the cursor belongs to no longer exists (e.g. the hub restarted without persistent history). */
+  | 'HISTORY_LOST'
+  /** History was capped at HISTORY_SIZE events per diagnosis and older events were dropped. */
+  | 'TRIMMED';
+
+export type HubStatus = {
+  __typename?: 'HubStatus';
+  /** Engine name: memory or redis. */
+  backend: Scalars['String']['output'];
+  /** Open WebSocket connections plus open SSE streams. */
+  connections: Scalars['Int']['output'];
+  /** Diagnoses with at least one live subscriber. */
+  diagnoses: Scalars['Int']['output'];
+  diagnosis: Maybe<DiagnosisStatus>;
+  /** Hub instances sharing the engine (1 for memory; live instances for redis). */
+  instances: Scalars['Int']['output'];
+  /** Events broadcast while nobody listened and not yet delivered, over all diagnoses. */
+  pendingEvents: Scalars['Int']['output'];
+  /** Active diagnosisUpdates subscriptions. */
+  subscriptions: Scalars['Int']['output'];
+};
+
+
+export type HubStatusDiagnosisArgs = {
+  id: Scalars['ID']['input'];
+};
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  broadcastEffectivenessUpdate: BroadcastReceipt;
+  broadcastFeedbackUpdate: BroadcastReceipt;
+  broadcastRecommendationUpdate: BroadcastReceipt;
+};
+
+
+export type MutationBroadcastEffectivenessUpdateArgs = {
+  input: EffectivenessUpdateInput;
+};
+
+
+export type MutationBroadcastFeedbackUpdateArgs = {
+  input: FeedbackUpdateInput;
+};
+
+
+export type MutationBroadcastRecommendationUpdateArgs = {
+  input: RecommendationUpdateInput;
+};
+
+export type Query = {
+  __typename?: 'Query';
+  /**
+   * What a resume `after` this cursor would replay, oldest first (a `HistoryGap` first where a resume
+   * would have one); from the oldest retained event when `after` is omitted. Clears nothing.
+   * `limit` defaults to 100, at most 1000.
+   */
+  diagnosisHistory: Array<DiagnosisEvent>;
+  /** Hub counters. Requires the `hub:status` scope. */
+  status: HubStatus;
+};
+
+
+export type QueryDiagnosisHistoryArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  diagnosisId: Scalars['ID']['input'];
+  limit?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/** A recommendation changed from `previous` to `current`. */
+export type RecommendationUpdate = DiagnosisEvent & {
+  __typename?: 'RecommendationUpdate';
+  /** Top-level keys of previous ∪ current whose JSON values differ (added, removed or changed), sorted. */
+  changedFields: Array<Scalars['String']['output']>;
+  current: Scalars['JSONObject']['output'];
+  cursor: Scalars['String']['output'];
+  diagnosisId: Scalars['ID']['output'];
+  occurredAt: Scalars['DateTime']['output'];
+  previous: Scalars['JSONObject']['output'];
+  reason: Maybe<Scalars['String']['output']>;
+  recommendationId: Scalars['ID']['output'];
+  replayed: Scalars['Boolean']['output'];
+};
+
+export type RecommendationUpdateInput = {
+  /** At most 16384 bytes as JSON. */
+  current: Scalars['JSONObject']['input'];
+  /** 1 to 64 characters of [A-Za-z0-9_.:-]. */
+  diagnosisId: Scalars['ID']['input'];
+  /** A retry with the same key for the same diagnosis within 10 minutes returns the original receipt. */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** At most 16384 bytes as JSON. */
+  previous: Scalars['JSONObject']['input'];
+  /** At most 1000 characters. */
+  reason?: InputMaybe<Scalars['String']['input']>;
+  recommendationId: Scalars['ID']['input'];
+};
+
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Updates of one diagnosis. With `after`: every retained event after that cursor (`replayed: true`,
+   * a `HistoryGap` first if some are gone), then live events. Without `after`: the pending events
+   * (broadcast while nobody listened and not yet delivered), then live events.
+   */
+  diagnosisUpdates: DiagnosisEvent;
+};
+
+
+export type SubscriptionDiagnosisUpdatesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  diagnosisId: Scalars['ID']['input'];
+};
+
+
+
+export type ResolverTypeWrapper<T> = Promise<T> | T;
+
+
+export type ResolverWithResolve<TResult, TParent, TContext, TArgs> = {
+  resolve: ResolverFn<TResult, TParent, TContext, TArgs>;
+};
+export type Resolver<TResult, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>, TArgs = Record<PropertyKey, never>> = ResolverFn<TResult, TParent, TContext, TArgs> | ResolverWithResolve<TResult, TParent, TContext, TArgs>;
+
+export type ResolverFn<TResult, TParent, TContext, TArgs> = (
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => Promise<TResult> | TResult;
+
+export type SubscriptionSubscribeFn<TResult, TParent, TContext, TArgs> = (
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => AsyncIterable<TResult> | Promise<AsyncIterable<TResult>>;
+
+export type SubscriptionResolveFn<TResult, TParent, TContext, TArgs> = (
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => TResult | Promise<TResult>;
+
+export interface SubscriptionSubscriberObject<TResult, TKey extends string, TParent, TContext, TArgs> {
+  subscribe: SubscriptionSubscribeFn<{ [key in TKey]: TResult }, TParent, TContext, TArgs>;
+  resolve?: SubscriptionResolveFn<TResult, { [key in TKey]: TResult }, TContext, TArgs>;
+}
+
+export interface SubscriptionResolverObject<TResult, TParent, TContext, TArgs> {
+  subscribe: SubscriptionSubscribeFn<any, TParent, TContext, TArgs>;
+  resolve: SubscriptionResolveFn<TResult, any, TContext, TArgs>;
+}
+
+export type SubscriptionObject<TResult, TKey extends string, TParent, TContext, TArgs> =
+  | SubscriptionSubscriberObject<TResult, TKey, TParent, TContext, TArgs>
+  | SubscriptionResolverObject<TResult, TParent, TContext, TArgs>;
+
+export type SubscriptionResolver<TResult, TKey extends string, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>, TArgs = Record<PropertyKey, never>> =
+  | ((...args: any[]) => SubscriptionObject<TResult, TKey, TParent, TContext, TArgs>)
+  | SubscriptionObject<TResult, TKey, TParent, TContext, TArgs>;
+
+export type TypeResolveFn<TTypes, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>> = (
+  parent: TParent,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => Maybe<TTypes> | Promise<Maybe<TTypes>>;
+
+export type IsTypeOfResolverFn<T = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>> = (obj: T, context: TContext, info: GraphQLResolveInfo) => boolean | Promise<boolean>;
+
+export type NextResolverFn<T> = () => Promise<T>;
+
+export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>, TArgs = Record<PropertyKey, never>> = (
+  next: NextResolverFn<TResult>,
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => TResult | Promise<TResult>;
+
+
+
+
+
+/** Mapping between all available schema types and the resolvers types */
+export type ResolversTypes = {
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  BroadcastReceipt: ResolverTypeWrapper<Receipt>;
+  DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  DiagnosisEvent: ResolverTypeWrapper<HubEvent>;
+  DiagnosisStatus: ResolverTypeWrapper<DiagnosisStatus>;
+  EffectivenessUpdate: ResolverTypeWrapper<EffectivenessEvent>;
+  EffectivenessUpdateInput: EffectivenessUpdateInput;
+  FeedbackUpdate: ResolverTypeWrapper<FeedbackEvent>;
+  FeedbackUpdateInput: FeedbackUpdateInput;
+  Float: ResolverTypeWrapper<Scalars['Float']['output']>;
+  HistoryGap: ResolverTypeWrapper<GapEvent>;
+  HistoryGapReason: HistoryGapReason;
+  HubStatus: ResolverTypeWrapper<StatusRoot>;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  JSONObject: ResolverTypeWrapper<Scalars['JSONObject']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  RecommendationUpdate: ResolverTypeWrapper<RecommendationEvent>;
+  RecommendationUpdateInput: RecommendationUpdateInput;
+  String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+};
+
+/** Mapping between all available schema types and the resolvers parents */
+export type ResolversParentTypes = {
+  Boolean: Scalars['Boolean']['output'];
+  BroadcastReceipt: Receipt;
+  DateTime: Scalars['DateTime']['output'];
+  DiagnosisEvent: HubEvent;
+  DiagnosisStatus: DiagnosisStatus;
+  EffectivenessUpdate: EffectivenessEvent;
+  EffectivenessUpdateInput: EffectivenessUpdateInput;
+  FeedbackUpdate: FeedbackEvent;
+  FeedbackUpdateInput: FeedbackUpdateInput;
+  Float: Scalars['Float']['output'];
+  HistoryGap: GapEvent;
+  HubStatus: StatusRoot;
+  ID: Scalars['ID']['output'];
+  Int: Scalars['Int']['output'];
+  JSONObject: Scalars['JSONObject']['output'];
+  Mutation: Record<PropertyKey, never>;
+  Query: Record<PropertyKey, never>;
+  RecommendationUpdate: RecommendationEvent;
+  RecommendationUpdateInput: RecommendationUpdateInput;
+  String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
+};
+
+export type BroadcastReceiptResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BroadcastReceipt'] = ResolversParentTypes['BroadcastReceipt']> = {
+  duplicate?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  event?: Resolver<ResolversTypes['DiagnosisEvent'], ParentType, ContextType>;
+  liveSubscribers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
+  name: 'DateTime';
+}
+
+export type DiagnosisEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DiagnosisEvent'] = ResolversParentTypes['DiagnosisEvent']> = {
+  __resolveType: TypeResolveFn<'EffectivenessUpdate' | 'FeedbackUpdate' | 'HistoryGap' | 'RecommendationUpdate', ParentType, ContextType>;
+};
+
+export type DiagnosisStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DiagnosisStatus'] = ResolversParentTypes['DiagnosisStatus']> = {
+  diagnosisId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  lastCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  pendingEvents?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  retainedEvents?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  subscribers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type EffectivenessUpdateResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['EffectivenessUpdate'] = ResolversParentTypes['EffectivenessUpdate']> = {
+  confidence?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  diagnosisId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  effectiveness?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  occurredAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  recommendationId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  sampleSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type FeedbackUpdateResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['FeedbackUpdate'] = ResolversParentTypes['FeedbackUpdate']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  diagnosisId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  effectiveness?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  feedbackId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  occurredAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  rating?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type HistoryGapResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['HistoryGap'] = ResolversParentTypes['HistoryGap']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  diagnosisId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  gapReason?: Resolver<ResolversTypes['HistoryGapReason'], ParentType, ContextType>;
+  occurredAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type HubStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['HubStatus'] = ResolversParentTypes['HubStatus']> = {
+  backend?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  connections?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  diagnoses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  diagnosis?: Resolver<Maybe<ResolversTypes['DiagnosisStatus']>, ParentType, ContextType, RequireFields<HubStatusDiagnosisArgs, 'id'>>;
+  instances?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  pendingEvents?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  subscriptions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export interface JsonObjectScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSONObject'], any> {
+  name: 'JSONObject';
+}
+
+export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  broadcastEffectivenessUpdate?: Resolver<ResolversTypes['BroadcastReceipt'], ParentType, ContextType, RequireFields<MutationBroadcastEffectivenessUpdateArgs, 'input'>>;
+  broadcastFeedbackUpdate?: Resolver<ResolversTypes['BroadcastReceipt'], ParentType, ContextType, RequireFields<MutationBroadcastFeedbackUpdateArgs, 'input'>>;
+  broadcastRecommendationUpdate?: Resolver<ResolversTypes['BroadcastReceipt'], ParentType, ContextType, RequireFields<MutationBroadcastRecommendationUpdateArgs, 'input'>>;
+};
+
+export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  diagnosisHistory?: Resolver<Array<ResolversTypes['DiagnosisEvent']>, ParentType, ContextType, RequireFields<QueryDiagnosisHistoryArgs, 'diagnosisId'>>;
+  status?: Resolver<ResolversTypes['HubStatus'], ParentType, ContextType>;
+};
+
+export type RecommendationUpdateResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RecommendationUpdate'] = ResolversParentTypes['RecommendationUpdate']> = {
+  changedFields?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  current?: Resolver<ResolversTypes['JSONObject'], ParentType, ContextType>;
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  diagnosisId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  occurredAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  previous?: Resolver<ResolversTypes['JSONObject'], ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  recommendationId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
+export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  diagnosisUpdates?: SubscriptionResolver<ResolversTypes['DiagnosisEvent'], "diagnosisUpdates", ParentType, ContextType, RequireFields<SubscriptionDiagnosisUpdatesArgs, 'diagnosisId'>>;
+};
+
+export type Resolvers<ContextType = GraphQLContext> = {
+  BroadcastReceipt?: BroadcastReceiptResolvers<ContextType>;
+  DateTime?: GraphQLScalarType;
+  DiagnosisEvent?: DiagnosisEventResolvers<ContextType>;
+  DiagnosisStatus?: DiagnosisStatusResolvers<ContextType>;
+  EffectivenessUpdate?: EffectivenessUpdateResolvers<ContextType>;
+  FeedbackUpdate?: FeedbackUpdateResolvers<ContextType>;
+  HistoryGap?: HistoryGapResolvers<ContextType>;
+  HubStatus?: HubStatusResolvers<ContextType>;
+  JSONObject?: GraphQLScalarType;
+  Mutation?: MutationResolvers<ContextType>;
+  Query?: QueryResolvers<ContextType>;
+  RecommendationUpdate?: RecommendationUpdateResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
+};
+

@@ -1,0 +1,29 @@
+import { requireRead, requireScope, Scope } from '../auth/policy.js';
+import { validateDiagnosisId } from '../domain/validate.js';
+import { badUserInput } from '../errors.js';
+import { parseAfter } from './cursor-arg.js';
+import type { HubStatusResolvers, QueryResolvers } from './generated.js';
+
+export const HISTORY_DEFAULT_LIMIT = 100;
+export const HISTORY_MAX_LIMIT = 1000;
+
+export const Query: QueryResolvers = {
+  status: (_, __, { auth, hub, connections }) => {
+    requireScope(auth, Scope.Status);
+    return hub.status(connections());
+  },
+  diagnosisHistory: (_, args, { auth, hub }) => {
+    const diagnosisId = validateDiagnosisId(args.diagnosisId);
+    requireRead(auth, diagnosisId);
+    const after = parseAfter(args.after);
+    const limit = args.limit ?? HISTORY_DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_MAX_LIMIT) {
+      throw badUserInput(`limit must be between 1 and ${HISTORY_MAX_LIMIT}`, 'limit');
+    }
+    return hub.history(diagnosisId, after, limit);
+  },
+};
+
+export const HubStatus: HubStatusResolvers = {
+  diagnosis: (_, { id }, { hub }) => hub.diagnosisStatus(validateDiagnosisId(id)),
+};

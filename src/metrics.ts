@@ -1,0 +1,113 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { GapReason, StoredEvent } from './domain/events.js';
+
+/** What the hub reports while it works; a no-op by default (unit tests, tools). */
+export interface HubMetrics {
+  /** A broadcast was stored (not an idempotent retry). */
+  published(event: StoredEvent): void;
+  /** The engine could not be reached. */
+  engineFailed(): void;
+  /** A live event handed to one subscriber. */
+  delivered(event: StoredEvent): void;
+  /** Events handed out from history (resume, pending claim, catch-up). */
+  replayed(count: number): void;
+  gap(reason: GapReason): void;
+}
+
+export const noMetrics: HubMetrics = { published: () => {}, engineFailed: () => {}, delivered: () => {}, replayed: () => {}, gap: () => {} };
+
+/** Live counts read when /metrics is scraped. */
+export interface MetricSources {
+  connections(): number;
+  stats(): Promise<{ subscriptions: number; pendingEvents: number; diagnoses: number }>;
+}
+
+/**
+ * Every instrument the hub exports on /metrics (Prometheus text format), on a registry of its own
+ * so that several apps in one process (tests) do not collide. Names start with `hub_`; process
+ * and GC metrics come from prom-client's defaults, GraphQL phase timings from Yoga's plugin.
+ */
+export class Metrics implements HubMetrics {
+  readonly registry = new Registry();
+  private sources: MetricSources | null = null;
+
+  private readonly deliveries = new Counter({ name: 'hub_deliveries_total', help: 'Live events delivered to subscribers', registers: [this.registry] });
+  private readonly replays = new Counter({ name: 'hub_replayed_events_total', help: 'Events delivered from history (resume, pending claim, catch-up)', registers: [this.registry] });
+  private readonly gaps = new Counter({ name: 'hub_gaps_total', help: 'HistoryGap markers delivered, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  private readonly broadcasts = new Counter({ name: 'hub_broadcasts_total', help: 'Broadcasts accepted, by event type', labelNames: ['type'] as const, registers: [this.registry] });
+  private readonly refusals = new Counter({ name: 'hub_broadcasts_refused_total', help: 'Broadcasts refused, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  private readonly closes = new Counter({ name: 'hub_socket_closes_total', help: 'WebSocket closes, by code (the hub\'s and the clients\')', labelNames: ['code'] as const, registers: [this.registry] });
+  private readonly authFailures = new Counter({ name: 'hub_auth_failures_total', help: 'Rejected tokens, by reason', labelNames: ['reason', 'transport'] as const, registers: [this.registry] });
+  private readonly engineErrors = new Counter({ name: 'hub_engine_errors_total', help: 'Failed engine operations (storage unreachable)', registers: [this.registry] });
+  private readonly latency = new Histogram({
+    name: 'hub_broadcast_to_delivery_seconds',
+    help: 'Time from a broadcast being accepted to its live delivery to a subscriber',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    const sources = () => this.sources;
+    new Gauge({
+      name: 'hub_connections',
+      help: 'Open WebSocket connections plus SSE streams on this instance',
+      registers: [this.registry],
+      collect() {
+        this.set(sources()?.connections() ?? 0);
+      },
+    });
+    const fromStats = (name: string, help: string, pick: (stats: Awaited<ReturnType<MetricSources['stats']>>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          const from = sources();
+          if (from) this.set(pick(await from.stats()));
+        },
+      });
+    fromStats('hub_subscriptions', 'Active diagnosisUpdates subscriptions (cluster-wide on Redis)', (s) => s.subscriptions);
+    fromStats('hub_diagnoses', 'Diagnoses with at least one subscriber', (s) => s.diagnoses);
+    fromStats('hub_pending_events', 'Events broadcast while nobody listened and not yet delivered', (s) => s.pendingEvents);
+  }
+
+  /** Connects the gauges to the live counts (the app calls this once everything is built). */
+  observe(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  delivered(event: StoredEvent): void {
+    this.deliveries.inc();
+    this.latency.observe(Math.max(0, Date.now() - event.occurredAt.getTime()) / 1000);
+  }
+
+  replayed(count: number): void {
+    if (count > 0) this.replays.inc(count);
+  }
+
+  gap(reason: GapReason): void {
+    this.gaps.inc({ reason });
+  }
+
+  published(event: StoredEvent): void {
+    this.broadcasts.inc({ type: event.__typename });
+  }
+
+  engineFailed(): void {
+    this.engineErrors.inc();
+  }
+
+  refused(reason: 'rate-limited'): void {
+    this.refusals.inc({ reason });
+  }
+
+  closed(code: number): void {
+    this.closes.inc({ code: String(code) });
+  }
+
+  authFailed(reason: string, transport: 'http' | 'ws'): void {
+    this.authFailures.inc({ reason, transport });
+  }
+
+}

@@ -1,0 +1,180 @@
+import type { Server } from 'node:http';
+import { CloseCode, type OperationResult } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { randomUUID } from 'node:crypto';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { fromConnectionParams } from '../auth/extract-token.js';
+import type { AuthState } from '../auth/principal.js';
+import type { Authenticate } from '../auth/verifier.js';
+import { HubCloseCode } from '../errors.js';
+import type { Config } from '../config.js';
+import type { Transport } from '../graphql/context.js';
+import type { Metrics } from '../metrics.js';
+import type { EndReason } from '../hub/subscription.js';
+import { timerDelay, type Connections } from './connections.js';
+import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
+
+export interface WebSocketDeps {
+  readonly server: Server;
+  readonly yoga: HubYoga;
+  readonly authenticate: Authenticate;
+  readonly connections: Connections;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly limits: Config['limits'];
+}
+
+type SocketState = {
+  auth?: AuthState;
+  transport?: Transport;
+  expiry?: NodeJS.Timeout;
+  /** Releases this socket's place in the per-subject connection count. */
+  release?: () => void;
+};
+
+const END_REASONS: Record<EndReason, string> = {
+  'slow-consumer': 'Slow consumer: resume from your last cursor',
+  'history-unavailable': 'History unavailable: resume from your last cursor',
+};
+
+/**
+ * graphql-ws (graphql-transport-ws) on the HTTP server's /graphql path. Every operation goes
+ * through Yoga's envelop pipeline, so auth, context, validation and error masking are the
+ * same as over HTTP. A missing or invalid token at connection_init closes with 4403; so does
+ * the token's expiry on an open socket.
+ */
+export function attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.wsMaxPayloadBytes });
+  const perSubject = new Map<string, number>();
+  wss.on('connection', (socket) => {
+    connections.webSockets += 1;
+    const id = randomUUID().slice(0, 8);
+    logger.debug({ connection: id }, 'websocket opened');
+    socket.once('close', (code) => {
+      connections.webSockets -= 1;
+      metrics.closed(code);
+      logger.debug({ connection: id, code }, 'websocket closed');
+    });
+  });
+
+  /** Counts a socket against its subject; false when the subject is at its limit. */
+  const admit = (subject: string): (() => void) | null => {
+    const open = perSubject.get(subject) ?? 0;
+    if (open >= limits.maxConnectionsPerSubject) return null;
+    perSubject.set(subject, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (perSubject.get(subject) ?? 1) - 1;
+      if (left > 0) perSubject.set(subject, left);
+      else perSubject.delete(subject);
+    };
+  };
+
+  const graphqlWs = useServer<Record<string, unknown> | undefined, SocketState>(
+    {
+      execute: (args) => (args.rootValue as Enveloped).execute(args),
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      connectionInitWaitTimeout: limits.wsInitTimeoutMs,
+      onConnect: async (ctx) => {
+        const auth = await authenticate(fromConnectionParams(ctx.connectionParams));
+        if (!auth.principal) {
+          metrics.authFailed(auth.failure, 'ws');
+          logger.info({ reason: auth.failure }, 'websocket refused');
+          return false;
+        }
+        const socket = ctx.extra.socket;
+        // The socket may have closed while the token was verified; onClose has run already then.
+        if (socket.readyState !== socket.OPEN) return false;
+        const release = admit(auth.principal.subject);
+        if (!release) {
+          socket.close(HubCloseCode.TooManyConnections, 'Too many connections for this token subject');
+          return false;
+        }
+        ctx.extra.release = release;
+        ctx.extra.auth = auth;
+        ctx.extra.transport = wsTransport(socket);
+        ctx.extra.expiry = setTimeout(
+          () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'),
+          timerDelay(auth.principal.expiresAt),
+        );
+        logger.debug({ sub: auth.principal.subject }, 'websocket connected');
+        return true;
+      },
+      onClose: (ctx) => {
+        clearTimeout(ctx.extra.expiry);
+        ctx.extra.release?.();
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        // The new operation is already reserved in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
+          return [
+            new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, {
+              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+            }),
+          ];
+        }
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          auth: ctx.extra.auth,
+          transport: ctx.extra.transport,
+        });
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        const args: ExecutionArgs = {
+          schema,
+          document,
+          operationName: params.operationName ?? null,
+          variableValues: params.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies Enveloped,
+        };
+        return args;
+      },
+    },
+    wss,
+    limits.keepAliveMs,
+  );
+
+  return {
+    /**
+     * Closes every socket with 1001 (clients reconnect elsewhere and resume) and stops accepting.
+     * A client that does not answer the close within `graceMs` (it stopped reading) is cut off,
+     * so one stuck client cannot hold up shutdown.
+     */
+    async close(graceMs = 1000): Promise<void> {
+      const closing = [...wss.clients].map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+      const disposed = graphqlWs.dispose(); // sends 1001 to every socket, then closes the server
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([Promise.all(closing), grace]);
+      for (const socket of wss.clients) socket.terminate();
+      await disposed;
+    },
+  };
+}
+
+/** Yoga's envelop-wrapped execute/subscribe, carried to graphql-ws in `rootValue`. */
+interface Enveloped {
+  execute: (args: ExecutionArgs) => OperationResult;
+  subscribe: (args: ExecutionArgs) => OperationResult;
+}
+
+function wsTransport(socket: WebSocket): Transport {
+  return {
+    track: (events) => events,
+    end: (reason) => socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]),
+  };
+}

@@ -1,0 +1,179 @@
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { createYoga, useReadinessCheck, type YogaServerInstance, type YogaServerOptions } from 'graphql-yoga';
+import type { GraphQLError, ValidationContext } from 'graphql';
+import type { Logger } from 'pino';
+import { fromAuthorizationHeader } from '../auth/extract-token.js';
+import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
+import type { Authenticate } from '../auth/verifier.js';
+import type { Config } from '../config.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { maskError, useErrorCodes } from '../graphql/error-codes.js';
+import { createHubSchema } from '../graphql/schema.js';
+import type { Hub } from '../hub/hub.js';
+import type { Metrics } from '../metrics.js';
+import type { Connections } from './connections.js';
+import { SseStreams, useSseWithIds } from './sse.js';
+import type { InFlight } from './in-flight.js';
+
+export interface YogaDeps {
+  readonly config: Config;
+  readonly hub: Hub;
+  readonly authenticate: Authenticate;
+  readonly broadcastRate: BroadcastRateLimit;
+  readonly connections: Connections;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Pre-filled in GraphiQL's headers (dev mode). */
+  readonly graphiqlToken: string | null;
+  /** False once shutdown has begun, so /ready fails first. */
+  readonly isAccepting: () => boolean;
+  /** Counts operations in flight over HTTP, so shutdown can let them finish. */
+  readonly inFlight: InFlight;
+}
+
+export type HubYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
+
+export const GRAPHQL_PATH = '/graphql';
+
+const DEFAULT_QUERY = `# Live updates of one diagnosis. Start it, then broadcast from a second tab:
+#   mutation { broadcastFeedbackUpdate(input: {diagnosisId: "diagnosis-1", feedbackId: "f1",
+#     rating: 5, effectiveness: 0.9}) { event { cursor } liveSubscribers } }
+subscription Watch($after: String) {
+  diagnosisUpdates(diagnosisId: "diagnosis-1", after: $after) {
+    __typename
+    cursor
+    occurredAt
+    replayed
+    ... on RecommendationUpdate { recommendationId changedFields current reason }
+    ... on EffectivenessUpdate { recommendationId effectiveness confidence sampleSize }
+    ... on FeedbackUpdate { feedbackId rating effectiveness }
+    ... on HistoryGap { reason gapReason }
+  }
+}
+`;
+
+/**
+ * graphql-armor's rules throw out of `validate()` by default, which Yoga answers with 200 and
+ * graphql-ws with a 4500 close of the whole socket. Reported as validation errors instead, a
+ * refusal is a 400 with GRAPHQL_VALIDATION_FAILED over HTTP and an `error` message over WebSocket.
+ */
+const asValidationErrors = {
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
+};
+
+/**
+ * HTTP, SSE and GraphiQL on /graphql, plus /health, /ready and /metrics. Every request passes
+ * the same plugin stack, which graphql-ws operations share through `getEnveloped`.
+ */
+export function createHubYoga(deps: YogaDeps): HubYoga {
+  const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight } = deps;
+  const { limits } = config;
+  const sseStreams = new SseStreams();
+  return createYoga<Record<string, unknown>, GraphQLContext>({
+    schema: createHubSchema(),
+    graphqlEndpoint: GRAPHQL_PATH,
+    // WebSocket operations arrive with auth and transport already set (transport/websocket.ts).
+    context: async (initial) => {
+      let auth = initial['auth'] as GraphQLContext['auth'] | undefined;
+      if (!auth) {
+        auth = await authenticate(fromAuthorizationHeader(initial.request.headers.get('authorization')));
+        if (!auth.principal && auth.failure !== 'missing') metrics.authFailed(auth.failure, 'http');
+      }
+      return {
+        hub,
+        connections: connections.count,
+        broadcastRate,
+        auth,
+        transport: (initial['transport'] as GraphQLContext['transport'] | undefined) ?? sseStreams.transport(initial.request, connections),
+      };
+    },
+    graphiql: config.graphiql
+      ? {
+          title: 'Diagnosis update hub',
+          defaultQuery: DEFAULT_QUERY,
+          ...(graphiqlToken ? { headers: JSON.stringify({ Authorization: `Bearer ${graphiqlToken}` }, null, 2) } : {}),
+        }
+      : false,
+    renderGraphiQL,
+    landingPage: false,
+    cors: corsFor(config.corsOrigins),
+    maskedErrors: { isDev: false, maskError },
+    logging: logger,
+    maxRequestBodySize: limits.maxBodyBytes,
+    // Yoga's parse cache hands the same error objects to HTTP (which decorates them with an HTTP
+    // status) and to WebSocket; without it, a refused document looks the same on every transport.
+    parserAndValidationCache: false,
+    healthCheckEndpoint: '/health',
+    plugins: [
+      useErrorCodes(),
+      EnvelopArmorPlugin({
+        maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true, ...asValidationErrors },
+        maxAliases: { n: limits.maxAliases, ...asValidationErrors },
+        maxTokens: { n: limits.maxTokens },
+        costLimit: { maxCost: limits.maxCost, ...asValidationErrors },
+        maxDirectives: { n: limits.maxDirectives, ...asValidationErrors },
+        blockFieldSuggestion: { enabled: true },
+      }),
+      ...(config.introspection ? [] : [useDisableIntrospection()]),
+      // Browsers may only send "simple" requests cross-site without a preflight: require a header
+      // (or a JSON body) so that a page elsewhere cannot run operations with a user's cookies.
+      // A request with an Authorization header is preflighted, so it passes too.
+      useCSRFPrevention({ requestHeaders: ['x-graphql-csrf', 'x-graphql-yoga-csrf', 'authorization'] }),
+      useSseWithIds(sseStreams, limits.keepAliveMs),
+      usePrometheus({
+        endpoint: '/metrics',
+        registry: metrics.registry,
+        metrics: {
+          graphql_envelop_request_duration: true,
+          graphql_envelop_phase_parse: true,
+          graphql_envelop_phase_validate: true,
+          graphql_envelop_phase_context: true,
+          graphql_envelop_phase_execute: true,
+          graphql_envelop_phase_subscribe: true,
+          graphql_envelop_error_result: true,
+          graphql_yoga_http_duration: true,
+        },
+      }),
+      {
+        // A body refused for its size may not have been read to the end: close the connection
+        // rather than leave a keep-alive socket with unread bytes in it.
+        onResponse: ({ response }) => {
+          if (response.status === 413) response.headers.set('connection', 'close');
+        },
+        onExecute: () => {
+          const done = inFlight.start();
+          return { onExecuteDone: done };
+        },
+      },
+      useReadinessCheck({
+        endpoint: '/ready',
+        check: async () => {
+          if (!isAccepting()) return false;
+          await hub.ping();
+          return true;
+        },
+      }),
+    ],
+  });
+}
+
+/**
+ * CORS for the configured origins: any origin (`*`), or only listed ones, answered per request so
+ * that an unlisted origin (including `null`) gets no CORS headers at all.
+ */
+function corsFor(origins: Config['corsOrigins']): YogaServerOptions<Record<string, unknown>, GraphQLContext>['cors'] {
+  if (origins === '*') return true;
+  if (origins.length === 0) return false;
+  // `false` from the factory means "no CORS headers" (whatwg-node's useCORS handles it, though
+  // its type only names options).
+  const none = false as unknown as { origin: string };
+  return (request) => {
+    const origin = request.headers.get('origin');
+    return origin !== null && origins.includes(origin) ? { origin, methods: ['GET', 'POST'] } : none;
+  };
+}

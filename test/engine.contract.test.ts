@@ -1,0 +1,824 @@
+/**
+ * The Engine contract (src/engine/engine.ts), run against every engine: the in-memory engine and
+ * the Redis engine (on the Redis that global-setup provides, with a key prefix of its own per
+ * test). Where the story is about subscribers, the Hub is used over the engine.
+ *
+ * "peer" is a second handle on the same storage: another RedisEngine instance on the same prefix
+ * (another hub process, in effect), or the very same engine for the single-process memory engine.
+ */
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createClient, type RedisClientType } from '@redis/client';
+import { Hub } from '../src/hub/hub.js';
+import type { EndReason } from '../src/hub/subscription.js';
+import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
+import { RedisEngine } from '../src/engine/redis/redis-engine.js';
+import { topicKeys } from '../src/engine/redis/keys.js';
+import {
+  EngineUnavailableError,
+  type AppendResult,
+  type Engine,
+  type EventListener,
+  type HistoryLimits,
+} from '../src/engine/engine.js';
+import type { EventDraft, GapEvent, HubEvent, Position, StoredEvent } from '../src/domain/events.js';
+import { eventually } from './helpers/graphql.js';
+import { freePort, hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
+import { whileSubscribersAreCutOff } from './helpers/redis-faults.js';
+
+const redisUrl = inject('redisUrl');
+
+const LIMITS: HistoryLimits = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 60_000 };
+
+// ---------------------------------------------------------------------------------------------
+// Engines under test
+// ---------------------------------------------------------------------------------------------
+
+interface Harness {
+  readonly engine: Engine;
+  /** Another instance on the same storage (the same engine for the memory engine). */
+  peer(): Promise<Engine>;
+  /** Loses the topic's history as a restart or an evicted key would; returns the engine to use from then on. */
+  loseHistory(topic: string): Promise<Engine>;
+  /**
+   * Waits until the topic's events have aged out while the topic is idle: for Redis, without
+   * touching the topic through the engine, so Redis itself expires the history key (as it does
+   * for an idle diagnosis in production).
+   */
+  idleUntilExpired(topic: string): Promise<void>;
+}
+
+interface EngineKind {
+  readonly name: 'memory' | 'redis';
+  readonly available: boolean;
+  /** Whether `peer()` is a separate instance (counted in `stats().instances`). */
+  readonly separatePeers: boolean;
+  create(limits: HistoryLimits): Promise<Harness>;
+}
+
+/** Every engine a test created; closed after each test, also when it failed. */
+const opened: Engine[] = [];
+const track = <E extends Engine>(engine: E): E => {
+  opened.push(engine);
+  return engine;
+};
+afterEach(async () => {
+  const engines = opened.splice(0);
+  await Promise.allSettled(engines.map((engine) => engine.close()));
+});
+
+const memoryKind: EngineKind = {
+  name: 'memory',
+  available: true,
+  separatePeers: false,
+  async create(limits) {
+    let engine: Engine = track(new MemoryEngine({ limits }));
+    return {
+      engine,
+      peer: async () => engine,
+      // A new process: a new engine, whose streams get new epochs.
+      loseHistory: async () => (engine = track(new MemoryEngine({ limits }))),
+      async idleUntilExpired(topic) {
+        await eventually(() => engine.read(topic, null, 1), (window) => window.events.length === 0 && window.lastOffset > 0, 5_000);
+      },
+    };
+  },
+};
+
+const redisKind: EngineKind = {
+  name: 'redis',
+  available: redisUrl !== '',
+  separatePeers: true,
+  async create(limits) {
+    const prefix = uniquePrefix();
+    const connect = async () => track(await RedisEngine.connect({ url: redisUrl, prefix, limits, heartbeatMs: 1_000 }));
+    const engine = await connect();
+    let peer: Promise<Engine> | null = null;
+    const withRaw = async <T>(use: (raw: RedisClientType) => Promise<T>): Promise<T> => {
+      const raw = createClient({ url: redisUrl }) as RedisClientType;
+      await raw.connect();
+      try {
+        return await use(raw);
+      } finally {
+        await raw.close();
+      }
+    };
+    return {
+      engine,
+      peer: () => (peer ??= connect()),
+      // The topic's position is forgotten (evicted, expired, Redis replaced): the next append starts a new epoch.
+      async loseHistory(topic) {
+        await withRaw(async (raw) => expect(await raw.del(topicKeys(prefix, topic).meta)).toBe(1));
+        return engine;
+      },
+      async idleUntilExpired(topic) {
+        const { history } = topicKeys(prefix, topic);
+        await withRaw((raw) => eventually(() => raw.exists(history), (count) => count === 0, 5_000));
+      },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+let topicCounter = 0;
+/** A topic (diagnosis id) no other test uses. */
+const newTopic = (name: string) => `${name}-${++topicCounter}-${process.pid}`;
+
+const draft = (topic: string, n: number): EventDraft => ({
+  __typename: 'FeedbackUpdate',
+  diagnosisId: topic,
+  feedbackId: `fb-${n}`,
+  rating: 1 + (n % 5),
+  effectiveness: 0.5,
+});
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const offsets = (events: readonly { position: Position }[]): number[] => events.map((e) => e.position.offset);
+const cursors = (events: readonly { cursor: string }[]): string[] => events.map((e) => e.cursor);
+
+async function appendMany(engine: Engine, topic: string, count: number, from = 1): Promise<AppendResult[]> {
+  const results: AppendResult[] = [];
+  for (let n = from; n < from + count; n += 1) results.push(await engine.append(topic, draft(topic, n), null));
+  return results;
+}
+
+/** A listener that records what the engine tells it. */
+function recorder() {
+  const events: StoredEvent[] = [];
+  let resyncs = 0;
+  const listener: EventListener = {
+    event: (event) => events.push(event),
+    resync: () => {
+      resyncs += 1;
+    },
+  };
+  return {
+    listener,
+    events,
+    get resyncs() {
+      return resyncs;
+    },
+    /** Resolves once at least `n` events arrived (live delivery may be asynchronous). */
+    async received(n: number, timeoutMs = 3_000): Promise<StoredEvent[]> {
+      await eventually(async () => events.length, (length) => length >= n, timeoutMs);
+      return events;
+    },
+  };
+}
+
+/** Takes exactly `n` items from an iterator, rejecting when they do not all arrive in time. */
+async function take<T>(iterator: AsyncIterator<T>, n: number, timeoutMs = 5_000): Promise<T[]> {
+  const items: T[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${items.length} of ${n} items`)), timeoutMs);
+  });
+  try {
+    while (items.length < n) {
+      const result = await Promise.race([iterator.next(), timeout]);
+      if (result.done) throw new Error(`iterator ended after ${items.length} of ${n} items`);
+      items.push(result.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return items;
+}
+
+function asGap(event: HubEvent | undefined): GapEvent {
+  expect(event?.__typename).toBe('HistoryGap');
+  return event as GapEvent;
+}
+
+const noEnd = (reason: EndReason): void => {
+  throw new Error(`unexpected end: ${reason}`);
+};
+
+const hubOver = (engine: Engine) => new Hub({ engine, queueLimit: 100_000 });
+
+// ---------------------------------------------------------------------------------------------
+// The contract
+// ---------------------------------------------------------------------------------------------
+
+describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))('%s engine', (_name, kind) => {
+  describe.skipIf(!kind.available)('contract', () => {
+    const setup = (limits: Partial<HistoryLimits> = {}) => kind.create({ ...LIMITS, ...limits });
+
+    describe('order', () => {
+      it('should give each topic contiguous offsets in one total order seen alike by receipts, readers and every listener', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('order');
+        const neighbour = newTopic('order-neighbour');
+        const here = recorder();
+        const there = recorder();
+        await engine.listen(topic, here.listener);
+        await other.listen(topic, there.listener);
+
+        // 100 concurrent appends from both instances, interleaved with appends to another topic.
+        const receipts = await Promise.all(
+          range(1, 100).map((n) => (n % 2 === 0 ? engine : other).append(topic, draft(topic, n), null)),
+        );
+        const neighbours = await Promise.all(range(1, 20).map((n) => engine.append(neighbour, draft(neighbour, n), null)));
+
+        const epoch = receipts[0]!.event.position.epoch;
+        expect(epoch).not.toBe('');
+        expect(receipts.every((r) => r.event.position.epoch === epoch && !r.duplicate)).toBe(true);
+        expect(offsets(receipts.map((r) => r.event)).sort((a, b) => a - b)).toEqual(range(1, 100));
+        // The other topic has its own stream, unaffected.
+        expect(offsets(neighbours.map((r) => r.event)).sort((a, b) => a - b)).toEqual(range(1, 20));
+
+        const window = await engine.read(topic, null, 1_000);
+        expect(window).toMatchObject({ epoch, firstOffset: 1, lastOffset: 100, droppedBy: null });
+        expect(offsets(window.events)).toEqual(range(1, 100));
+        const byOffset = new Map(receipts.map((r) => [r.event.position.offset, r.event]));
+        for (const event of window.events) {
+          // What a reader gets is exactly what the receipt said was stored.
+          expect(event).toEqual(byOffset.get(event.position.offset));
+        }
+
+        // Every listener, on either instance, sees exactly the readers' order.
+        expect(cursors(await here.received(100))).toEqual(cursors(window.events));
+        expect(cursors(await there.received(100))).toEqual(cursors(window.events));
+        expect(here.events.every((e) => e.diagnosisId === topic)).toBe(true);
+      });
+    });
+
+    describe('idempotency', () => {
+      it('should answer a repeated key with the original event, marked duplicate, storing and delivering nothing', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('idem');
+        const listener = recorder();
+        await engine.listen(topic, listener.listener);
+
+        const original = await engine.append(topic, draft(topic, 1), 'key-1');
+        const repeat = await engine.append(topic, draft(topic, 2), 'key-1');
+        const next = await engine.append(topic, draft(topic, 3), null);
+
+        expect(original).toMatchObject({ duplicate: false, liveSubscribers: 1 });
+        expect(repeat).toMatchObject({ duplicate: true, liveSubscribers: 1 });
+        expect(repeat.event.cursor).toBe(original.event.cursor);
+        expect(repeat.event.position).toEqual(original.event.position);
+        // The original broadcast comes back, not the retry's payload.
+        expect(repeat.event).toMatchObject({ feedbackId: 'fb-1' });
+        expect(next.event.position.offset).toBe(2);
+
+        expect(offsets((await engine.read(topic, null, 10)).events)).toEqual([1, 2]);
+        expect((await engine.topicStats(topic)).retainedEvents).toBe(2);
+        expect(cursors(await listener.received(2))).toEqual([original.event.cursor, next.event.cursor]);
+      });
+
+      it('should scope keys to a topic: the same key on another topic stores a new event', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('idem-a');
+        const other = newTopic('idem-b');
+        const first = await engine.append(topic, draft(topic, 1), 'shared-key');
+        const elsewhere = await engine.append(other, draft(other, 1), 'shared-key');
+        expect(elsewhere.duplicate).toBe(false);
+        expect(elsewhere.event.diagnosisId).toBe(other);
+        expect(elsewhere.event.position.offset).toBe(1);
+        expect(elsewhere.event.cursor).not.toBe(first.event.cursor);
+        expect((await engine.topicStats(other)).retainedEvents).toBe(1);
+      });
+
+      it('should store exactly one event when the same key races from several instances', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('idem-race');
+        const results = await Promise.all(
+          range(1, 10).map((n) => (n % 2 === 0 ? engine : other).append(topic, draft(topic, n), 'racy-key')),
+        );
+        expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+        expect(new Set(results.map((r) => r.event.cursor)).size).toBe(1);
+        expect((await engine.read(topic, null, 100)).events).toHaveLength(1);
+      });
+    });
+
+    describe('bounded history', () => {
+      it('should keep the newest `size` events, reporting the older ones TRIMMED', async () => {
+        const { engine } = await setup({ size: 5 });
+        const topic = newTopic('trim');
+        const receipts = await appendMany(engine, topic, 5);
+        expect(await engine.read(topic, null, 100)).toMatchObject({ firstOffset: 1, lastOffset: 5, droppedBy: null });
+
+        receipts.push(...(await appendMany(engine, topic, 3, 6)));
+        const window = await engine.read(topic, null, 100);
+        expect(window).toMatchObject({ epoch: receipts[0]!.event.position.epoch, firstOffset: 4, lastOffset: 8, droppedBy: 'TRIMMED' });
+        expect(offsets(window.events)).toEqual([4, 5, 6, 7, 8]);
+        expect(cursors(window.events)).toEqual(cursors(receipts.slice(3).map((r) => r.event)));
+        expect((await engine.topicStats(topic)).retainedEvents).toBe(5);
+        // Trimmed pending events are no longer pending.
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(5);
+
+        // A resume from a trimmed cursor: gap first, at the last dropped offset, then what is retained.
+        const history = await hubOver(engine).history(topic, receipts[1]!.event.position, 100);
+        const gap = asGap(history[0]);
+        expect(gap.reason).toBe('TRIMMED');
+        expect(gap.position).toEqual({ epoch: receipts[0]!.event.position.epoch, offset: 3 });
+        expect(offsets(history.slice(1))).toEqual([4, 5, 6, 7, 8]);
+      });
+
+      // Bursts put many events into the same millisecond; trimming across offsets 99/100 must
+      // still forget the trimmed pending events. Several topics, so the burst surely has such ties.
+      it('should not count trimmed events as pending after a burst', async () => {
+        const { engine } = await setup({ size: 5 });
+        const topics = range(1, 5).map(() => newTopic('trim-burst'));
+        for (const topic of topics) await Promise.all(range(1, 102).map((n) => engine.append(topic, draft(topic, n), null)));
+        for (const topic of topics) {
+          expect(await engine.topicStats(topic), topic).toMatchObject({ retainedEvents: 5, pendingEvents: 5 });
+        }
+        expect((await engine.stats()).pendingEvents).toBe(25);
+        expect(offsets((await engine.claimPending(topics[0]!)).events)).toEqual(range(98, 102));
+      });
+
+      it('should drop events older than ttlMs, reporting them EXPIRED, and keep the position', async () => {
+        const { engine } = await setup({ ttlMs: 300 });
+        const topic = newTopic('expire');
+        const receipts = await appendMany(engine, topic, 3);
+        expect((await engine.read(topic, null, 100)).events).toHaveLength(3);
+
+        const expired = await eventually(
+          () => engine.read(topic, null, 100),
+          (window) => window.events.length === 0,
+          5_000,
+        );
+        expect(expired).toMatchObject({ epoch: receipts[0]!.event.position.epoch, firstOffset: 4, lastOffset: 3, droppedBy: 'EXPIRED' });
+        // The position outlives the events: same last cursor, nothing pending, and no false gap for a client that missed nothing.
+        expect(await engine.topicStats(topic)).toMatchObject({ retainedEvents: 0, pendingEvents: 0, lastCursor: receipts[2]!.event.cursor });
+        expect((await engine.claimPending(topic)).events).toEqual([]);
+        const hub = hubOver(engine);
+        expect(await hub.history(topic, receipts[2]!.event.position, 100)).toEqual([]);
+        const missed = await hub.history(topic, receipts[0]!.event.position, 100);
+        expect(missed).toHaveLength(1);
+        expect(asGap(missed[0])).toMatchObject({ reason: 'EXPIRED', position: receipts[2]!.event.position });
+      });
+
+      it('should keep reporting EXPIRED, not TRIMMED, for events that expired while the topic was idle once new ones arrive', async () => {
+        const harness = await setup({ ttlMs: 300 });
+        const { engine } = harness;
+        const topic = newTopic('expire-then-append');
+        const receipts = await appendMany(engine, topic, 3);
+        await harness.idleUntilExpired(topic);
+        const fresh = await engine.append(topic, draft(topic, 4), null);
+        expect(fresh.event.position).toEqual({ epoch: receipts[0]!.event.position.epoch, offset: 4 });
+
+        const window = await engine.read(topic, null, 100);
+        expect(offsets(window.events)).toEqual([4]);
+        expect(window).toMatchObject({ firstOffset: 4, lastOffset: 4, droppedBy: 'EXPIRED' });
+
+        const hub = hubOver(engine);
+        const iterator = await hub.subscribe(topic, receipts[0]!.event.position, noEnd);
+        const [gap, event] = await take(iterator, 2);
+        expect(asGap(gap)).toMatchObject({ reason: 'EXPIRED', position: receipts[2]!.event.position });
+        expect(event?.cursor).toBe(fresh.event.cursor);
+        await iterator.return?.();
+      });
+    });
+
+    describe('epochs', () => {
+      it('should start a new epoch when the topic history is lost, and a resume reports HISTORY_LOST', async () => {
+        const harness = await setup();
+        const topic = newTopic('epoch');
+        const before = await appendMany(harness.engine, topic, 3);
+        const oldEpoch = before[0]!.event.position.epoch;
+
+        const engine = await harness.loseHistory(topic);
+        // Nothing to read until something is appended: a resume says the history is lost, then goes live.
+        expect(await engine.read(topic, before[2]!.event.position, 100)).toMatchObject({ epoch: '', events: [] });
+        const hub = hubOver(engine);
+        const early = await hub.subscribe(topic, before[2]!.event.position, noEnd);
+        const [earlyGap] = await take(early, 1);
+        expect(asGap(earlyGap)).toMatchObject({ reason: 'HISTORY_LOST', position: { epoch: '', offset: 0 } });
+
+        const after = await appendMany(engine, topic, 2, 4);
+        const newEpoch = after[0]!.event.position.epoch;
+        expect(newEpoch).not.toBe(oldEpoch);
+        expect(offsets(after.map((r) => r.event))).toEqual([1, 2]);
+        expect(cursors(await take(early, 2))).toEqual(cursors(after.map((r) => r.event)));
+        await early.return?.();
+
+        // A cursor of the old epoch reads from the oldest event of the new one.
+        const window = await engine.read(topic, before[1]!.event.position, 100);
+        expect(window).toMatchObject({ epoch: newEpoch, firstOffset: 1, lastOffset: 2 });
+        expect(cursors(window.events)).toEqual(cursors(after.map((r) => r.event)));
+
+        const resumed = await hub.subscribe(topic, before[2]!.event.position, noEnd);
+        const replay = await take(resumed, 3);
+        expect(asGap(replay[0])).toMatchObject({ reason: 'HISTORY_LOST', position: { epoch: newEpoch, offset: 0 } });
+        expect(cursors(replay.slice(1))).toEqual(cursors(after.map((r) => r.event)));
+        expect(replay.slice(1).every((e) => e.replayed)).toBe(true);
+
+        const live = await engine.append(topic, draft(topic, 6), null);
+        const [next] = await take(resumed, 1);
+        expect(next).toMatchObject({ cursor: live.event.cursor, replayed: false });
+        await resumed.return?.();
+      });
+    });
+
+    describe('pending events', () => {
+      it('should hand out pending events to exactly one claim, oldest first', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('claim');
+        const receipts = await appendMany(engine, topic, 3);
+        expect(receipts.map((r) => r.liveSubscribers)).toEqual([0, 0, 0]);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(3);
+
+        const first = await engine.claimPending(topic);
+        expect(first).toMatchObject({ epoch: receipts[0]!.event.position.epoch, lastOffset: 3, firstOffset: 1 });
+        expect(cursors(first.events)).toEqual(cursors(receipts.map((r) => r.event)));
+        const second = await engine.claimPending(topic);
+        expect(second.events).toEqual([]);
+        expect(second.lastOffset).toBe(3);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+        // Claimed events stay in history.
+        expect((await engine.read(topic, null, 10)).events).toHaveLength(3);
+      });
+
+      // A burst puts many events into the same millisecond; offsets 9, 10, 99, 100 must still come out in order.
+      it('should claim a burst of pending events in offset order', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('claim-burst');
+        await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
+        const claimed = await engine.claimPending(topic);
+        expect(offsets(claimed.events)).toEqual(range(1, 120));
+      });
+
+      it('should never hand out the same event to concurrent claims', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('claim-race');
+        const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
+        const claims = await Promise.all(range(1, 10).map((n) => (n % 2 === 0 ? engine : other).claimPending(topic)));
+        const claimed = claims.flatMap((window) => window.events);
+        expect(claimed).toHaveLength(120);
+        expect(new Set(cursors(claimed))).toEqual(new Set(cursors(receipts.map((r) => r.event))));
+        for (const window of claims) expect(offsets(window.events)).toEqual([...offsets(window.events)].sort((a, b) => a - b));
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+      });
+
+      it('should not make an event pending when a listener exists, on any instance', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('not-pending');
+        const listener = recorder();
+        await other.listen(topic, listener.listener);
+        const receipt = await engine.append(topic, draft(topic, 1), null);
+        expect(receipt.liveSubscribers).toBe(1);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+        expect((await engine.claimPending(topic)).events).toEqual([]);
+        expect(cursors(await listener.received(1))).toEqual([receipt.event.cursor]);
+      });
+
+      it('should mark pending events delivered up to a position of the same epoch only', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('mark');
+        const receipts = await appendMany(engine, topic, 5);
+        await engine.markDelivered(topic, { epoch: 'another-epoch', offset: 5 });
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(5);
+
+        await engine.markDelivered(topic, receipts[2]!.event.position);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(2);
+        expect(offsets((await engine.claimPending(topic)).events)).toEqual([4, 5]);
+      });
+
+      // Several bursts, so that offsets 100 and 101 surely share a millisecond with smaller ones in one of them.
+      it('should mark a burst of pending events delivered up to a position', async () => {
+        const { engine } = await setup();
+        for (const topic of range(1, 5).map(() => newTopic('mark-burst'))) {
+          const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
+          await engine.markDelivered(topic, receipts[99]!.event.position);
+          expect((await engine.topicStats(topic)).pendingEvents, topic).toBe(20);
+          expect(offsets((await engine.claimPending(topic)).events)).toEqual(range(101, 120));
+        }
+      });
+
+      it('should count pending events per topic and over all topics', async () => {
+        const { engine } = await setup();
+        const a = newTopic('pending-a');
+        const b = newTopic('pending-b');
+        await appendMany(engine, a, 2);
+        await appendMany(engine, b, 3);
+        expect((await engine.stats()).pendingEvents).toBe(5);
+        await engine.claimPending(a);
+        expect((await engine.stats()).pendingEvents).toBe(3);
+        expect((await engine.topicStats(a)).pendingEvents).toBe(0);
+        expect((await engine.topicStats(b)).pendingEvents).toBe(3);
+      });
+    });
+
+    describe('listeners', () => {
+      it('should deliver an append that follows a resolved listen, on any instance', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('listen');
+        const local = recorder();
+        const remote = recorder();
+        await engine.listen(topic, local.listener);
+        await other.listen(topic, remote.listener);
+        const receipt = await engine.append(topic, draft(topic, 1), null);
+        expect(receipt.liveSubscribers).toBe(2);
+        expect(await local.received(1)).toEqual([receipt.event]);
+        expect(await remote.received(1)).toEqual([receipt.event]);
+        expect(local.resyncs).toBe(0);
+      });
+
+      it('should give two listeners of one topic every event, and none of another topic', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('two');
+        const elsewhere = newTopic('two-elsewhere');
+        const first = recorder();
+        const second = recorder();
+        const unrelated = recorder();
+        await engine.listen(topic, first.listener);
+        await engine.listen(topic, second.listener);
+        await engine.listen(elsewhere, unrelated.listener);
+
+        const receipts = await appendMany(engine, topic, 5);
+        const marker = await engine.append(elsewhere, draft(elsewhere, 1), null);
+        expect(receipts.every((r) => r.liveSubscribers === 2)).toBe(true);
+        expect(cursors(await first.received(5))).toEqual(cursors(receipts.map((r) => r.event)));
+        expect(cursors(await second.received(5))).toEqual(cursors(receipts.map((r) => r.event)));
+        expect(cursors(await unrelated.received(1))).toEqual([marker.event.cursor]);
+      });
+
+      it('should stop delivering to a removed listener, and removing twice is harmless', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('unlisten');
+        const leaving = recorder();
+        const staying = recorder();
+        const unlistenLeaving = await engine.listen(topic, leaving.listener);
+        const unlistenStaying = await engine.listen(topic, staying.listener);
+        const first = await engine.append(topic, draft(topic, 1), null);
+        await leaving.received(1);
+
+        unlistenLeaving();
+        unlistenLeaving();
+        const second = await engine.append(topic, draft(topic, 2), null);
+        // Events reach one instance in order: once `staying` has the second, `leaving` would have had it.
+        expect(cursors(await staying.received(2))).toEqual([first.event.cursor, second.event.cursor]);
+        expect(cursors(leaving.events)).toEqual([first.event.cursor]);
+        expect((await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 1)).subscribers).toBe(1);
+        expect((await engine.stats()).subscriptions).toBe(1);
+
+        // With every listener gone and a new one attached, the old ones still get nothing.
+        unlistenStaying();
+        await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 0);
+        const late = recorder();
+        await engine.listen(topic, late.listener);
+        const third = await engine.append(topic, draft(topic, 3), null);
+        expect(third.liveSubscribers).toBe(1);
+        expect(cursors(await late.received(1))).toEqual([third.event.cursor]);
+        expect(staying.events).toHaveLength(2);
+        expect(leaving.events).toHaveLength(1);
+      });
+    });
+
+    describe('resume through the hub', () => {
+      const modes: ReadonlyArray<[string, (first: Position) => Position | null, number]> = [
+        ['a cursor at the first event', (first) => first, 2],
+        ['an empty-epoch cursor', () => ({ epoch: '', offset: 0 }), 1],
+        ['no cursor (claiming the pending first event)', () => null, 1],
+      ];
+
+      it.each(modes)('should deliver every event exactly once, in order, racing 200 publishes, with %s', async (_name, afterOf, firstExpected) => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const hub = hubOver(engine);
+        const topic = newTopic('race');
+        const first = await engine.append(topic, draft(topic, 0), null);
+
+        const subscribing = hub.subscribe(topic, afterOf(first.event.position), noEnd);
+        const publishing = Promise.all(
+          range(1, 200).map(async (n) => {
+            if (n % 3 === 1) await Promise.resolve();
+            if (n % 3 === 2) await new Promise<void>((resolve) => setImmediate(resolve));
+            return (n % 2 === 0 ? engine : other).append(topic, draft(topic, n), null);
+          }),
+        );
+        const iterator = await subscribing;
+        const receipts = await publishing;
+
+        const events = await take(iterator, 201 - firstExpected + 1);
+        expect(offsets(events)).toEqual(range(firstExpected, 201));
+        expect(events.some((e) => e.__typename === 'HistoryGap')).toBe(false);
+        const history = await engine.read(topic, null, 1_000);
+        expect(cursors(events)).toEqual(cursors(history.events.slice(firstExpected - 1)));
+        expect(new Set(cursors(events))).toEqual(new Set(cursors([first, ...receipts].map((r) => r.event)).slice(firstExpected - 1)));
+
+        // Nothing more is queued: the next event is the next live one.
+        const live = await other.append(topic, draft(topic, 201), null);
+        const [next] = await take(iterator, 1);
+        expect(next).toMatchObject({ cursor: live.event.cursor, replayed: false });
+        await iterator.return?.();
+      });
+
+      it('should replay exactly the missed events after a cursor, then continue live', async () => {
+        const { engine } = await setup();
+        const hub = hubOver(engine);
+        const topic = newTopic('resume');
+        const receipts = await appendMany(engine, topic, 5);
+        const iterator = await hub.subscribe(topic, receipts[1]!.event.position, noEnd);
+        const live = await appendMany(engine, topic, 2, 6);
+        const events = await take(iterator, 5);
+        expect(offsets(events)).toEqual([3, 4, 5, 6, 7]);
+        expect(events.map((e) => e.replayed)).toEqual([true, true, true, false, false]);
+        expect(cursors(events.slice(3))).toEqual(cursors(live.map((r) => r.event)));
+        // The replayed pending events were marked delivered.
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+        await iterator.return?.();
+      });
+    });
+
+    describe('counters', () => {
+      it('should count live subscribers in receipts, over every instance', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('receipts');
+        expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(0);
+        const unlistenA = await engine.listen(topic, recorder().listener);
+        expect((await engine.append(topic, draft(topic, 2), null)).liveSubscribers).toBe(1);
+        await engine.listen(topic, recorder().listener);
+        await other.listen(topic, recorder().listener);
+        expect((await other.append(topic, draft(topic, 3), null)).liveSubscribers).toBe(3);
+        unlistenA();
+        await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 2);
+        expect((await engine.append(topic, draft(topic, 4), null)).liveSubscribers).toBe(2);
+      });
+
+      it('should report topic stats and engine stats', async () => {
+        const { engine, peer } = await setup();
+        const a = newTopic('stats-a');
+        const b = newTopic('stats-b');
+        const quiet = newTopic('stats-quiet');
+        expect(await engine.topicStats(a)).toEqual({ subscribers: 0, retainedEvents: 0, pendingEvents: 0, lastCursor: null });
+        expect(await engine.stats()).toEqual({ instances: 1, subscriptions: 0, diagnoses: 0, pendingEvents: 0 });
+
+        const other = await peer();
+        const instances = kind.separatePeers ? 2 : 1;
+        const unlisten = [
+          await engine.listen(a, recorder().listener),
+          await engine.listen(a, recorder().listener),
+          await other.listen(b, recorder().listener),
+        ];
+        const pending = await appendMany(engine, quiet, 2);
+        const delivered = await engine.append(a, draft(a, 1), null);
+
+        expect(await engine.topicStats(a)).toEqual({ subscribers: 2, retainedEvents: 1, pendingEvents: 0, lastCursor: delivered.event.cursor });
+        expect(await engine.topicStats(quiet)).toEqual({ subscribers: 0, retainedEvents: 2, pendingEvents: 2, lastCursor: pending[1]!.event.cursor });
+        // Cluster-wide, seen from either instance (other instances report within a moment).
+        for (const handle of [engine, other]) {
+          expect(
+            await eventually(() => handle.stats(), (s) => s.subscriptions === 3),
+          ).toEqual({ instances, subscriptions: 3, diagnoses: 2, pendingEvents: 2 });
+        }
+
+        for (const stop of unlisten) stop();
+        expect(
+          await eventually(() => engine.stats(), (s) => s.subscriptions === 0 && s.diagnoses === 0),
+        ).toEqual({ instances, subscriptions: 0, diagnoses: 0, pendingEvents: 2 });
+        expect((await eventually(() => engine.topicStats(a), (s) => s.subscribers === 0)).subscribers).toBe(0);
+      });
+
+      it('should report a closed instance gone', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('closed-instance');
+        await other.listen(topic, recorder().listener);
+        if (kind.separatePeers) {
+          expect((await eventually(() => engine.stats(), (s) => s.subscriptions === 1)).instances).toBe(2);
+          await other.close();
+          expect(await engine.stats()).toMatchObject({ instances: 1, subscriptions: 0, diagnoses: 0 });
+          expect((await engine.topicStats(topic)).subscribers).toBe(0);
+          expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(0);
+        } else {
+          await other.close();
+          await expect(engine.ping()).rejects.toThrow();
+        }
+      });
+    });
+
+    describe('reading', () => {
+      it('should read at most `limit` events after a position, with the stream bounds', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('read');
+        const receipts = await appendMany(engine, topic, 10);
+        const epoch = receipts[0]!.event.position.epoch;
+
+        const head = await engine.read(topic, null, 3);
+        expect(head).toMatchObject({ epoch, firstOffset: 1, lastOffset: 10, droppedBy: null });
+        expect(offsets(head.events)).toEqual([1, 2, 3]);
+        expect(offsets((await engine.read(topic, receipts[2]!.event.position, 4)).events)).toEqual([4, 5, 6, 7]);
+        expect(offsets((await engine.read(topic, receipts[7]!.event.position, 100)).events)).toEqual([9, 10]);
+        expect((await engine.read(topic, receipts[9]!.event.position, 100)).events).toEqual([]);
+        // Reading changes nothing.
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(10);
+      });
+
+      it('should read nothing for an unknown topic, without creating its stream', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('unknown');
+        expect(await engine.read(topic, null, 10)).toEqual({ epoch: '', lastOffset: 0, firstOffset: 1, droppedBy: null, events: [] });
+        expect(await engine.read(topic, { epoch: 'elsewhere', offset: 3 }, 10)).toMatchObject({ epoch: '', events: [] });
+        expect((await engine.claimPending(topic)).events).toEqual([]);
+        expect((await engine.topicStats(topic)).lastCursor).toBeNull();
+        expect((await engine.append(topic, draft(topic, 1), null)).event.position.offset).toBe(1);
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('should answer ping while open and refuse work once closed', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('lifecycle');
+        await expect(engine.ping()).resolves.toBeUndefined();
+        await engine.close();
+        await expect(engine.ping()).rejects.toThrow();
+        await expect(engine.append(topic, draft(topic, 1), null)).rejects.toThrow();
+      });
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Redis only: connection failures
+// ---------------------------------------------------------------------------------------------
+
+describe('Redis engine connection', () => {
+  it('should refuse to connect promptly, saying Redis is unreachable', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const error = await RedisEngine.connect({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix(), limits: LIMITS }).then(
+      (engine) => {
+        track(engine);
+        throw new Error('connected to nothing');
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(error.message).toMatch(/unreachable/i);
+    expect(error.message).toContain(`127.0.0.1:${port}`);
+    expect(Date.now() - started).toBeLessThan(3_500);
+  });
+
+  describe.skipIf(!hasRedisServer())('with a Redis that goes away', () => {
+    let server: RedisServer | null = null;
+    afterEach(async () => {
+      await server?.stop(true);
+      server = null;
+    });
+
+    it('should tell listeners to resync when only the pub/sub connection drops, so a subscriber misses nothing', async () => {
+      server = await startRedisServer();
+      const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 500 }));
+      const topic = newTopic('pubsub-drop');
+      const listener = recorder();
+      await engine.listen(topic, listener.listener);
+      const first = await engine.append(topic, draft(topic, 1), null);
+      const iterator = await hubOver(engine).subscribe(topic, first.event.position, noEnd);
+      await listener.received(1);
+
+      const missed = await whileSubscribersAreCutOff(server.url, () => engine.append(topic, draft(topic, 2), null));
+      // Nobody heard it live, and no later event comes to reveal the hole: only a resync can deliver it.
+      expect(listener.events).toHaveLength(1);
+      await eventually(async () => listener.resyncs, (n) => n >= 1, 5_000);
+      const [event] = await take(iterator, 1, 5_000);
+      expect(event?.cursor).toBe(missed.event.cursor);
+      await iterator.return?.();
+    });
+
+    it('should reject appends as unavailable while Redis is down, then resync listeners and work again', async () => {
+      server = await startRedisServer();
+      const { port } = server;
+      const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 500 }));
+      const topic = newTopic('outage');
+      const listener = recorder();
+      await engine.listen(topic, listener.listener);
+      const before = await engine.append(topic, draft(topic, 1), null);
+      await listener.received(1);
+
+      await server.stop(true);
+      const failure = await engine.append(topic, draft(topic, 2), null).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(failure).toBeInstanceOf(EngineUnavailableError);
+      await expect(engine.ping()).rejects.toBeInstanceOf(EngineUnavailableError);
+      await expect(engine.read(topic, null, 10)).rejects.toBeInstanceOf(EngineUnavailableError);
+
+      server = await startRedisServer(port);
+      await eventually(() => engine.ping().then(() => true, () => false), (ok) => ok, 8_000);
+      // Messages published while the subscriber connection was down are lost: the listener is told.
+      await eventually(async () => listener.resyncs, (n) => n >= 1, 8_000);
+      // The non-persistent Redis came back empty: a new epoch.
+      const after = await eventually(
+        () => engine.append(topic, draft(topic, 3), null).catch(() => null),
+        (result) => result !== null,
+        8_000,
+      );
+      expect(after!.event.position.offset).toBe(1);
+      expect(after!.event.position.epoch).not.toBe(before.event.position.epoch);
+      // Live delivery is back (the subscription was restored on reconnect).
+      expect(cursors(await listener.received(2, 5_000)).at(-1)).toBe(after!.event.cursor);
+    });
+  });
+});

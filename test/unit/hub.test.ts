@@ -1,0 +1,594 @@
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
+import { GraphQLError } from 'graphql';
+import { Hub, type Receipt } from '../../src/hub/hub.js';
+import type { EndReason } from '../../src/hub/subscription.js';
+import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
+import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
+import type { HistoryLimits } from '../../src/engine/engine.js';
+import { decodeCursor } from '../../src/domain/cursor.js';
+import type { EventDraft, GapEvent, HubEvent, Position } from '../../src/domain/events.js';
+
+const D = 'diag-1';
+const OTHER = 'diag-2';
+const START = 1_700_000_000_000;
+
+const LIMITS: HistoryLimits = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 30_000 };
+
+const draft = (n: number, diagnosisId = D): EventDraft => ({
+  __typename: 'FeedbackUpdate',
+  diagnosisId,
+  feedbackId: `fb-${n}`,
+  rating: 1 + (n % 5),
+  effectiveness: 0.5,
+});
+
+/** Takes exactly `n` items from an iterator, rejecting when they do not all arrive in time. */
+async function take<T>(iterator: AsyncIterator<T>, n: number, timeoutMs = 2_000): Promise<T[]> {
+  const items: T[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${items.length} of ${n} items`)), timeoutMs);
+  });
+  try {
+    while (items.length < n) {
+      const result = await Promise.race([iterator.next(), timeout]);
+      if (result.done) throw new Error(`iterator ended after ${items.length} of ${n} items`);
+      items.push(result.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return items;
+}
+
+/** Items queued in a subscription and not yet pulled (the hub's iterators are SubscriberQueues). */
+function queued(iterator: AsyncIterableIterator<HubEvent>): number {
+  expect(iterator).toBeInstanceOf(SubscriberQueue);
+  return (iterator as SubscriberQueue<HubEvent>).size;
+}
+
+const offsets = (events: readonly HubEvent[]): number[] => events.map((e) => e.position.offset);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function asGap(event: HubEvent | undefined): GapEvent {
+  expect(event?.__typename).toBe('HistoryGap');
+  return event as GapEvent;
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<GraphQLError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(GraphQLError);
+  return error as GraphQLError;
+}
+
+describe('Hub over the memory engine', () => {
+  let clock: number;
+  let engines: MemoryEngine[];
+  let engine: MemoryEngine;
+  let hub: Hub;
+
+  const makeEngine = (limits: Partial<HistoryLimits> = {}): MemoryEngine => {
+    const created = new MemoryEngine({ limits: { ...LIMITS, ...limits }, now: () => clock });
+    engines.push(created);
+    return created;
+  };
+
+  const makeHub = (limits: Partial<HistoryLimits> = {}, queueLimit = 10_000): Hub => {
+    engine = makeEngine(limits);
+    hub = new Hub({ engine, queueLimit, now: () => new Date(clock) });
+    return hub;
+  };
+
+  const publishMany = async (count: number, from = 1, diagnosisId = D) => {
+    const receipts: Receipt[] = [];
+    for (let i = from; i < from + count; i += 1) receipts.push(await hub.publish(draft(i, diagnosisId), null));
+    return receipts;
+  };
+
+  const noEnd = (reason: EndReason): void => {
+    throw new Error(`unexpected end: ${reason}`);
+  };
+
+  beforeEach(() => {
+    clock = START;
+    engines = [];
+    makeHub();
+  });
+
+  afterEach(async () => {
+    await Promise.all(engines.map((e) => e.close()));
+  });
+
+  describe('subscribing without a cursor', () => {
+    it('should hand the pending events to the first subscriber, replayed, and to nobody else', async () => {
+      const receipts = await publishMany(3);
+      expect(receipts.map((r) => r.liveSubscribers)).toEqual([0, 0, 0]);
+      expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(3);
+      expect((await hub.status(0)).pendingEvents).toBe(3);
+
+      const first = await hub.subscribe(D, null, noEnd);
+      const claimed = await take(first, 3);
+      expect(offsets(claimed)).toEqual([1, 2, 3]);
+      expect(claimed.every((e) => e.replayed)).toBe(true);
+      expect(claimed.map((e) => e.cursor)).toEqual(receipts.map((r) => r.event.cursor));
+      expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(0);
+      expect((await hub.status(0)).pendingEvents).toBe(0);
+
+      const second = await hub.subscribe(D, null, noEnd);
+      expect(queued(second)).toBe(0);
+      const live = await hub.publish(draft(4), null);
+      expect(live.liveSubscribers).toBe(2);
+
+      const [secondFirst] = await take(second, 1);
+      expect(secondFirst?.position.offset).toBe(4);
+      expect(secondFirst?.replayed).toBe(false);
+      const [firstNext] = await take(first, 1);
+      expect(firstNext?.position.offset).toBe(4);
+      expect(firstNext?.replayed).toBe(false);
+    });
+
+    it('should start with live events when the diagnosis has no stream yet', async () => {
+      const iterator = await hub.subscribe(D, null, noEnd);
+      expect(queued(iterator)).toBe(0);
+      await publishMany(2);
+      const events = await take(iterator, 2);
+      expect(offsets(events)).toEqual([1, 2]);
+      expect(events.map((e) => e.replayed)).toEqual([false, false]);
+    });
+
+    it('should not claim events that were delivered live to another subscriber', async () => {
+      const watcher = await hub.subscribe(D, null, noEnd);
+      await publishMany(2);
+      const late = await hub.subscribe(D, null, noEnd);
+      expect(queued(late)).toBe(0);
+      expect(offsets(await take(watcher, 2))).toEqual([1, 2]);
+    });
+  });
+
+  describe('subscribing with a cursor', () => {
+    it('should replay exactly the missed events, then deliver live ones in order', async () => {
+      const receipts = await publishMany(5);
+      const iterator = await hub.subscribe(D, receipts[1]!.event.position, noEnd);
+      expect(queued(iterator)).toBe(3);
+      await publishMany(2, 6);
+
+      const events = await take(iterator, 5);
+      expect(offsets(events)).toEqual([3, 4, 5, 6, 7]);
+      expect(events.map((e) => e.replayed)).toEqual([true, true, true, false, false]);
+      expect(events.every((e) => e.__typename === 'FeedbackUpdate')).toBe(true);
+      expect(queued(iterator)).toBe(0);
+    });
+
+    it('should mark the pending events it replayed as delivered', async () => {
+      const receipts = await publishMany(5);
+      expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(5);
+      const iterator = await hub.subscribe(D, receipts[1]!.event.position, noEnd);
+      expect(offsets(await take(iterator, 3))).toEqual([3, 4, 5]);
+      expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(0);
+      expect((await hub.status(0)).pendingEvents).toBe(0);
+
+      await iterator.return?.();
+      const claimer = await hub.subscribe(D, null, noEnd);
+      expect(queued(claimer)).toBe(0);
+    });
+
+    it('should replay nothing when the cursor is the newest event', async () => {
+      const receipts = await publishMany(3);
+      const iterator = await hub.subscribe(D, receipts[2]!.event.position, noEnd);
+      expect(queued(iterator)).toBe(0);
+      await hub.publish(draft(4), null);
+      const [event] = await take(iterator, 1);
+      expect(event?.position.offset).toBe(4);
+      expect(event?.replayed).toBe(false);
+    });
+
+    it('should replay every event for an empty-epoch cursor without a gap', async () => {
+      await publishMany(3);
+      const iterator = await hub.subscribe(D, { epoch: '', offset: 0 }, noEnd);
+      const events = await take(iterator, 3);
+      expect(offsets(events)).toEqual([1, 2, 3]);
+      expect(events.every((e) => e.__typename === 'FeedbackUpdate' && e.replayed)).toBe(true);
+    });
+  });
+
+  describe('subscribing while events are being published', () => {
+    /** Publishes spread over synchronous calls, microtasks and macrotasks. */
+    const publishSpread = (count: number, from: number): Promise<unknown[]> =>
+      Promise.all(
+        Array.from({ length: count }, async (_, i) => {
+          if (i % 3 === 1) for (let k = 0; k < i % 7; k += 1) await Promise.resolve();
+          if (i % 3 === 2) await new Promise<void>((resolve) => setImmediate(resolve));
+          return hub.publish(draft(from + i), null);
+        }),
+      );
+
+    const modes: ReadonlyArray<[string, (first: Position) => Position | null, number]> = [
+      ['a cursor at the first event', (first) => first, 2],
+      ['an empty-epoch cursor', () => ({ epoch: '', offset: 0 }), 1],
+      ['no cursor (claiming the pending first event)', () => null, 1],
+    ];
+
+    it.each(modes)('should deliver a contiguous sequence without duplicates with %s', async (_name, afterOf, firstExpected) => {
+      const COUNT = 400;
+      const first = await hub.publish(draft(0), null);
+      const subscribing = hub.subscribe(D, afterOf(first.event.position), noEnd);
+      const publishing = publishSpread(COUNT, 1);
+      const iterator = await subscribing;
+      await publishing;
+
+      const lastOffset = COUNT + 1;
+      const events = await take(iterator, lastOffset - firstExpected + 1);
+      expect(offsets(events)).toEqual(range(firstExpected, lastOffset));
+      expect(events.some((e) => e.__typename === 'HistoryGap')).toBe(false);
+      expect(queued(iterator)).toBe(0);
+      expect(new Set(events.map((e) => e.cursor)).size).toBe(events.length);
+    });
+
+    it('should deliver every event to many subscribers that join during a burst', async () => {
+      await hub.publish(draft(0), null);
+      const subscribing = Array.from({ length: 5 }, (_, i) =>
+        hub.subscribe(D, i % 2 === 0 ? { epoch: '', offset: 0 } : null, noEnd),
+      );
+      const publishing = publishSpread(200, 1);
+      const iterators = await Promise.all(subscribing);
+      await publishing;
+
+      const results = await Promise.all(iterators.map((it) => take(it, queued(it))));
+      for (const events of results) {
+        const seen = offsets(events);
+        expect(seen).toEqual(range(seen[0]!, 201));
+      }
+      // Cursor subscribers start from the beginning; exactly one of the others claimed event 1.
+      expect(results.filter((_, i) => i % 2 === 0).every((events) => events[0]?.position.offset === 1)).toBe(true);
+      expect(results.filter((events) => events[0]?.position.offset === 1)).toHaveLength(4);
+    });
+  });
+
+  it('should deliver every accepted broadcast to a subscriber that was open before it', async () => {
+    const iterator = await hub.subscribe(D, null, noEnd);
+    const receipts: Receipt[] = [];
+    for (let i = 1; i <= 50; i += 1) {
+      const receipt = await hub.publish(draft(i), null);
+      expect(receipt.liveSubscribers).toBe(1);
+      expect(receipt.duplicate).toBe(false);
+      receipts.push(receipt);
+    }
+    const events = await take(iterator, 50);
+    expect(events).toEqual(receipts.map((r) => r.event));
+    expect(events.every((e, i) => e === receipts[i]!.event)).toBe(true);
+  });
+
+  describe('gaps', () => {
+    it('should report a TRIMMED gap first, then the retained events, when resuming from a trimmed cursor', async () => {
+      makeHub({ size: 5 });
+      const receipts = await publishMany(10);
+      const iterator = await hub.subscribe(D, receipts[0]!.event.position, noEnd);
+      const events = await take(iterator, 6);
+
+      const gap = asGap(events[0]);
+      expect(gap.reason).toBe('TRIMMED');
+      expect(gap.gapReason).toBe('TRIMMED');
+      expect(gap.position).toEqual({ epoch: receipts[0]!.event.position.epoch, offset: 5 });
+      expect(decodeCursor(gap.cursor)).toEqual(gap.position);
+      expect(gap.diagnosisId).toBe(D);
+      expect(gap.replayed).toBe(true);
+      expect(gap.occurredAt).toEqual(new Date(clock));
+      expect(offsets(events.slice(1))).toEqual([6, 7, 8, 9, 10]);
+      expect(queued(iterator)).toBe(0);
+
+      await hub.publish(draft(11), null);
+      const [live] = await take(iterator, 1);
+      expect(live?.position.offset).toBe(11);
+    });
+
+    it('should not report a gap again when resuming from a gap cursor', async () => {
+      makeHub({ size: 5 });
+      const receipts = await publishMany(10);
+      const first = await hub.subscribe(D, receipts[0]!.event.position, noEnd);
+      const gap = asGap((await take(first, 1))[0]);
+
+      const resumed = await hub.subscribe(D, decodeCursor(gap.cursor), noEnd);
+      const events = await take(resumed, 5);
+      expect(offsets(events)).toEqual([6, 7, 8, 9, 10]);
+      expect(events.some((e) => e.__typename === 'HistoryGap')).toBe(false);
+    });
+
+    it('should report an EXPIRED gap when the missed events aged out', async () => {
+      makeHub({ ttlMs: 1_000 });
+      const receipts = await publishMany(3);
+      clock += 1_001;
+      const iterator = await hub.subscribe(D, receipts[0]!.event.position, noEnd);
+      const [marker] = await take(iterator, 1);
+      const gap = asGap(marker);
+      expect(gap.reason).toBe('EXPIRED');
+      expect(gap.position).toEqual(receipts[2]!.event.position);
+      expect(queued(iterator)).toBe(0);
+
+      await hub.publish(draft(4), null);
+      const [live] = await take(iterator, 1);
+      expect(live?.position.offset).toBe(4);
+      expect(live?.replayed).toBe(false);
+    });
+
+    it('should report a HISTORY_LOST gap for a cursor from another history, then every retained event', async () => {
+      const foreign = makeEngine();
+      const foreignReceipt = await foreign.append(D, draft(99), null);
+      const receipts = await publishMany(3);
+      expect(foreignReceipt.event.position.epoch).not.toBe(receipts[0]!.event.position.epoch);
+
+      const iterator = await hub.subscribe(D, foreignReceipt.event.position, noEnd);
+      const events = await take(iterator, 4);
+      const gap = asGap(events[0]);
+      expect(gap.reason).toBe('HISTORY_LOST');
+      expect(gap.position).toEqual({ epoch: receipts[0]!.event.position.epoch, offset: 0 });
+      expect(offsets(events.slice(1))).toEqual([1, 2, 3]);
+      expect(events.slice(1).every((e) => e.replayed)).toBe(true);
+    });
+
+    it('should report a HISTORY_LOST gap when the diagnosis has no stream at all, then deliver live events', async () => {
+      const foreign = makeEngine();
+      const foreignReceipt = await foreign.append(D, draft(99), null);
+      const iterator = await hub.subscribe(D, foreignReceipt.event.position, noEnd);
+      const gap = asGap((await take(iterator, 1))[0]);
+      expect(gap.reason).toBe('HISTORY_LOST');
+      expect(decodeCursor(gap.cursor)).toEqual({ epoch: '', offset: 0 });
+
+      await hub.publish(draft(1), null);
+      const [live] = await take(iterator, 1);
+      expect(live?.position.offset).toBe(1);
+    });
+    it('should report HISTORY_LOST when the stream was forgotten and started over in a new epoch', async () => {
+      makeHub({ ttlMs: 1_000, metaTtlMs: 2_000 });
+      const receipts = await publishMany(2);
+      clock += 3_000;
+      engine.sweep();
+      expect(await hub.diagnosisStatus(D)).toMatchObject({ retainedEvents: 0, lastCursor: null });
+
+      const fresh = await hub.publish(draft(3), null);
+      expect(fresh.event.position.offset).toBe(1);
+      expect(fresh.event.position.epoch).not.toBe(receipts[0]!.event.position.epoch);
+
+      const iterator = await hub.subscribe(D, receipts[1]!.event.position, noEnd);
+      const events = await take(iterator, 2);
+      const gap = asGap(events[0]);
+      expect(gap.reason).toBe('HISTORY_LOST');
+      expect(gap.position).toEqual({ epoch: fresh.event.position.epoch, offset: 0 });
+      expect(events[1]?.cursor).toBe(fresh.event.cursor);
+    });
+  });
+
+  describe('cursor ahead of the stream', () => {
+    it('should reject with BAD_USER_INPUT naming after, and release the listener', async () => {
+      const receipts = await publishMany(3);
+      const ahead = { epoch: receipts[0]!.event.position.epoch, offset: 10 };
+      const error = await rejectionOf(hub.subscribe(D, ahead, noEnd));
+      expect(error.extensions['code']).toBe('BAD_USER_INPUT');
+      expect(error.extensions['field']).toBe('after');
+      expect((await engine.stats()).subscriptions).toBe(0);
+      expect((await hub.diagnosisStatus(D)).subscribers).toBe(0);
+    });
+
+    it('should reject a history read with BAD_USER_INPUT as well', async () => {
+      const receipts = await publishMany(2);
+      const error = await rejectionOf(hub.history(D, { epoch: receipts[0]!.event.position.epoch, offset: 3 }, 10));
+      expect(error.extensions['code']).toBe('BAD_USER_INPUT');
+    });
+  });
+
+  describe('idempotency', () => {
+    it('should answer a repeated key within the TTL with the original event and store nothing', async () => {
+      const original = await hub.publish(draft(1), 'key-1');
+      clock += LIMITS.idempotencyTtlMs - 1;
+      const repeat = await hub.publish(draft(2), 'key-1');
+      expect(original.duplicate).toBe(false);
+      expect(repeat.duplicate).toBe(true);
+      expect(repeat.event.cursor).toBe(original.event.cursor);
+      expect(repeat.event).toBe(original.event);
+      expect((await hub.diagnosisStatus(D)).retainedEvents).toBe(1);
+      expect((await hub.diagnosisStatus(D)).lastCursor).toBe(original.event.cursor);
+    });
+
+    it('should not deliver a duplicate to subscribers', async () => {
+      const iterator = await hub.subscribe(D, null, noEnd);
+      await hub.publish(draft(1), 'key-1');
+      await hub.publish(draft(1), 'key-1');
+      await hub.publish(draft(2), null);
+      const events = await take(iterator, 2);
+      expect(offsets(events)).toEqual([1, 2]);
+      expect(queued(iterator)).toBe(0);
+    });
+
+    it('should store a new event for the same key once the TTL has elapsed', async () => {
+      const original = await hub.publish(draft(1), 'key-1');
+      clock += LIMITS.idempotencyTtlMs;
+      const later = await hub.publish(draft(2), 'key-1');
+      expect(later.duplicate).toBe(false);
+      expect(later.event.position.offset).toBe(2);
+      expect(later.event.cursor).not.toBe(original.event.cursor);
+      expect((await hub.diagnosisStatus(D)).retainedEvents).toBe(2);
+    });
+
+    it('should scope keys to a diagnosis', async () => {
+      await hub.publish(draft(1, D), 'key-1');
+      const other = await hub.publish(draft(1, OTHER), 'key-1');
+      expect(other.duplicate).toBe(false);
+      expect((await hub.diagnosisStatus(OTHER)).retainedEvents).toBe(1);
+    });
+  });
+
+  describe('ending subscriptions', () => {
+    it('should end a slow consumer and release its listener', async () => {
+      makeHub({}, 10);
+      const onEnd = vi.fn<(reason: EndReason) => void>();
+      const iterator = await hub.subscribe(D, null, onEnd);
+      expect((await engine.stats()).subscriptions).toBe(1);
+
+      await publishMany(50);
+      expect(onEnd).toHaveBeenCalledTimes(1);
+      expect(onEnd).toHaveBeenCalledWith('slow-consumer');
+      expect((await engine.stats()).subscriptions).toBe(0);
+      expect((await hub.diagnosisStatus(D)).subscribers).toBe(0);
+      expect(await iterator.next()).toEqual({ value: undefined, done: true });
+    });
+
+    it('should let a consumer queue up to queueLimit live events beyond its replay', async () => {
+      makeHub({}, 10);
+      await publishMany(20); // pending: replayed on subscribe, not counted against the limit
+      const onEnd = vi.fn<(reason: EndReason) => void>();
+      const iterator = await hub.subscribe(D, null, onEnd);
+      expect(queued(iterator)).toBe(20);
+      await publishMany(10, 21);
+      expect(onEnd).not.toHaveBeenCalled();
+      expect(queued(iterator)).toBe(30);
+      await hub.publish(draft(31), null);
+      expect(onEnd).toHaveBeenCalledWith('slow-consumer');
+    });
+
+    it('should not end a consumer that keeps up', async () => {
+      makeHub({}, 10);
+      const onEnd = vi.fn<(reason: EndReason) => void>();
+      const iterator = await hub.subscribe(D, null, onEnd);
+      for (let i = 1; i <= 50; i += 1) {
+        await hub.publish(draft(i), null);
+        const [event] = await take(iterator, 1);
+        expect(event?.position.offset).toBe(i);
+      }
+      expect(onEnd).not.toHaveBeenCalled();
+    });
+
+    it('should release the engine listener on return() without calling onEnd', async () => {
+      const onEnd = vi.fn<(reason: EndReason) => void>();
+      const iterator = await hub.subscribe(D, null, onEnd);
+      expect((await engine.stats()).subscriptions).toBe(1);
+      expect(await iterator.return?.()).toEqual({ value: undefined, done: true });
+      expect((await engine.stats()).subscriptions).toBe(0);
+      expect(onEnd).not.toHaveBeenCalled();
+
+      const receipt = await hub.publish(draft(1), null);
+      expect(receipt.liveSubscribers).toBe(0);
+      expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(1);
+    });
+  });
+
+  describe('history', () => {
+    it('should return the retained events, replayed, oldest first, when there is no cursor', async () => {
+      makeHub({ size: 5 });
+      await publishMany(10);
+      const events = await hub.history(D, null, 100);
+      expect(offsets(events)).toEqual([6, 7, 8, 9, 10]);
+      expect(events.every((e) => e.replayed && e.__typename === 'FeedbackUpdate')).toBe(true);
+    });
+
+    it('should return what a resume would replay, gap first', async () => {
+      makeHub({ size: 5 });
+      const receipts = await publishMany(10);
+      const after = receipts[0]!.event.position;
+      const history = await hub.history(D, after, 100);
+      const iterator = await hub.subscribe(D, after, noEnd);
+      const replay = await take(iterator, queued(iterator));
+
+      expect(history.map((e) => [e.__typename, e.position, e.replayed])).toEqual(
+        replay.map((e) => [e.__typename, e.position, e.replayed]),
+      );
+      expect(asGap(history[0]).reason).toBe('TRIMMED');
+      expect(offsets(history.slice(1))).toEqual([6, 7, 8, 9, 10]);
+    });
+
+    it('should respect the limit, counting the gap marker', async () => {
+      makeHub({ size: 5 });
+      const receipts = await publishMany(10);
+      const limited = await hub.history(D, receipts[0]!.event.position, 3);
+      expect(limited).toHaveLength(3);
+      expect(asGap(limited[0]).reason).toBe('TRIMMED');
+      expect(offsets(limited.slice(1))).toEqual([6, 7]);
+
+      expect(offsets(await hub.history(D, null, 2))).toEqual([6, 7]);
+      expect(offsets(await hub.history(D, receipts[6]!.event.position, 2))).toEqual([8, 9]);
+    });
+
+    it('should clear nothing: pending events stay pending and are still claimed later', async () => {
+      await publishMany(4);
+      await hub.history(D, null, 100);
+      await hub.history(D, { epoch: '', offset: 0 }, 100);
+      expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(4);
+      expect((await hub.status(0)).pendingEvents).toBe(4);
+
+      const iterator = await hub.subscribe(D, null, noEnd);
+      expect(offsets(await take(iterator, 4))).toEqual([1, 2, 3, 4]);
+    });
+
+    it('should return the same events on repeated reads', async () => {
+      const receipts = await publishMany(3);
+      const once = await hub.history(D, receipts[0]!.event.position, 10);
+      const twice = await hub.history(D, receipts[0]!.event.position, 10);
+      expect(offsets(once)).toEqual([2, 3]);
+      expect(twice).toEqual(once);
+    });
+
+    it('should return nothing for an unknown diagnosis', async () => {
+      expect(await hub.history('unknown', null, 10)).toEqual([]);
+    });
+  });
+
+  describe('status counters', () => {
+    it('should follow subscribes and returns', async () => {
+      expect(await hub.status(7)).toEqual({ backend: 'memory', instances: 1, connections: 7, subscriptions: 0, diagnoses: 0, pendingEvents: 0 });
+      expect(hub.backend).toBe('memory');
+
+      const a1 = await hub.subscribe(D, null, noEnd);
+      const a2 = await hub.subscribe(D, null, noEnd);
+      const b1 = await hub.subscribe(OTHER, null, noEnd);
+      expect(await hub.status(2)).toMatchObject({ connections: 2, subscriptions: 3, diagnoses: 2 });
+      expect((await hub.diagnosisStatus(D)).subscribers).toBe(2);
+      expect((await hub.diagnosisStatus(OTHER)).subscribers).toBe(1);
+
+      await a1.return?.();
+      expect(await hub.status(2)).toMatchObject({ subscriptions: 2, diagnoses: 2 });
+      expect((await hub.diagnosisStatus(D)).subscribers).toBe(1);
+
+      await b1.return?.();
+      expect(await hub.status(2)).toMatchObject({ subscriptions: 1, diagnoses: 1 });
+      expect((await hub.diagnosisStatus(OTHER)).subscribers).toBe(0);
+
+      await a2.return?.();
+      await a2.return?.(); // a second return is harmless
+      expect(await hub.status(0)).toMatchObject({ subscriptions: 0, diagnoses: 0 });
+    });
+
+    it('should report retained events, pending events and the last cursor of a diagnosis', async () => {
+      expect(await hub.diagnosisStatus(D)).toEqual({
+        diagnosisId: D,
+        subscribers: 0,
+        retainedEvents: 0,
+        pendingEvents: 0,
+        lastCursor: null,
+      });
+      const receipts = await publishMany(3);
+      expect(await hub.diagnosisStatus(D)).toEqual({
+        diagnosisId: D,
+        subscribers: 0,
+        retainedEvents: 3,
+        pendingEvents: 3,
+        lastCursor: receipts[2]!.event.cursor,
+      });
+    });
+
+    it('should keep the last cursor after every event expired', async () => {
+      makeHub({ ttlMs: 1_000 });
+      const receipts = await publishMany(2);
+      clock += 5_000;
+      const status = await hub.diagnosisStatus(D);
+      expect(status).toMatchObject({ retainedEvents: 0, pendingEvents: 0, lastCursor: receipts[1]!.event.cursor });
+      expect((await hub.status(0)).pendingEvents).toBe(0);
+    });
+
+    it('should answer ping while open', async () => {
+      await expect(hub.ping()).resolves.toBeUndefined();
+    });
+  });
+});

@@ -1,0 +1,246 @@
+import { describe, it, expect } from 'vitest';
+import { classifyLive, gapEvent, planResume, type LiveVerdict, type ResumePlan } from '../../src/hub/replay.js';
+import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
+import { stampEvent, type Position, type StoredEvent } from '../../src/domain/events.js';
+import type { HistoryWindow } from '../../src/engine/engine.js';
+
+const EPOCH = 'epochA';
+
+function event(offset: number, epoch = EPOCH): StoredEvent {
+  const position = { epoch, offset };
+  return stampEvent(
+    { __typename: 'FeedbackUpdate', diagnosisId: 'diag-1', feedbackId: `fb-${offset}`, rating: 3, effectiveness: 0.5 },
+    position,
+    encodeCursor(position),
+    new Date(0),
+  );
+}
+
+/**
+ * The window an engine returns for a read after `afterOffset` (null: from the oldest) when the
+ * stream retains offsets firstOffset..lastOffset.
+ */
+function window(
+  firstOffset: number,
+  lastOffset: number,
+  droppedBy: HistoryWindow['droppedBy'],
+  afterOffset: number | null,
+  epoch = EPOCH,
+): HistoryWindow {
+  const events: StoredEvent[] = [];
+  const start = Math.max(firstOffset, (afterOffset ?? 0) + 1);
+  for (let offset = start; offset <= lastOffset; offset += 1) events.push(event(offset, epoch));
+  return { epoch, firstOffset, lastOffset, droppedBy, events };
+}
+
+const STREAM_GONE: HistoryWindow = { epoch: '', lastOffset: 0, firstOffset: 1, droppedBy: null, events: [] };
+
+type Sync = Extract<ResumePlan, { ahead: false }>;
+
+function sync(plan: ResumePlan): Sync {
+  if (plan.ahead) throw new Error('expected a plan that is not ahead');
+  return plan;
+}
+
+const at = (offset: number, epoch = EPOCH): Position => ({ epoch, offset });
+
+describe('planResume', () => {
+  interface Case {
+    readonly name: string;
+    readonly after: Position;
+    readonly window: HistoryWindow;
+    readonly gap: Sync['gap'];
+    readonly events: number[];
+    readonly last: Position;
+  }
+
+  const cases: Case[] = [
+    {
+      name: 'a cursor in the same epoch with everything retained: no gap, the missed events',
+      after: at(3),
+      window: window(1, 6, null, 3),
+      gap: null,
+      events: [4, 5, 6],
+      last: at(6),
+    },
+    {
+      name: 'a cursor at the newest event: nothing to replay',
+      after: at(6),
+      window: window(1, 6, null, 6),
+      gap: null,
+      events: [],
+      last: at(6),
+    },
+    {
+      name: 'a cursor right before the oldest retained event: no gap',
+      after: at(5),
+      window: window(6, 10, 'TRIMMED', 5),
+      gap: null,
+      events: [6, 7, 8, 9, 10],
+      last: at(10),
+    },
+    {
+      name: 'a cursor older than the retained events: TRIMMED gap at firstOffset - 1',
+      after: at(2),
+      window: window(6, 10, 'TRIMMED', 2),
+      gap: { reason: 'TRIMMED', position: at(5) },
+      events: [6, 7, 8, 9, 10],
+      last: at(10),
+    },
+    {
+      name: 'a cursor older than the retained events dropped by age: EXPIRED gap',
+      after: at(1),
+      window: window(4, 6, 'EXPIRED', 1),
+      gap: { reason: 'EXPIRED', position: at(3) },
+      events: [4, 5, 6],
+      last: at(6),
+    },
+    {
+      name: 'a cursor from another epoch: HISTORY_LOST gap and every retained event',
+      after: at(42, 'otherEpoch'),
+      window: window(1, 3, null, null),
+      gap: { reason: 'HISTORY_LOST', position: at(0) },
+      events: [1, 2, 3],
+      last: at(3),
+    },
+    {
+      name: 'a cursor from another epoch with a trimmed stream: HISTORY_LOST at firstOffset - 1',
+      after: at(2, 'otherEpoch'),
+      window: window(8, 10, 'TRIMMED', null),
+      gap: { reason: 'HISTORY_LOST', position: at(7) },
+      events: [8, 9, 10],
+      last: at(10),
+    },
+    {
+      name: 'a cursor whose stream is gone: HISTORY_LOST in the empty epoch',
+      after: at(5),
+      window: STREAM_GONE,
+      gap: { reason: 'HISTORY_LOST', position: { epoch: '', offset: 0 } },
+      events: [],
+      last: { epoch: '', offset: 0 },
+    },
+    {
+      name: 'an empty-epoch cursor against a fresh stream: every event, no gap',
+      after: at(0, ''),
+      window: window(1, 3, null, null),
+      gap: null,
+      events: [1, 2, 3],
+      last: at(3),
+    },
+    {
+      name: 'an empty-epoch cursor against a trimmed stream: TRIMMED gap',
+      after: at(0, ''),
+      window: window(4, 6, 'TRIMMED', null),
+      gap: { reason: 'TRIMMED', position: at(3) },
+      events: [4, 5, 6],
+      last: at(6),
+    },
+    {
+      name: 'an empty-epoch cursor while there is still no stream: nothing',
+      after: at(0, ''),
+      window: STREAM_GONE,
+      gap: null,
+      events: [],
+      last: { epoch: '', offset: 0 },
+    },
+    {
+      name: 'a cursor whose missed events all expired: EXPIRED gap and no events',
+      after: at(2),
+      window: window(6, 5, 'EXPIRED', 2),
+      gap: { reason: 'EXPIRED', position: at(5) },
+      events: [],
+      last: at(5),
+    },
+    {
+      name: 'a cursor at the newest event after everything expired: nothing',
+      after: at(5),
+      window: window(6, 5, 'EXPIRED', 5),
+      gap: null,
+      events: [],
+      last: at(5),
+    },
+  ];
+
+  it.each(cases)('should plan $name', ({ after, window: w, gap, events, last }) => {
+    const plan = sync(planResume(after, w));
+    expect(plan.gap).toEqual(gap);
+    expect(plan.events.map((e) => e.position.offset)).toEqual(events);
+    expect(plan.last).toEqual(last);
+  });
+
+  it.each(cases.filter((c) => c.gap !== null))(
+    'should plan no new gap when resuming from the gap position of $name',
+    ({ window: w, gap }) => {
+      const gapPosition = gap!.position;
+      const resumed = sync(planResume(gapPosition, window(w.firstOffset, w.lastOffset, w.droppedBy, gapPosition.offset, w.epoch)));
+      expect(resumed.gap).toBeNull();
+      expect(resumed.events.map((e) => e.position.offset)).toEqual(w.events.map((e) => e.position.offset));
+    },
+  );
+
+  it('should ignore window events at or before the cursor', () => {
+    const plan = sync(planResume(at(3), window(1, 5, null, null)));
+    expect(plan.events.map((e) => e.position.offset)).toEqual([4, 5]);
+  });
+
+  it('should hand out the window events themselves', () => {
+    const w = window(1, 2, null, 0);
+    const plan = sync(planResume(at(0), w));
+    expect(plan.events[0]).toBe(w.events[0]);
+  });
+
+  it.each([
+    ['one past the newest event', at(7), window(1, 6, null, 7)],
+    ['far past the newest event', at(1000), window(1, 6, null, 1000)],
+    ['past an empty stream whose events all expired', at(6), window(6, 5, 'EXPIRED', 6)],
+  ])('should report a cursor %s as ahead', (_name, after, w) => {
+    expect(planResume(after, w)).toEqual({ ahead: true });
+  });
+
+  it('should not treat a cursor from another epoch as ahead, whatever its offset', () => {
+    expect(sync(planResume(at(1000, 'otherEpoch'), window(1, 2, null, null))).gap?.reason).toBe('HISTORY_LOST');
+  });
+});
+
+describe('classifyLive', () => {
+  const cases: ReadonlyArray<[string, Position, Position, LiveVerdict]> = [
+    ['the following offset is next', at(3), at(4), 'next'],
+    ['the same offset is seen', at(3), at(3), 'seen'],
+    ['an older offset is seen', at(3), at(1), 'seen'],
+    ['a skipped offset is out of sequence', at(3), at(5), 'out-of-sequence'],
+    ['an event from another epoch is out of sequence', at(3), at(4, 'otherEpoch'), 'out-of-sequence'],
+    ['an older event from another epoch is out of sequence', at(3), at(1, 'otherEpoch'), 'out-of-sequence'],
+    ['offset 1 of any epoch follows an empty last position', { epoch: '', offset: 0 }, at(1), 'next'],
+    ['offset 1 of another epoch also follows an empty last position', { epoch: '', offset: 0 }, at(1, 'zz'), 'next'],
+    ['offset 2 after an empty last position is out of sequence', { epoch: '', offset: 0 }, at(2), 'out-of-sequence'],
+    ['offset 1 after offset 0 of a real epoch is next', at(0), at(1), 'next'],
+  ];
+
+  it.each(cases)('should decide that %s', (_name, last, position, verdict) => {
+    expect(classifyLive(last, event(position.offset, position.epoch))).toBe(verdict);
+  });
+});
+
+describe('gapEvent', () => {
+  it('should build a frozen, replayed HistoryGap whose cursor encodes its position and that carries its reason', () => {
+    const now = new Date('2024-01-02T03:04:05Z');
+    const gap = gapEvent('diag-1', 'TRIMMED', at(5), now);
+    expect(gap).toEqual({
+      __typename: 'HistoryGap',
+      diagnosisId: 'diag-1',
+      position: at(5),
+      cursor: encodeCursor(at(5)),
+      occurredAt: now,
+      replayed: true,
+      reason: 'TRIMMED',
+      gapReason: 'TRIMMED',
+    });
+    expect(Object.isFrozen(gap)).toBe(true);
+    expect(decodeCursor(gap.cursor)).toEqual(at(5));
+  });
+
+  it('should give a gap in the empty epoch a decodable cursor', () => {
+    const gap = gapEvent('diag-1', 'HISTORY_LOST', { epoch: '', offset: 0 }, new Date(0));
+    expect(decodeCursor(gap.cursor)).toEqual({ epoch: '', offset: 0 });
+  });
+});
