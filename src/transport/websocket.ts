@@ -1,6 +1,5 @@
 import type { Server } from 'node:http';
 import { CloseCode, type OperationResult } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
 import { randomUUID } from 'node:crypto';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Logger } from 'pino';
@@ -14,6 +13,7 @@ import type { Transport } from '../graphql/context.js';
 import type { Metrics } from '../metrics.js';
 import type { EndReason } from '../hub/subscription.js';
 import { timerDelay, type Connections } from './connections.js';
+import { serveGraphqlWs } from './graphql-ws-server.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 
 export interface WebSocketDeps {
@@ -74,7 +74,7 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
     };
   };
 
-  const graphqlWs = useServer<Record<string, unknown> | undefined, SocketState>(
+  const graphqlWs = serveGraphqlWs<Record<string, unknown> | undefined, SocketState>(
     {
       execute: (args) => (args.rootValue as Enveloped).execute(args),
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
@@ -147,6 +147,7 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
     },
     wss,
     limits.keepAliveMs,
+    logger,
   );
 
   return {
