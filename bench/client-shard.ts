@@ -1,0 +1,490 @@
+/**
+ * A client shard: a child process of the load generator that holds real client connections
+ * (graphql-ws clients against the hub, bare `ws` sockets against the reference server) and
+ * tracks, per subscription, every cursor it receives. Driven over IPC (bench/protocol.ts).
+ * Several shards spread the sockets over processes (20 000 open files per process).
+ */
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { hubCursorOffset, referenceCursorOffset, sentAtOf } from './lib/cursor.js';
+import { wallNow } from './lib/stats.js';
+import type {
+  CollectRequest,
+  CollectResult,
+  ConnectRequest,
+  OpenRequest,
+  OpenResult,
+  ProgressResult,
+  ResumeRequest,
+  ResumeResult,
+  ShardEnvelope,
+  ShardReply,
+  ShardRequest,
+} from './protocol.js';
+
+const SUBSCRIBE = `subscription Bench($id: ID!, $after: String) {
+  diagnosisUpdates(diagnosisId: $id, after: $after) {
+    __typename cursor diagnosisId occurredAt replayed
+    ... on FeedbackUpdate { feedbackId rating effectiveness }
+  }
+}`;
+
+interface DeliveredEvent {
+  readonly cursor: string;
+  readonly replayed: boolean;
+  readonly feedbackId?: string;
+}
+
+/**
+ * BENCH_SELFTEST=drop|duplicate|reorder corrupts what the first subscription of each shard records
+ * (its 2nd/3rd event), to prove that the checker catches it and the run exits non-zero.
+ */
+const SELFTEST = process.env['BENCH_SELFTEST'] ?? '';
+let selftestTarget: Tracked | null = null;
+let selftestDone = false;
+
+/** One subscription's received cursor offsets, in arrival order. */
+class Tracked {
+  offsets = new Int32Array(16);
+  count = 0;
+
+  constructor(
+    readonly diagnosisId: string,
+    private readonly offsetOf: (cursor: string) => number,
+    private readonly measureLatency: boolean,
+  ) {}
+
+  record(event: DeliveredEvent): number {
+    const offset = this.offsetOf(event.cursor);
+    if (SELFTEST) selftestTarget ??= this;
+    if (SELFTEST && selftestTarget === this && !selftestDone && this.count === 2) {
+      selftestDone = true;
+      this.corrupt(offset);
+    } else this.push(offset);
+    const now = wallNow();
+    if (this.measureLatency && event.feedbackId) latencies.push(now - sentAtOf(event.feedbackId));
+    delivered += 1;
+    if (firstAt === 0) firstAt = now;
+    lastAt = now;
+    return offset;
+  }
+
+  private corrupt(offset: number): void {
+    if (SELFTEST === 'duplicate') this.push(offset, offset);
+    else if (SELFTEST === 'reorder') {
+      this.push(this.offsets[1]!);
+      this.offsets[1] = offset;
+    } else if (SELFTEST !== 'drop') this.push(offset);
+  }
+
+  private push(...offsets: number[]): void {
+    for (const offset of offsets) this.pushOne(offset);
+  }
+
+  private pushOne(offset: number): void {
+    if (this.count === this.offsets.length) {
+      const bigger = new Int32Array(this.offsets.length * 2);
+      bigger.set(this.offsets);
+      this.offsets = bigger;
+    }
+    this.offsets[this.count] = offset;
+    this.count += 1;
+  }
+}
+
+class Float32List {
+  data = new Float32Array(1024);
+  length = 0;
+  push(value: number): void {
+    if (this.length === this.data.length) {
+      const bigger = new Float32Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.length] = value;
+    this.length += 1;
+  }
+}
+
+// The shard's state for the current run (cleared by `close`).
+let tracked: Tracked[] = [];
+let closers: Array<() => Promise<void>> = [];
+let hubClients: Client[] = [];
+let latencies = new Float32List();
+let delivered = 0;
+let firstAt = 0;
+let lastAt = 0;
+let disconnects = 0;
+let errors = 0;
+let errorSamples: string[] = [];
+let closing = false;
+
+function fail(what: string, error?: unknown): void {
+  if (closing) return;
+  errors += 1;
+  if (errorSamples.length < 10) errorSamples.push(`${what}${error === undefined ? '' : `: ${describe(error)}`}`);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (Array.isArray(error)) return error.map(describe).join('; ');
+  if (error && typeof error === 'object') {
+    const { code, reason, message } = error as { code?: number; reason?: string; message?: string };
+    if (code !== undefined) return `close ${code} ${reason ?? ''}`.trim();
+    if (message) return message;
+    return JSON.stringify(error);
+  }
+  return String(error);
+}
+
+/** A `ws` client socket without compression, as graphql-ws's `webSocketImpl`. */
+class BenchSocket extends WebSocket {
+  constructor(address: string, protocols?: string | string[]) {
+    super(address, protocols, { perMessageDeflate: false, handshakeTimeout: 60_000 });
+  }
+}
+
+function hubClient(wsUrl: string, token: string, lazy: boolean, onConnected?: () => void): Client {
+  let wasConnected = false;
+  const client = createClient({
+    url: wsUrl,
+    webSocketImpl: BenchSocket,
+    lazy,
+    retryAttempts: 0,
+    keepAlive: 0,
+    connectionParams: { authorization: `Bearer ${token}` },
+    on: {
+      connected: () => {
+        wasConnected = true;
+        onConnected?.();
+      },
+      closed: (event) => {
+        if (!closing && wasConnected) {
+          disconnects += 1;
+          fail('socket closed', event);
+        }
+      },
+    },
+  });
+  hubClients.push(client);
+  closers.push(async () => client.dispose());
+  return client;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} not done within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** Runs `task` for 0..count-1 with at most `limit` at once. */
+async function limited(count: number, limit: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const index = next;
+      next += 1;
+      await task(index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, count)) }, worker));
+}
+
+/** A graphql-ws connection whose subscriptions are each established once their first (replayed) event arrives. */
+function openHub(request: OpenRequest, diagnoses: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const client = hubClient(request.wsUrl, request.token, true);
+    // Tracked (and checked) only once the whole connection is set up; a failed one counts as failed.
+    const established: Tracked[] = [];
+    for (const diagnosisId of diagnoses) {
+      const subscription = new Tracked(diagnosisId, hubCursorOffset, true);
+      let primed = false;
+      client.subscribe<{ diagnosisUpdates: DeliveredEvent }>(
+        { query: SUBSCRIBE, variables: { id: diagnosisId, after: request.after } },
+        {
+          next: (result) => {
+            const event = result.data?.diagnosisUpdates;
+            if (!event || result.errors) {
+              fail('error result', result.errors);
+              return;
+            }
+            if (!primed) {
+              primed = true;
+              if (!event.replayed) fail(`first event of ${diagnosisId} was not the replayed primer`);
+              established.push(subscription);
+              if (established.length === diagnoses.length) {
+                tracked.push(...established);
+                resolve();
+              }
+              return;
+            }
+            subscription.record(event);
+          },
+          error: (error) => {
+            fail(`subscription ${diagnosisId} failed`, error);
+            reject(new Error(describe(error)));
+          },
+          complete: () => {
+            if (!closing) fail(`subscription ${diagnosisId} completed by the server`);
+          },
+        },
+      );
+    }
+  });
+}
+
+/** A bare ws connection to the reference server; each subscription is established on its ack. */
+function openReference(request: OpenRequest, diagnoses: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(request.wsUrl, { perMessageDeflate: false, handshakeTimeout: 60_000 });
+    const byTopic = new Map<string, Tracked>();
+    for (const diagnosisId of diagnoses) byTopic.set(diagnosisId, new Tracked(diagnosisId, referenceCursorOffset, true));
+    let acked = 0;
+    let open = false;
+    closers.push(
+      () =>
+        new Promise<void>((done) => {
+          if (socket.readyState === WebSocket.CLOSED) return done();
+          socket.once('close', () => done());
+          socket.close(1000);
+        }),
+    );
+    socket.on('open', () => {
+      open = true;
+      for (const diagnosisId of diagnoses) socket.send(JSON.stringify({ type: 'subscribe', id: diagnosisId, topic: diagnosisId }));
+    });
+    socket.on('message', (data) => {
+      const message = JSON.parse(String(data)) as {
+        type: string;
+        id: string;
+        payload?: { data?: { diagnosisUpdates?: DeliveredEvent } };
+      };
+      if (message.type === 'next') {
+        const event = message.payload?.data?.diagnosisUpdates;
+        const subscription = byTopic.get(message.id);
+        if (event && subscription) subscription.record(event);
+        else fail(`unroutable message for ${message.id}`);
+      } else if (message.type === 'subscribed') {
+        acked += 1;
+        if (acked === diagnoses.length) {
+          tracked.push(...byTopic.values());
+          resolve();
+        }
+      }
+    });
+    socket.on('error', (error) => {
+      fail('socket error', error);
+      reject(error);
+    });
+    socket.on('close', (code) => {
+      if (!closing && open) {
+        disconnects += 1;
+        fail(`socket closed ${code}`);
+      }
+      reject(new Error(`socket closed ${code} before it was set up`));
+    });
+  });
+}
+
+async function open(request: OpenRequest): Promise<OpenResult> {
+  closing = false;
+  const setupMs = new Float64Array(request.connections.length);
+  const failures: string[] = [];
+  const failedDiagnoses: string[] = [];
+  let failed = 0;
+  const openOne = request.target === 'hub' ? openHub : openReference;
+  await limited(request.connections.length, request.concurrency, async (index) => {
+    const started = performance.now();
+    const diagnoses = request.connections[index]!;
+    try {
+      await withTimeout(openOne(request, diagnoses), request.timeoutMs, 'connection setup');
+      setupMs[index] = performance.now() - started;
+    } catch (error) {
+      failed += 1;
+      failedDiagnoses.push(...diagnoses);
+      setupMs[index] = Number.NaN;
+      if (failures.length < 10) failures.push(describe(error));
+    }
+  });
+  return {
+    setupMs: setupMs.filter((value) => !Number.isNaN(value)),
+    failed,
+    failedSubscriptions: failedDiagnoses.length,
+    failedDiagnoses,
+    failures,
+  };
+}
+
+async function connect(request: ConnectRequest): Promise<OpenResult> {
+  closing = false;
+  const setupMs = new Float64Array(request.count);
+  const failures: string[] = [];
+  let failed = 0;
+  await limited(request.count, request.concurrency, async (index) => {
+    const started = performance.now();
+    try {
+      await withTimeout(
+        new Promise<void>((resolve) => hubClient(request.wsUrl, request.token, false, resolve)),
+        request.timeoutMs,
+        'connection_ack',
+      );
+      setupMs[index] = performance.now() - started;
+    } catch (error) {
+      failed += 1;
+      setupMs[index] = Number.NaN;
+      if (failures.length < 10) failures.push(describe(error));
+    }
+  });
+  return { setupMs: setupMs.filter((value) => !Number.isNaN(value)), failed, failedSubscriptions: failed, failedDiagnoses: [], failures };
+}
+
+/** Every connected client subscribes `after` in the same tick; each is timed until it holds `lastOffset`. */
+async function resume(request: ResumeRequest): Promise<ResumeResult> {
+  const caughtUpMs = new Float64Array(hubClients.length).fill(Number.NaN);
+  const firstEventMs = new Float64Array(hubClients.length).fill(Number.NaN);
+  let remaining = hubClients.length;
+  let allDone!: () => void;
+  const done = new Promise<void>((resolve) => (allDone = resolve));
+  if (remaining === 0) allDone();
+  hubClients.forEach((client, index) => {
+    const subscription = new Tracked(request.diagnosisId, hubCursorOffset, false);
+    tracked.push(subscription);
+    const started = performance.now();
+    client.subscribe<{ diagnosisUpdates: DeliveredEvent }>(
+      { query: SUBSCRIBE, variables: { id: request.diagnosisId, after: request.after } },
+      {
+        next: (result) => {
+          const event = result.data?.diagnosisUpdates;
+          if (!event || result.errors) return fail('error result', result.errors);
+          const elapsed = performance.now() - started;
+          if (Number.isNaN(firstEventMs[index]!)) firstEventMs[index] = elapsed;
+          if (subscription.record(event) >= request.lastOffset && Number.isNaN(caughtUpMs[index]!)) {
+            caughtUpMs[index] = elapsed;
+            remaining -= 1;
+            if (remaining === 0) allDone();
+          }
+        },
+        error: (error) => fail('resume failed', error),
+        complete: () => {
+          if (!closing) fail('resume completed by the server');
+        },
+      },
+    );
+  });
+  const timer = setTimeout(allDone, request.timeoutMs);
+  await done;
+  clearTimeout(timer);
+  const replayMs = caughtUpMs.map((value, index) => value - firstEventMs[index]!);
+  return {
+    replayMs: replayMs.filter((value) => !Number.isNaN(value)),
+    caughtUpMs: caughtUpMs.filter((value) => !Number.isNaN(value)),
+    firstEventMs: firstEventMs.filter((value) => !Number.isNaN(value)),
+    timedOut: remaining,
+  };
+}
+
+function progress(): ProgressResult {
+  return { delivered, firstAt, lastAt, disconnects, errors };
+}
+
+/** Per subscription: lost, duplicated and out-of-order events against the receipts' offsets. */
+function collect(request: CollectRequest): CollectResult {
+  let lost = 0;
+  let duplicates = 0;
+  let outOfOrder = 0;
+  let unexpected = 0;
+  const none = new Int32Array(0);
+  for (const subscription of tracked) {
+    const expected = request.expected.get(subscription.diagnosisId) ?? none;
+    let highest = expected.length > 0 ? expected[expected.length - 1]! : 0;
+    for (let i = 0; i < subscription.count; i += 1) highest = Math.max(highest, subscription.offsets[i]!);
+    const seen = new Uint8Array(highest + 1);
+    let maxSoFar = -1;
+    for (let i = 0; i < subscription.count; i += 1) {
+      const offset = subscription.offsets[i]!;
+      if (offset < 0) {
+        unexpected += 1;
+        continue;
+      }
+      if (seen[offset]) duplicates += 1;
+      else {
+        if (offset < maxSoFar) outOfOrder += 1;
+        seen[offset] = 1;
+      }
+      maxSoFar = Math.max(maxSoFar, offset);
+    }
+    let matched = 0;
+    for (const offset of expected) {
+      if (seen[offset]) {
+        matched += 1;
+        seen[offset] = 2;
+      } else lost += 1;
+    }
+    for (let offset = 0; offset < seen.length; offset += 1) if (seen[offset] === 1) unexpected += 1;
+  }
+  return {
+    subscriptions: tracked.length,
+    delivered,
+    firstAt,
+    lastAt,
+    lost,
+    duplicates,
+    outOfOrder,
+    unexpected,
+    disconnects,
+    errors,
+    errorSamples,
+    latenciesMs: request.latencies ? latencies.data.slice(0, latencies.length) : new Float32Array(0),
+  };
+}
+
+async function close(): Promise<{ closed: number }> {
+  closing = true;
+  const all = closers;
+  await Promise.race([Promise.allSettled(all.map((closer) => closer())), new Promise((resolve) => setTimeout(resolve, 15_000))]);
+  tracked = [];
+  closers = [];
+  hubClients = [];
+  latencies = new Float32List();
+  delivered = 0;
+  firstAt = 0;
+  lastAt = 0;
+  disconnects = 0;
+  errors = 0;
+  errorSamples = [];
+  return { closed: all.length };
+}
+
+async function handle(request: ShardRequest): Promise<unknown> {
+  switch (request.op) {
+    case 'open':
+      return open(request);
+    case 'connect':
+      return connect(request);
+    case 'resume':
+      return resume(request);
+    case 'progress':
+      return progress();
+    case 'collect':
+      return collect(request);
+    case 'close':
+      return close();
+  }
+}
+
+if (!process.send) {
+  process.stderr.write('client-shard.ts is started by bench/run.ts (it needs an IPC channel)\n');
+  process.exit(2);
+}
+process.on('message', (envelope: ShardEnvelope) => {
+  handle(envelope.request).then(
+    (result) => process.send!({ id: envelope.id, ok: true, result } satisfies ShardReply),
+    (error: unknown) => process.send!({ id: envelope.id, ok: false, error: (error as Error)?.stack ?? String(error) } satisfies ShardReply),
+  );
+});
+// The load generator went away: never linger.
+process.on('disconnect', () => process.exit(0));

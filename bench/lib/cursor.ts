@@ -1,0 +1,32 @@
+/**
+ * The benchmark's only look inside hub cursors: they are base64url of `<epoch>:<offset>`
+ * (src/domain/cursor.ts). Offsets give the stored order of concurrent broadcasts, which the
+ * receipts alone (arriving in any order) do not. Reference-server cursors are plain integers.
+ */
+export function hubCursorOffset(cursor: string): number {
+  const decoded = Buffer.from(cursor, 'base64url').toString('latin1');
+  const offset = Number(decoded.slice(decoded.lastIndexOf(':') + 1));
+  if (!Number.isSafeInteger(offset)) throw new Error(`not a hub cursor: ${cursor}`);
+  return offset;
+}
+
+export function referenceCursorOffset(cursor: string): number {
+  const offset = Number(cursor);
+  if (!Number.isSafeInteger(offset)) throw new Error(`not a reference cursor: ${cursor}`);
+  return offset;
+}
+
+/** The cursor "before the first event" of any stream (`:0`): resuming from it replays everything retained. */
+export const START_CURSOR = Buffer.from(':0', 'utf8').toString('base64url');
+
+/**
+ * Broadcasts carry their send time in `feedbackId` (`b<seq>@<wall ms>`), so a client can measure
+ * broadcast → delivery latency without any clock but the host's.
+ */
+export function feedbackIdFor(seq: number, sentAt: number): string {
+  return `b${seq}@${sentAt.toFixed(3)}`;
+}
+
+export function sentAtOf(feedbackId: string): number {
+  return Number(feedbackId.slice(feedbackId.indexOf('@') + 1));
+}

@@ -1,0 +1,207 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { MachineInfo } from './lib/proc.js';
+import type { RunResult } from './scenarios/types.js';
+import type { Sizes } from './scenarios/index.js';
+
+export interface TargetRow {
+  readonly scenario: string;
+  readonly metric: string;
+  readonly ours: number | null;
+  readonly reference: number | null;
+  /** ours / reference (or ours alone for an absolute target). */
+  readonly ratio: number | null;
+  readonly target: string;
+  /** null: not measured in this run. */
+  readonly pass: boolean | null;
+}
+
+export interface BenchReport {
+  readonly version: 1;
+  readonly mode: 'full' | 'smoke';
+  readonly engine: 'memory' | 'redis';
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationSeconds: number;
+  readonly machine: MachineInfo;
+  readonly pinning: string;
+  readonly hubCommand: string;
+  readonly sizes: Sizes;
+  readonly scenarios: string[];
+  readonly runs: RunResult[];
+  readonly targets: TargetRow[];
+  /** Lost, duplicate and out-of-order deliveries, disconnects and errors over every run. */
+  readonly correctness: { readonly ok: boolean; readonly problems: string[] };
+}
+
+const find = (runs: RunResult[], scenario: string, server: string, variant?: string) =>
+  runs.find((run) => run.scenario === scenario && run.server === server && (variant === undefined || run.variant === variant));
+
+function ratioRow(
+  runs: RunResult[],
+  scenario: string,
+  variant: string | undefined,
+  metric: string,
+  pick: (run: RunResult) => number | null,
+  op: '>=' | '<=',
+  limit: number,
+): TargetRow {
+  const ours = find(runs, scenario, 'hub', variant);
+  const reference = find(runs, scenario, 'reference', variant);
+  const o = ours ? pick(ours) : null;
+  const r = reference ? pick(reference) : null;
+  const ratio = o !== null && r !== null && r !== 0 ? round3(o / r) : null;
+  return {
+    scenario: variant ? `${scenario} ${variant}` : scenario,
+    metric,
+    ours: o,
+    reference: r,
+    ratio,
+    target: `${op} ${limit}× reference`,
+    pass: ratio === null ? null : op === '>=' ? ratio >= limit : ratio <= limit,
+  };
+}
+
+const round3 = (value: number) => Math.round(value * 1000) / 1000;
+
+/** The issue's targets, as ratios to the reference (S6: absolute). */
+export function evaluateTargets(runs: RunResult[]): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const variants = (scenario: string) => [...new Set(runs.filter((run) => run.scenario === scenario).map((run) => run.variant))];
+  for (const scenario of ['S1', 'S2']) {
+    if (!find(runs, scenario, 'hub')) continue;
+    rows.push(ratioRow(runs, scenario, undefined, 'deliveries/s', (run) => run.deliveriesPerSec, '>=', 0.8));
+    rows.push(ratioRow(runs, scenario, undefined, 'server CPU µs per delivery', (run) => run.cpuUsPerDelivery, '<=', 1.5));
+  }
+  for (const variant of variants('S3')) rows.push(ratioRow(runs, 'S3', variant, 'publishes/s', (run) => run.publishesPerSec, '>=', 0.5));
+  const s3 = runs.filter((run) => run.scenario === 'S3' && run.server === 'hub');
+  if (s3.length >= 2) {
+    const [few, many] = [s3[0]!, s3[s3.length - 1]!];
+    const ratio = few.publishesPerSec && many.publishesPerSec ? round3(many.publishesPerSec / few.publishesPerSec) : null;
+    rows.push({
+      scenario: 'S3',
+      metric: `hub publishes/s: ${many.variant.split('+ ')[1]} vs ${few.variant.split('+ ')[1]} (${many.publishesPerSec} vs ${few.publishesPerSec})`,
+      ours: many.publishesPerSec,
+      reference: few.publishesPerSec,
+      ratio,
+      target: '>= 0.9 (same rate)',
+      pass: ratio === null ? null : ratio >= 0.9,
+    });
+  }
+  for (const variant of variants('S4')) {
+    rows.push(ratioRow(runs, 'S4', variant, 'RSS bytes per idle subscription', (run) => run.rssBytesPerSubscription, '<=', 1.5));
+  }
+  if (find(runs, 'S5', 'hub')) rows.push(ratioRow(runs, 'S5', undefined, 'broadcast→delivery p99 ms', (run) => run.deliveryMs.p99, '<=', 1.5));
+  const s6 = find(runs, 'S6', 'hub');
+  if (s6) {
+    const p99 = s6.deliveryMs.p99;
+    rows.push({ scenario: 'S6', metric: 'time to caught-up p99 ms (subscribe → last missed event)', ours: p99, reference: null, ratio: null, target: '<= 100 ms', pass: p99 <= 100 });
+    const own = Number(s6.extra['ownReplayP99Ms']);
+    rows.push({ scenario: 'S6', metric: "p99 ms of a client's own replay (first → last missed event)", ours: own, reference: null, ratio: null, target: '<= 100 ms', pass: own <= 100 });
+  }
+  return rows;
+}
+
+export function correctnessProblems(runs: RunResult[]): string[] {
+  const problems: string[] = [];
+  for (const run of runs) {
+    const c = run.correctness;
+    const counts = { lost: c.lost, duplicates: c.duplicates, 'out-of-order': c.outOfOrder, unexpected: c.unexpected, disconnects: c.disconnects, errors: c.errors, 'setup failures': run.setupFailures };
+    const bad = Object.entries(counts).filter(([, count]) => count > 0);
+    if (bad.length > 0) {
+      problems.push(`${run.scenario} ${run.server} ${run.variant}: ${bad.map(([name, count]) => `${count} ${name}`).join(', ')}${run.errorSamples.length ? ` (${run.errorSamples.slice(0, 3).join(' | ')})` : ''}`);
+    }
+  }
+  return problems;
+}
+
+const fmt = (value: number | null | undefined, digits = 0): string => {
+  if (value === null || value === undefined || Number.isNaN(value)) return '–';
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+};
+
+const fmtAuto = (value: number | null): string => {
+  if (value === null) return '–';
+  const abs = Math.abs(value);
+  return fmt(value, abs >= 100 ? 0 : abs >= 10 ? 1 : 2);
+};
+
+export function machineLine(report: Pick<BenchReport, 'machine' | 'engine' | 'pinning' | 'mode'>): string {
+  const m = report.machine;
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}; engine: ${report.engine}; ${report.pinning}; mode: ${report.mode}`;
+}
+
+/** The README table: targets, then every run. */
+export function markdown(report: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(`**Machine:** ${machineLine(report)}`, '');
+  lines.push('| Scenario | Metric | Ours | Reference | Ratio | Target | Result |', '|---|---|---:|---:|---:|---|---|');
+  for (const row of report.targets) {
+    const result = row.pass === null ? 'n/a' : row.pass ? 'PASS' : 'MISS';
+    lines.push(`| ${row.scenario} | ${row.metric} | ${fmtAuto(row.ours)} | ${fmtAuto(row.reference)} | ${row.ratio === null ? '–' : `${fmt(row.ratio, 2)}×`} | ${row.target} | ${result} |`);
+  }
+  lines.push('');
+  lines.push(
+    '| Run | Server | Subs / sockets | Setup p50 / p99 ms | Deliveries/s | Publishes/s | CPU µs/delivery | Server / load cores | Receipt p50 / p90 / p99 / max ms | Delivery p50 / p99 / max ms | /health p99 / max ms | RSS B/sub | Lost / dup / ooo |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const run of report.runs) {
+    const c = run.correctness;
+    const r = run.receiptMs;
+    const d = run.deliveryMs;
+    lines.push(
+      `| ${run.scenario} ${run.variant} | ${run.server === 'hub' ? 'ours' : 'reference'} | ${fmt(run.subscriptions)} / ${fmt(run.connections)} | ${fmt(run.setupMs.p50, 1)} / ${fmt(run.setupMs.p99, 1)} | ${fmt(run.deliveriesPerSec)} | ${fmt(run.publishesPerSec)} | ${fmt(run.cpuUsPerDelivery, 1)} | ${fmt(run.serverCpuUtilisation, 2)} / ${fmt(run.loadCpuUtilisation, 2)} | ${fmt(r.p50, 1)} / ${fmt(r.p90, 1)} / ${fmt(r.p99, 1)} / ${fmt(r.max, 1)} | ${fmt(d.p50, 1)} / ${fmt(d.p99, 1)} / ${fmt(d.max, 1)} | ${run.healthMs.count ? `${fmt(run.healthMs.p99, 1)} / ${fmt(run.healthMs.max, 1)}` : '–'} | ${fmt(run.rssBytesPerSubscription)} | ${c.lost} / ${c.duplicates} / ${c.outOfOrder} |`,
+    );
+  }
+  lines.push('');
+  const s6 = report.runs.find((run) => run.scenario === 'S6');
+  if (s6) {
+    const total = s6.subscriptions * s6.broadcasts;
+    const referenceRate = Math.max(0, ...report.runs.filter((run) => run.server === 'reference' && (run.scenario === 'S1' || run.scenario === 'S2')).map((run) => run.deliveriesPerSec ?? 0));
+    lines.push(
+      `S6: time to caught-up (subscribe → last of ${s6.broadcasts} missed events) p50 ${fmt(s6.deliveryMs.p50, 1)} ms, p99 ${fmt(s6.deliveryMs.p99, 1)} ms, max ${fmt(s6.deliveryMs.max, 1)} ms; first replayed event p50 ${s6.extra['firstEventP50Ms']} ms, p99 ${s6.extra['firstEventP99Ms']} ms; a client's own replay p50 ${s6.extra['ownReplayP50Ms']} ms, p99 ${s6.extra['ownReplayP99Ms']} ms; ${fmt(s6.deliveriesPerSec)} replayed deliveries/s.` +
+        (referenceRate > 0
+          ? ` Lower bound for the last client: ${fmt(total)} deliveries ÷ the reference's best fan-out rate (${fmt(referenceRate)}/s) = ${fmt((total / referenceRate) * 1000)} ms.`
+          : ''),
+    );
+  }
+  for (const run of report.runs.filter((r) => r.scenario === 'S5')) {
+    const rate = report.sizes.s5.perSecond;
+    if (run.publishesPerSec !== null && run.publishesPerSec < rate * 0.95) {
+      lines.push(`S5 ${run.server === 'hub' ? 'ours' : 'reference'}: paced at ${rate} broadcasts/s but only ${fmt(run.publishesPerSec)}/s were acknowledged (the server could not keep up; latency is queueing).`);
+    }
+  }
+  for (const run of report.runs) {
+    const retried = Number(run.extra['publishRetries'] ?? 0);
+    if (retried > 0) {
+      lines.push(`${run.scenario} ${run.server === 'hub' ? 'ours' : 'reference'} ${run.variant}: ${retried} broadcasts were re-sent after the server reset a keep-alive connection that already carried them (ECONNRESET).`);
+    }
+  }
+  const busy = report.runs.filter((run) => Number(run.extra['otherProcessesCores'] ?? 0) >= 0.2);
+  if (busy.length > 0) {
+    lines.push(`Other processes used CPU during: ${busy.map((run) => `${run.scenario} ${run.server === 'hub' ? 'ours' : 'reference'} ${run.variant} (${run.extra['otherProcessesCores']} cores)`).join(', ')}; those numbers are not comparable.`);
+  }
+  for (const run of report.runs.filter((r) => r.scenario === 'S4')) {
+    lines.push(
+      `S4 ${run.server === 'hub' ? 'ours' : 'reference'} ${run.variant}: ${fmt(run.rssBytesPerSubscription)} B/subscription, ${fmt(Number(run.extra['rssBytesPerConnection']))} B/socket, ${fmt(Number(run.extra['connectionsPerSec']))} sockets/s set up, ${run.extra['serverCpuUsPerConnection']} µs server CPU per socket.`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Writes `<dir>/<timestamp>.json`, `<dir>/latest.json` and `<dir>/latest.svg` (each via a .tmp file and a rename). */
+export function writeResults(dir: string, report: BenchReport, svg: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.startedAt.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const files: Array<[string, string]> = [
+    [path.join(dir, `${stamp}.json`), json],
+    [path.join(dir, 'latest.json'), json],
+    [path.join(dir, 'latest.svg'), svg],
+  ];
+  for (const [file, content] of files) {
+    writeFileSync(`${file}.tmp`, content);
+    renameSync(`${file}.tmp`, file);
+  }
+  return files.map(([file]) => file);
+}

@@ -1,0 +1,92 @@
+import type { ServerProcess } from '../hub-process.js';
+import { NO_SAMPLES, percentiles, round, sleep, wallNow } from '../lib/stats.js';
+import type { ConnectionSpec } from '../protocol.js';
+import { publishBounded, publisherFor } from '../publisher.js';
+import { collect, expectedFrom, hubSubscriptions, openSubscriptions, prime, shardsFor, waitForDeliveries } from './common.js';
+import { diagnosisIds } from './fanout.js';
+import type { BenchContext, RunResult } from './types.js';
+
+export interface IdleSpec {
+  readonly scenario: string;
+  readonly variant: string;
+  /** Idle subscriptions, each to its own diagnosis. */
+  readonly subscriptions: number;
+  readonly perConnection: number;
+  /** Diagnoses broadcast to once at the end, to prove the subscriptions are still live. */
+  readonly probes: number;
+}
+
+/**
+ * Idle subscriptions: setup times, server RSS per subscription after the heap settles, server CPU
+ * per connection setup; then one broadcast to a sample of them, which must arrive exactly once.
+ */
+export async function runIdle(ctx: BenchContext, server: ServerProcess, spec: IdleSpec): Promise<RunResult> {
+  const began = wallNow();
+  const diagnoses = diagnosisIds('idle', spec.subscriptions);
+  await prime(ctx, server, diagnoses);
+  const connections: ConnectionSpec[] = [];
+  for (let i = 0; i < diagnoses.length; i += spec.perConnection) connections.push(diagnoses.slice(i, i + spec.perConnection));
+  const shardCount = shardsFor(ctx, connections.length);
+
+  await sleep(ctx.smoke ? 200 : 1000); // let the priming garbage go before the baseline
+  const rssBefore = server.rssBytes();
+  const cpuBefore = server.cpuSeconds();
+  const setupStarted = wallNow();
+  const opened = await openSubscriptions(ctx, server, connections, shardCount);
+  const setupS = (wallNow() - setupStarted) / 1000;
+  const cpu = server.cpuSeconds() - cpuBefore;
+  await sleep(ctx.smoke ? 300 : 2000); // let the setup garbage go
+  const rssAfter = server.rssBytes();
+  if (!ctx.smoke) await sleep(5000);
+  const rssLater = server.rssBytes(); // a second look: is the first one still settling?
+  const live = await hubSubscriptions(ctx, server);
+
+  // Still live? One broadcast to every `step`-th diagnosis.
+  const step = Math.max(1, Math.floor(diagnoses.length / spec.probes));
+  const probed = diagnoses.filter((_, index) => index % step === 0).slice(0, spec.probes);
+  const publisher = publisherFor(server, ctx.tokens.publisher, 16);
+  let run;
+  try {
+    run = await publishBounded(publisher, probed.length, 16, (index) => probed[index]!);
+  } finally {
+    publisher.close();
+  }
+  await waitForDeliveries(ctx, shardCount, probed.length, 10_000);
+  const collected = await collect(ctx, shardCount, expectedFrom(run.receipts), true);
+
+  return {
+    scenario: spec.scenario,
+    variant: spec.variant,
+    server: server.kind,
+    subscriptions: spec.subscriptions,
+    connections: connections.length,
+    diagnoses: diagnoses.length,
+    broadcasts: probed.length,
+    setupMs: percentiles(...opened.setupMs),
+    setupFailures: opened.failed,
+    deliveries: collected.delivered,
+    deliveriesPerSec: null,
+    publishesPerSec: null,
+    serverCpuSeconds: round(cpu, 3),
+    cpuUsPerDelivery: null,
+    serverCpuUtilisation: round(cpu / setupS, 2),
+    loadCpuUtilisation: null,
+    receiptMs: percentiles(run.receipts.map((receipt) => receipt.latencyMs)),
+    deliveryMs: percentiles(...collected.latencies),
+    healthMs: NO_SAMPLES,
+    correctness: collected.correctness,
+    rssBeforeBytes: rssBefore,
+    rssAfterBytes: rssAfter,
+    rssBytesPerSubscription: Math.round((rssAfter - rssBefore) / spec.subscriptions),
+    wallSeconds: round((wallNow() - began) / 1000, 1),
+    extra: {
+      setupSeconds: round(setupS, 2),
+      connectionsPerSec: Math.round(connections.length / setupS),
+      serverCpuUsPerConnection: round((cpu * 1e6) / connections.length, 1),
+      rssBytesPerConnection: Math.round((rssAfter - rssBefore) / connections.length),
+    rssBytesPerSubscription7s: Math.round((rssLater - rssBefore) / spec.subscriptions),
+      ...(live !== null ? { statusSubscriptions: live } : {}),
+    },
+    errorSamples: [...opened.failures, ...collected.errorSamples].slice(0, 10),
+  };
+}
