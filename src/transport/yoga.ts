@@ -13,6 +13,7 @@ import type { Config } from '../config.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorCodes } from '../graphql/error-codes.js';
 import { createHubSchema } from '../graphql/schema.js';
+import { useSharedSubscriptionExecution } from '../graphql/shared-execution.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics.js';
 import type { Connections } from './connections.js';
@@ -111,6 +112,7 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
     healthCheckEndpoint: '/health',
     plugins: [
       useErrorCodes(),
+      useSharedSubscriptionExecution(),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true, ...asValidationErrors },
         maxAliases: { n: limits.maxAliases, ...asValidationErrors },

@@ -1,0 +1,141 @@
+import type { Plugin } from 'graphql-yoga';
+import {
+  createSourceEventStream,
+  execute,
+  getOperationAST,
+  Kind,
+  visit,
+  type ASTNode,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+} from 'graphql';
+import type { GraphQLContext } from './context.js';
+
+type Result = ExecutionResult | Promise<ExecutionResult>;
+
+/**
+ * Subscriptions that select the same fields of the same event share one execution: the
+ * selection set runs once per event for each distinct (document, variables it uses below the
+ * root field, access level), and every subscriber in that group receives the same result
+ * object. Stock execution runs it once per subscriber and event, which is most of the cost of
+ * a fan-out to many watchers of one diagnosis.
+ *
+ * Root field arguments (`diagnosisId`, `after`) only pick the event stream, so they are not
+ * part of the key; an event object is the same for every live subscriber of its diagnosis.
+ */
+export function useSharedSubscriptionExecution(): Plugin<GraphQLContext> {
+  return {
+    onSubscribe({ setSubscribeFn }) {
+      setSubscribeFn(subscribeShared);
+    },
+  };
+}
+
+/** Results per event, then per group key; entries go with their event. */
+const shared = new WeakMap<object, Map<string, Result>>();
+
+async function subscribeShared(args: ExecutionArgs) {
+  const source = await createSourceEventStream(args);
+  if (!isAsyncIterable(source)) return source;
+  const key = groupKey(args);
+  const run = (event: unknown): Result => {
+    if (typeof event !== 'object' || event === null) return execute({ ...args, rootValue: event });
+    let results = shared.get(event);
+    if (!results) {
+      results = new Map();
+      shared.set(event, results);
+    }
+    let result = results.get(key);
+    if (!result) {
+      result = execute({ ...args, rootValue: event });
+      results.set(key, result);
+    }
+    return result;
+  };
+  return mapEvents(source[Symbol.asyncIterator](), run);
+}
+
+function groupKey(args: ExecutionArgs): string {
+  const { document, operationName, variableValues, contextValue } = args;
+  const variables = selectionVariables(document, operationName ?? null);
+  const used = variables.map((name) => (variableValues ? variableValues[name] : undefined));
+  const scopes = [...((contextValue as Partial<GraphQLContext>).auth?.principal?.scopes ?? [])].sort();
+  return JSON.stringify([documentId(document), operationName ?? null, used, scopes]);
+}
+
+/** The document's source text (what the client sent), or a per-object id when it has none. */
+const ids = new WeakMap<DocumentNode, string>();
+let nextId = 0;
+function documentId(document: DocumentNode): string {
+  let id = ids.get(document);
+  if (id === undefined) {
+    id = document.loc?.source.body ?? `#${(nextId += 1)}`;
+    ids.set(document, id);
+  }
+  return id;
+}
+
+/**
+ * Names of the variables an event's execution can depend on: all of them except those that
+ * appear only in the root field's arguments. Fragments count wholesale (conservative).
+ */
+const variablesByDocument = new WeakMap<DocumentNode, Map<string | null, string[]>>();
+function selectionVariables(document: DocumentNode, operationName: string | null): string[] {
+  let byOperation = variablesByDocument.get(document);
+  if (!byOperation) {
+    byOperation = new Map();
+    variablesByDocument.set(document, byOperation);
+  }
+  let names = byOperation.get(operationName);
+  if (names) return names;
+  const found = new Set<string>();
+  const collect = (node: ASTNode) =>
+    visit(node, {
+      Variable(variable) {
+        found.add(variable.name.value);
+      },
+    });
+  const operation = getOperationAST(document, operationName);
+  for (const directive of operation?.directives ?? []) collect(directive);
+  for (const selection of operation?.selectionSet.selections ?? []) {
+    if (selection.kind !== Kind.FIELD) {
+      collect(selection);
+      continue;
+    }
+    for (const directive of selection.directives ?? []) collect(directive);
+    if (selection.selectionSet) collect(selection.selectionSet);
+  }
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) collect(definition);
+  }
+  names = [...found].sort();
+  byOperation.set(operationName, names);
+  return names;
+}
+
+/** The source stream mapped through `run`; ending the result ends the source. */
+function mapEvents<T>(source: AsyncIterator<T>, run: (event: T) => Result): AsyncIterableIterator<ExecutionResult> {
+  return {
+    async next() {
+      const step = await source.next();
+      if (step.done) return step;
+      return { value: await run(step.value), done: false };
+    },
+    async return() {
+      await source.return?.();
+      return { value: undefined, done: true };
+    },
+    async throw(error?: unknown) {
+      await source.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
