@@ -53,7 +53,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     options.engine ?? (await createEngine(config, (error) => logger.warn({ reason: (error as Error).message }, 'engine connection error')));
   const metrics = new Metrics();
   const hub = new Hub({ engine, queueLimit: config.limits.subscriberQueue, metrics });
-  const connections = new Connections();
+  const connections = new Connections(() => metrics.slowConsumer());
   metrics.observe({ connections: connections.count, stats: () => engine.stats() });
   const inFlight = new InFlight();
   let accepting = true;

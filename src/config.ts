@@ -43,6 +43,8 @@ export interface Config {
     readonly maxBodyBytes: number;
     /** WS_MAX_PAYLOAD_BYTES (65536): larger WebSocket messages close the socket with 1009. */
     readonly wsMaxPayloadBytes: number;
+    /** WS_MAX_BUFFERED_BYTES (1048576): unsent bytes on a socket before its reader is closed as slow (1013). */
+    readonly wsMaxBufferedBytes: number;
     /** MAX_DEPTH (15): query depth, introspection included. */
     readonly maxDepth: number;
     /** MAX_ALIASES (100): aliases per operation. */
@@ -99,6 +101,7 @@ const schema = z
     SUBSCRIBER_QUEUE_LIMIT: int(1, 1_000_000).default(1000),
     MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(65_536),
     WS_MAX_PAYLOAD_BYTES: int(1024, 100 * 1024 * 1024).default(65_536),
+    WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1_048_576),
     MAX_DEPTH: int(1, 1000).default(15),
     MAX_ALIASES: int(0, 10_000).default(100),
     MAX_TOKENS: int(10, 1_000_000).default(2000),
@@ -169,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       subscriberQueue: e.SUBSCRIBER_QUEUE_LIMIT,
       maxBodyBytes: e.MAX_BODY_BYTES,
       wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
       maxDepth: e.MAX_DEPTH,
       maxAliases: e.MAX_ALIASES,
       maxTokens: e.MAX_TOKENS,

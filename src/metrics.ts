@@ -37,6 +37,7 @@ export class Metrics implements HubMetrics {
   private readonly broadcasts = new Counter({ name: 'hub_broadcasts_total', help: 'Broadcasts accepted, by event type', labelNames: ['type'] as const, registers: [this.registry] });
   private readonly refusals = new Counter({ name: 'hub_broadcasts_refused_total', help: 'Broadcasts refused, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
   private readonly closes = new Counter({ name: 'hub_socket_closes_total', help: 'WebSocket closes, by code (the hub\'s and the clients\')', labelNames: ['code'] as const, registers: [this.registry] });
+  private readonly slowConsumers = new Counter({ name: 'hub_slow_consumers_total', help: 'Subscribers cut off because they stopped reading (WebSocket 1013, SSE stream ended)', registers: [this.registry] });
   private readonly authFailures = new Counter({ name: 'hub_auth_failures_total', help: 'Rejected tokens, by reason', labelNames: ['reason', 'transport'] as const, registers: [this.registry] });
   private readonly engineErrors = new Counter({ name: 'hub_engine_errors_total', help: 'Failed engine operations (storage unreachable)', registers: [this.registry] });
   private readonly latency = new Histogram({
@@ -100,6 +101,10 @@ export class Metrics implements HubMetrics {
 
   refused(reason: 'rate-limited'): void {
     this.refusals.inc({ reason });
+  }
+
+  slowConsumer(): void {
+    this.slowConsumers.inc();
   }
 
   closed(code: number): void {

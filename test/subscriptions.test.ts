@@ -128,12 +128,13 @@ async function broadcastMany(app: TestApp, diagnosisId: string, n: number, tag =
 }
 
 const STATUS = `query S($id: ID!) {
-  status { connections subscriptions diagnoses pendingEvents
+  status { connections slowConsumers subscriptions diagnoses pendingEvents
     diagnosis(id: $id) { subscribers retainedEvents pendingEvents lastCursor } }
 }`;
 
 interface Status {
   connections: number;
+  slowConsumers: number;
   subscriptions: number;
   diagnoses: number;
   pendingEvents: number;
@@ -870,8 +871,8 @@ describe('status counters', () => {
 });
 
 describe('slow consumer', () => {
-  it('closes a WebSocket that stops reading with 1013; a resume from its last cursor loses nothing', async () => {
-    const app = await startTestApp({ SUBSCRIBER_QUEUE_LIMIT: '20', HISTORY_SIZE: '2000' });
+  it('closes a WebSocket that stops reading with 1013 once its send buffer passes the limit, counts it, and a resume from its last cursor loses nothing', async () => {
+    const app = await startTestApp({ WS_MAX_BUFFERED_BYTES: '65536', HISTORY_SIZE: '2000' });
     const id = newId('slow');
     const raw = await rawSubscribe(app, { diagnosisId: id });
     await subscribersReach(app, id, 1);
@@ -896,7 +897,10 @@ describe('slow consumer', () => {
     (raw.socket as unknown as { _socket: import('node:net').Socket })._socket.resume();
     const { code } = await raw.closed;
     expect(code).toBe(1013);
-    await eventually(() => status(app, id), (s) => s.connections === 0 && s.subscriptions === 0);
+    const after = await eventually(() => status(app, id), (s) => s.connections === 0 && s.subscriptions === 0);
+    expect(after.slowConsumers).toBe(1);
+    const metrics = await (await fetch(new URL('/metrics', app.url))).text();
+    expect(metrics).toMatch(/^hub_slow_consumers_total 1$/m);
 
     // What it got is an in-order prefix; a resume from its last cursor gets all the rest.
     const got = cursors(raw.events);

@@ -1,14 +1,14 @@
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { AuthState, Principal } from '../auth/principal.js';
-import type { Hub } from '../hub/hub.js';
+import type { Hub, LocalCounts } from '../hub/hub.js';
 import type { EndReason } from '../hub/subscription.js';
 
 /** What every resolver receives, built the same way for HTTP, SSE and WebSocket operations. */
 export type GraphQLContext = {
   readonly auth: AuthState;
   readonly hub: Hub;
-  /** Open WebSocket connections plus open SSE streams on this instance. */
-  readonly connections: () => number;
+  /** This instance's own counts for `status`. */
+  readonly local: () => LocalCounts;
   readonly transport: Transport;
   readonly broadcastRate: BroadcastRateLimit;
 };

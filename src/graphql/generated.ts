@@ -133,7 +133,7 @@ export type HubStatus = {
   __typename?: 'HubStatus';
   /** Engine name: memory or redis. */
   backend: Scalars['String']['output'];
-  /** Open WebSocket connections plus open SSE streams. */
+  /** Open WebSocket connections plus open SSE streams on the instance that answers. */
   connections: Scalars['Int']['output'];
   /** Diagnoses with at least one live subscriber. */
   diagnoses: Scalars['Int']['output'];
@@ -142,6 +142,8 @@ export type HubStatus = {
   instances: Scalars['Int']['output'];
   /** Events broadcast while nobody listened and not yet delivered, over all diagnoses. */
   pendingEvents: Scalars['Int']['output'];
+  /** Subscribers the answering instance cut off since it started because they stopped reading (WebSocket close 1013, SSE stream ended); they resume from their last cursor. */
+  slowConsumers: Scalars['Int']['output'];
   /** Active diagnosisUpdates subscriptions. */
   subscriptions: Scalars['Int']['output'];
 };
@@ -421,6 +423,7 @@ export type HubStatusResolvers<ContextType = GraphQLContext, ParentType extends 
   diagnosis?: Resolver<Maybe<ResolversTypes['DiagnosisStatus']>, ParentType, ContextType, RequireFields<HubStatusDiagnosisArgs, 'id'>>;
   instances?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   pendingEvents?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  slowConsumers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   subscriptions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 

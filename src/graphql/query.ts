@@ -8,9 +8,9 @@ export const HISTORY_DEFAULT_LIMIT = 100;
 export const HISTORY_MAX_LIMIT = 1000;
 
 export const Query: QueryResolvers = {
-  status: (_, __, { auth, hub, connections }) => {
+  status: (_, __, { auth, hub, local }) => {
     requireScope(auth, Scope.Status);
-    return hub.status(connections());
+    return hub.status(local());
   },
   diagnosisHistory: (_, args, { auth, hub }) => {
     const diagnosisId = validateDiagnosisId(args.diagnosisId);

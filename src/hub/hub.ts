@@ -12,12 +12,16 @@ export { EngineUnavailableError };
 /** What a broadcast returns: the stored event with its cursor and the live audience. */
 export type Receipt = AppendResult;
 
+/** What only this instance knows: its own connections and the readers it cut off. */
+export interface LocalCounts {
+  readonly connections: number;
+  readonly slowConsumers: number;
+}
+
 /** The `status` query's root object; `diagnosis(id)` is resolved through `Hub.diagnosisStatus`. */
-export interface StatusRoot {
+export interface StatusRoot extends LocalCounts {
   readonly backend: string;
   readonly instances: number;
-  /** This instance's own connections. */
-  readonly connections: number;
   readonly subscriptions: number;
   readonly diagnoses: number;
   readonly pendingEvents: number;
@@ -104,9 +108,9 @@ export class Hub {
     }));
   }
 
-  async status(connections: number): Promise<StatusRoot> {
+  async status(local: LocalCounts): Promise<StatusRoot> {
     const stats = await this.engine.stats();
-    return { backend: this.engine.name, connections, ...stats };
+    return { backend: this.engine.name, ...local, ...stats };
   }
 
   async diagnosisStatus(diagnosisId: string): Promise<DiagnosisStatus> {

@@ -60,7 +60,9 @@ export class SseStreams {
         };
       },
       // The hub already ended the stream; the response completes and the client resumes.
-      end: () => {},
+      end: (reason) => {
+        if (reason === 'slow-consumer') connections.slowConsumer();
+      },
     };
   }
 

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
-import { CloseCode, type OperationResult } from 'graphql-ws';
+import { CloseCode } from 'graphql-ws';
 import { randomUUID } from 'node:crypto';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { fromConnectionParams } from '../auth/extract-token.js';
@@ -13,7 +13,7 @@ import type { Transport } from '../graphql/context.js';
 import type { Metrics } from '../metrics.js';
 import type { EndReason } from '../hub/subscription.js';
 import { timerDelay, type Connections } from './connections.js';
-import { serveGraphqlWs } from './graphql-ws-server.js';
+import { serveGraphqlWs, type OperationOutcome } from './graphql-ws-server.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 
 export interface WebSocketDeps {
@@ -26,12 +26,13 @@ export interface WebSocketDeps {
   readonly limits: Config['limits'];
 }
 
+/** An accepted connection's state. */
 type SocketState = {
-  auth?: AuthState;
-  transport?: Transport;
-  expiry?: NodeJS.Timeout;
+  readonly auth: AuthState;
+  readonly transport: Transport;
+  readonly expiry: NodeJS.Timeout;
   /** Releases this socket's place in the per-subject connection count. */
-  release?: () => void;
+  readonly release: () => void;
 };
 
 const END_REASONS: Record<EndReason, string> = {
@@ -74,81 +75,75 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
     };
   };
 
-  const graphqlWs = serveGraphqlWs<Record<string, unknown> | undefined, SocketState>(
-    {
-      execute: (args) => (args.rootValue as Enveloped).execute(args),
-      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
-      connectionInitWaitTimeout: limits.wsInitTimeoutMs,
-      onConnect: async (ctx) => {
-        const auth = await authenticate(fromConnectionParams(ctx.connectionParams));
-        if (!auth.principal) {
-          metrics.authFailed(auth.failure, 'ws');
-          logger.info({ reason: auth.failure }, 'websocket refused');
-          return false;
-        }
-        const socket = ctx.extra.socket;
-        // The socket may have closed while the token was verified; onClose has run already then.
-        if (socket.readyState !== socket.OPEN) return false;
-        const release = admit(auth.principal.subject);
-        if (!release) {
-          socket.close(HubCloseCode.TooManyConnections, 'Too many connections for this token subject');
-          return false;
-        }
-        ctx.extra.release = release;
-        ctx.extra.auth = auth;
-        ctx.extra.transport = wsTransport(socket);
-        ctx.extra.expiry = setTimeout(
-          () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'),
-          timerDelay(auth.principal.expiresAt),
-        );
-        logger.debug({ sub: auth.principal.subject }, 'websocket connected');
-        return true;
-      },
-      onClose: (ctx) => {
-        clearTimeout(ctx.extra.expiry);
-        ctx.extra.release?.();
-      },
-      onSubscribe: async (ctx, _id, params) => {
-        // The new operation is already reserved in ctx.subscriptions.
-        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
-          return [
-            new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, {
-              extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-            }),
-          ];
-        }
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          auth: ctx.extra.auth,
-          transport: ctx.extra.transport,
-        });
-        let document;
-        try {
-          document = parse(params.query);
-        } catch (error) {
-          if (error instanceof GraphQLError) return [error];
-          throw error;
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        const args: ExecutionArgs = {
-          schema,
-          document,
-          operationName: params.operationName ?? null,
-          variableValues: params.variables ?? null,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies Enveloped,
-        };
-        return args;
-      },
-    },
-    wss,
-    limits.keepAliveMs,
+  const graphqlWs = serveGraphqlWs<SocketState>(wss, {
+    initTimeoutMs: limits.wsInitTimeoutMs,
+    keepAliveMs: limits.keepAliveMs,
+    maxBufferedBytes: limits.wsMaxBufferedBytes,
     logger,
-  );
+    onConnect: async ({ socket }, params) => {
+      const auth = await authenticate(fromConnectionParams(params));
+      if (!auth.principal) {
+        metrics.authFailed(auth.failure, 'ws');
+        logger.info({ reason: auth.failure }, 'websocket refused');
+        return false;
+      }
+      // The socket may have closed while the token was verified.
+      if (socket.readyState !== socket.OPEN) return false;
+      const release = admit(auth.principal.subject);
+      if (!release) {
+        socket.close(HubCloseCode.TooManyConnections, 'Too many connections for this token subject');
+        return false;
+      }
+      logger.debug({ sub: auth.principal.subject }, 'websocket connected');
+      return {
+        auth,
+        release,
+        transport: wsTransport(socket, connections),
+        expiry: setTimeout(() => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), timerDelay(auth.principal.expiresAt)),
+      };
+    },
+    onStalled: () => connections.slowConsumer(),
+    onClose: (state) => {
+      clearTimeout(state?.expiry);
+      state?.release();
+    },
+    onSubscribe: async ({ socket, request, operations }, state, params) => {
+      // The new operation is already counted.
+      if (operations > limits.maxSubscriptionsPerConnection) {
+        return [
+          new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, {
+            extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+          }),
+        ];
+      }
+      const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+        req: request,
+        socket,
+        params,
+        auth: state.auth,
+        transport: state.transport,
+      });
+      let document;
+      try {
+        document = parse(params.query);
+      } catch (error) {
+        if (error instanceof GraphQLError) return [error];
+        throw error;
+      }
+      const errors = validate(schema, document);
+      if (errors.length > 0) return errors;
+      const operation = getOperationAST(document, params.operationName);
+      if (!operation) return [new GraphQLError('Unable to identify operation')];
+      const args: ExecutionArgs = {
+        schema,
+        document,
+        operationName: params.operationName ?? null,
+        variableValues: params.variables ?? null,
+        contextValue: await contextFactory(),
+      };
+      return async () => (await (operation.operation === 'subscription' ? subscribe(args) : execute(args))) as OperationOutcome;
+    },
+  });
 
   return {
     /**
@@ -167,15 +162,12 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
   };
 }
 
-/** Yoga's envelop-wrapped execute/subscribe, carried to graphql-ws in `rootValue`. */
-interface Enveloped {
-  execute: (args: ExecutionArgs) => OperationResult;
-  subscribe: (args: ExecutionArgs) => OperationResult;
-}
-
-function wsTransport(socket: WebSocket): Transport {
+function wsTransport(socket: WebSocket, connections: Connections): Transport {
   return {
     track: (events) => events,
-    end: (reason) => socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]),
+    end: (reason) => {
+      if (reason === 'slow-consumer') connections.slowConsumer();
+      socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]);
+    },
   };
 }

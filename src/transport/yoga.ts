@@ -87,7 +87,7 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
       }
       return {
         hub,
-        connections: connections.count,
+        local: connections.local,
         broadcastRate,
         auth,
         transport: (initial['transport'] as GraphQLContext['transport'] | undefined) ?? sseStreams.transport(initial.request, connections),

@@ -8,6 +8,9 @@ import type { HistoryLimits } from '../../src/engine/engine.js';
 import { decodeCursor } from '../../src/domain/cursor.js';
 import type { EventDraft, GapEvent, HubEvent, Position } from '../../src/domain/events.js';
 
+/** This instance's counts for `status`: `connections` open, nobody cut off. */
+const local = (connections: number) => ({ connections, slowConsumers: 0 });
+
 const D = 'diag-1';
 const OTHER = 'diag-2';
 const START = 1_700_000_000_000;
@@ -109,7 +112,7 @@ describe('Hub over the memory engine', () => {
       const receipts = await publishMany(3);
       expect(receipts.map((r) => r.liveSubscribers)).toEqual([0, 0, 0]);
       expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(3);
-      expect((await hub.status(0)).pendingEvents).toBe(3);
+      expect((await hub.status(local(0))).pendingEvents).toBe(3);
 
       const first = await hub.subscribe(D, null, noEnd);
       const claimed = await take(first, 3);
@@ -117,7 +120,7 @@ describe('Hub over the memory engine', () => {
       expect(claimed.every((e) => e.replayed)).toBe(true);
       expect(claimed.map((e) => e.cursor)).toEqual(receipts.map((r) => r.event.cursor));
       expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(0);
-      expect((await hub.status(0)).pendingEvents).toBe(0);
+      expect((await hub.status(local(0))).pendingEvents).toBe(0);
 
       const second = await hub.subscribe(D, null, noEnd);
       expect(queued(second)).toBe(0);
@@ -170,7 +173,7 @@ describe('Hub over the memory engine', () => {
       const iterator = await hub.subscribe(D, receipts[1]!.event.position, noEnd);
       expect(offsets(await take(iterator, 3))).toEqual([3, 4, 5]);
       expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(0);
-      expect((await hub.status(0)).pendingEvents).toBe(0);
+      expect((await hub.status(local(0))).pendingEvents).toBe(0);
 
       await iterator.return?.();
       const claimer = await hub.subscribe(D, null, noEnd);
@@ -516,7 +519,7 @@ describe('Hub over the memory engine', () => {
       await hub.history(D, null, 100);
       await hub.history(D, { epoch: '', offset: 0 }, 100);
       expect((await hub.diagnosisStatus(D)).pendingEvents).toBe(4);
-      expect((await hub.status(0)).pendingEvents).toBe(4);
+      expect((await hub.status(local(0))).pendingEvents).toBe(4);
 
       const iterator = await hub.subscribe(D, null, noEnd);
       expect(offsets(await take(iterator, 4))).toEqual([1, 2, 3, 4]);
@@ -537,27 +540,27 @@ describe('Hub over the memory engine', () => {
 
   describe('status counters', () => {
     it('should follow subscribes and returns', async () => {
-      expect(await hub.status(7)).toEqual({ backend: 'memory', instances: 1, connections: 7, subscriptions: 0, diagnoses: 0, pendingEvents: 0 });
+      expect(await hub.status({ connections: 7, slowConsumers: 2 })).toEqual({ backend: 'memory', instances: 1, connections: 7, slowConsumers: 2, subscriptions: 0, diagnoses: 0, pendingEvents: 0 });
       expect(hub.backend).toBe('memory');
 
       const a1 = await hub.subscribe(D, null, noEnd);
       const a2 = await hub.subscribe(D, null, noEnd);
       const b1 = await hub.subscribe(OTHER, null, noEnd);
-      expect(await hub.status(2)).toMatchObject({ connections: 2, subscriptions: 3, diagnoses: 2 });
+      expect(await hub.status(local(2))).toMatchObject({ connections: 2, subscriptions: 3, diagnoses: 2 });
       expect((await hub.diagnosisStatus(D)).subscribers).toBe(2);
       expect((await hub.diagnosisStatus(OTHER)).subscribers).toBe(1);
 
       await a1.return?.();
-      expect(await hub.status(2)).toMatchObject({ subscriptions: 2, diagnoses: 2 });
+      expect(await hub.status(local(2))).toMatchObject({ subscriptions: 2, diagnoses: 2 });
       expect((await hub.diagnosisStatus(D)).subscribers).toBe(1);
 
       await b1.return?.();
-      expect(await hub.status(2)).toMatchObject({ subscriptions: 1, diagnoses: 1 });
+      expect(await hub.status(local(2))).toMatchObject({ subscriptions: 1, diagnoses: 1 });
       expect((await hub.diagnosisStatus(OTHER)).subscribers).toBe(0);
 
       await a2.return?.();
       await a2.return?.(); // a second return is harmless
-      expect(await hub.status(0)).toMatchObject({ subscriptions: 0, diagnoses: 0 });
+      expect(await hub.status(local(0))).toMatchObject({ subscriptions: 0, diagnoses: 0 });
     });
 
     it('should report retained events, pending events and the last cursor of a diagnosis', async () => {
@@ -584,7 +587,7 @@ describe('Hub over the memory engine', () => {
       clock += 5_000;
       const status = await hub.diagnosisStatus(D);
       expect(status).toMatchObject({ retainedEvents: 0, pendingEvents: 0, lastCursor: receipts[1]!.event.cursor });
-      expect((await hub.status(0)).pendingEvents).toBe(0);
+      expect((await hub.status(local(0))).pendingEvents).toBe(0);
     });
 
     it('should answer ping while open', async () => {
