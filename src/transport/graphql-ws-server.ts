@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import {
   CloseCode,
   GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -206,6 +207,7 @@ class Connection<S> implements Peer {
   }
 
   private sendNext(prefix: string, result: ExecutionResult): void {
+    holdWritesForThisTurn(this.socket);
     this.send(prefix + resultJson(result) + '}');
   }
 
@@ -217,7 +219,10 @@ class Connection<S> implements Peer {
     const { socket } = this;
     if (socket.readyState !== socket.OPEN) return;
     socket.send(frame);
-    if (socket.bufferedAmount > this.options.maxBufferedBytes) {
+    const limit = this.options.maxBufferedBytes;
+    if (socket.bufferedAmount <= limit) return;
+    releaseWritesOf(socket); // what is held for this turn goes now; what the kernel refuses stays
+    if (socket.bufferedAmount > limit) {
       this.options.logger.info({ buffered: socket.bufferedAmount }, 'websocket reader stalled');
       socket.close(HubCloseCode.TryAgainLater, 'Slow consumer: resume from your last cursor');
       this.options.onStalled();
@@ -239,6 +244,32 @@ class Connection<S> implements Peer {
     this.running.clear();
     for (const stream of streams) void stream?.return?.();
   }
+}
+
+/**
+ * Results delivered in one turn of the event loop (a burst of broadcasts, a replay) leave each
+ * socket in one write: its TCP socket is corked until the turn ends. Without this every frame is
+ * a system call of its own, the largest single cost of a fan-out.
+ */
+const held = new Set<Duplex>();
+function holdWritesForThisTurn(socket: WebSocket): void {
+  const tcp = tcpOf(socket);
+  if (!tcp || held.has(tcp)) return;
+  if (held.size === 0) setImmediate(releaseWrites);
+  tcp.cork();
+  held.add(tcp);
+}
+/** Writes what the socket holds now (the kernel takes what it can); what stays is the backlog. */
+function releaseWritesOf(socket: WebSocket): void {
+  const tcp = tcpOf(socket);
+  if (tcp && held.delete(tcp)) tcp.uncork();
+}
+function tcpOf(socket: WebSocket): Duplex | undefined {
+  return (socket as unknown as { _socket?: Duplex })._socket;
+}
+function releaseWrites(): void {
+  for (const tcp of held) tcp.uncork();
+  held.clear();
 }
 
 function nextPrefix(id: string): string {
