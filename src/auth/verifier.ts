@@ -1,5 +1,6 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { BoundedMap } from '../bounded-map.js';
 import type { AuthConfig } from '../config.js';
 import type { AuthState, Principal } from './principal.js';
 
@@ -21,8 +22,11 @@ interface KeySpec {
  */
 export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | null): Authenticate {
   const spec = keySpec(config, devSecret);
+  const verified = new VerifiedTokens(10_000);
   return async (token) => {
     if (token === null) return { principal: null, failure: 'missing' };
+    const known = verified.get(token);
+    if (known) return { principal: known };
     try {
       const { payload } = await jwtVerify(token, spec.key as JWTVerifyGetKey, {
         algorithms: spec.algorithms,
@@ -32,7 +36,9 @@ export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | 
         ...(config.audience === undefined ? {} : { audience: config.audience }),
       });
       const principal = toPrincipal(payload);
-      return principal ? { principal } : { principal: null, failure: 'invalid' };
+      if (!principal) return { principal: null, failure: 'invalid' };
+      verified.set(token, principal);
+      return { principal };
     } catch (error) {
       if (error instanceof errors.JWTExpired) return { principal: null, failure: 'expired' };
       if (error instanceof errors.JOSEError || error instanceof TypeError) return { principal: null, failure: 'invalid' };
@@ -44,10 +50,10 @@ export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | 
 function keySpec(config: AuthConfig, devSecret: Uint8Array | null): KeySpec {
   switch (config.key.kind) {
     case 'secret':
-      return { key: new TextEncoder().encode(config.key.secret), algorithms: ['HS256'] };
+      return { key: createSecretKey(new TextEncoder().encode(config.key.secret)), algorithms: ['HS256'] };
     case 'dev':
       if (!devSecret) throw new Error('dev mode needs the dev secret');
-      return { key: devSecret, algorithms: ['HS256'] };
+      return { key: createSecretKey(devSecret), algorithms: ['HS256'] };
     case 'public-key': {
       const key = createPublicKey(config.key.pem);
       return { key, algorithms: algorithmsFor(key) };
@@ -84,4 +90,30 @@ function toPrincipal(payload: JWTPayload): Principal | null {
     diagnoses: new Set((diagnoses as string[] | undefined) ?? []),
     expiresAt: exp * 1000,
   };
+}
+
+/**
+ * Tokens that verified, until they expire: a service broadcasting with one token, or a client
+ * reconnecting, is not verified again on every request (signature checks cost tens of µs each).
+ * Only successes are kept; a token is looked up by its full text, so nothing about it is
+ * assumed. Bounded: the oldest entry goes when it is full.
+ */
+class VerifiedTokens {
+  private readonly entries: BoundedMap<string, Principal>;
+  constructor(capacity: number) {
+    this.entries = new BoundedMap(capacity);
+  }
+
+  get(token: string): Principal | undefined {
+    const principal = this.entries.get(token);
+    if (principal && Date.now() >= principal.expiresAt + CLOCK_TOLERANCE_SECONDS * 1000) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return principal;
+  }
+
+  set(token: string, principal: Principal): void {
+    this.entries.set(token, principal);
+  }
 }

@@ -74,7 +74,17 @@ export function stampEvent(
   return Object.freeze({ ...draft, position, cursor, occurredAt, replayed: false }) as StoredEvent;
 }
 
-/** The copy of an event that a replay (resume, pending claim, history read) hands out. */
+const replayedCopies = new WeakMap<object, object>();
+
+/**
+ * The copy of an event that a replay (resume, pending claim, history read) hands out. One copy
+ * per stored event, so that every subscriber replaying it shares its execution and JSON.
+ */
 export function asReplayed<E extends HubEvent>(event: E): E {
-  return event.replayed ? event : Object.freeze({ ...event, replayed: true } as E);
+  if (event.replayed) return event;
+  const known = replayedCopies.get(event);
+  if (known) return known as E;
+  const copy = Object.freeze({ ...event, replayed: true } as E);
+  replayedCopies.set(event, copy);
+  return copy;
 }

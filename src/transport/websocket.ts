@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { CloseCode } from 'graphql-ws';
 import { randomUUID } from 'node:crypto';
-import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { fromConnectionParams } from '../auth/extract-token.js';
@@ -49,8 +49,6 @@ const END_REASONS: Record<EndReason, string> = {
 export function attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
   const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.wsMaxPayloadBytes });
   const perSubject = new Map<string, number>();
-  // Clients subscribe with a handful of distinct documents: parse and validate each once.
-  const accepted = new BoundedCache<string, DocumentNode>(1000);
   wss.on('connection', (socket) => {
     connections.webSockets += 1;
     const id = randomUUID().slice(0, 8);
@@ -125,20 +123,15 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
         auth: state.auth,
         transport: state.transport,
       });
-      let document = accepted.get(params.query);
-      if (!document) {
-        let parsed: DocumentNode;
-        try {
-          parsed = parse(params.query);
-        } catch (error) {
-          if (error instanceof GraphQLError) return [error];
-          throw error;
-        }
-        const errors = validate(schema, parsed);
-        if (errors.length > 0) return errors;
-        accepted.set(params.query, parsed);
-        document = parsed;
+      let document;
+      try {
+        document = parse(params.query);
+      } catch (error) {
+        if (error instanceof GraphQLError) return [error];
+        throw error;
       }
+      const errors = validate(schema, document);
+      if (errors.length > 0) return errors;
       const operation = getOperationAST(document, params.operationName);
       if (!operation) return [new GraphQLError('Unable to identify operation')];
       const args: ExecutionArgs = {
@@ -179,17 +172,3 @@ function wsTransport(socket: WebSocket, connections: Connections): Transport {
   };
 }
 
-/** A map that forgets its oldest entry when full. */
-class BoundedCache<K, V> {
-  private readonly entries = new Map<K, V>();
-  constructor(private readonly capacity: number) {}
-
-  get(key: K): V | undefined {
-    return this.entries.get(key);
-  }
-
-  set(key: K, value: V): void {
-    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value as K);
-    this.entries.set(key, value);
-  }
-}

@@ -3,8 +3,8 @@ import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
-import { createYoga, useReadinessCheck, type YogaServerInstance, type YogaServerOptions } from 'graphql-yoga';
-import type { GraphQLError, ValidationContext } from 'graphql';
+import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance, type YogaServerOptions } from 'graphql-yoga';
+import type { DocumentNode, GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
 import type { Logger } from 'pino';
 import { fromAuthorizationHeader } from '../auth/extract-token.js';
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
@@ -106,12 +106,13 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
     maskedErrors: { isDev: false, maskError },
     logging: logger,
     maxRequestBodySize: limits.maxBodyBytes,
-    // Yoga's parse cache hands the same error objects to HTTP (which decorates them with an HTTP
-    // status) and to WebSocket; without it, a refused document looks the same on every transport.
-    parserAndValidationCache: false,
+    // Documents that parsed are cached; errors are not, because HTTP decorates its error objects
+    // with a status and a refused document must look the same on every transport.
+    parserAndValidationCache: { errorCache: { get: () => undefined, set: () => {} }, validationCache: false },
     healthCheckEndpoint: '/health',
     plugins: [
       useErrorCodes(),
+      useValidationSuccessCache(),
       useSharedSubscriptionExecution(),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true, ...asValidationErrors },
@@ -177,5 +178,29 @@ function corsFor(origins: Config['corsOrigins']): YogaServerOptions<Record<strin
   return (request) => {
     const origin = request.headers.get('origin');
     return origin !== null && origins.includes(origin) ? { origin, methods: ['GET', 'POST'] } : none;
+  };
+}
+
+/**
+ * Remembers the documents that passed validation (every rule, limits included), so that the
+ * same operation sent again is not validated again. Failures are not kept (see above).
+ */
+function useValidationSuccessCache(): Plugin {
+  const valid = new WeakMap<GraphQLSchema, WeakSet<DocumentNode>>();
+  return {
+    onValidate({ params: { schema, documentAST }, setResult }) {
+      let documents = valid.get(schema);
+      if (!documents) {
+        documents = new WeakSet();
+        valid.set(schema, documents);
+      }
+      if (documents.has(documentAST)) {
+        setResult([]);
+        return;
+      }
+      return ({ result }) => {
+        if (result.length === 0) documents.add(documentAST);
+      };
+    },
   };
 }

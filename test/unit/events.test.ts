@@ -37,6 +37,11 @@ describe('asReplayed', () => {
     expect(event.replayed).toBe(false);
   });
 
+  it('should hand out one copy per stored event, so that replays to many subscribers share it', () => {
+    const event = stampEvent(draft, position, 'c', occurredAt);
+    expect(asReplayed(event)).toBe(asReplayed(event));
+  });
+
   it('should return an already replayed event as it is', () => {
     const copy = asReplayed(stampEvent(draft, position, 'c', occurredAt));
     expect(asReplayed(copy)).toBe(copy);
