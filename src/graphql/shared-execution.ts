@@ -117,10 +117,8 @@ function selectionVariables(document: DocumentNode, operationName: string | null
 /** The source stream mapped through `run`; ending the result ends the source. */
 function mapEvents<T>(source: AsyncIterator<T>, run: (event: T) => Result): AsyncIterableIterator<ExecutionResult> {
   return {
-    async next() {
-      const step = await source.next();
-      if (step.done) return step;
-      return { value: await run(step.value), done: false };
+    next() {
+      return source.next().then((step) => (step.done ? step : settle(run(step.value))));
     },
     async return() {
       await source.return?.();
@@ -134,6 +132,10 @@ function mapEvents<T>(source: AsyncIterator<T>, run: (event: T) => Result): Asyn
       return this;
     },
   };
+}
+
+function settle(result: Result): IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>> {
+  return result instanceof Promise ? result.then((value) => ({ value, done: false })) : { value: result, done: false };
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   CloseCode,
@@ -25,7 +24,6 @@ export type Operation = () => Promise<OperationOutcome>;
 /** One open socket as the hooks see it. */
 export interface Peer {
   readonly socket: WebSocket;
-  readonly request: IncomingMessage;
   /** Operations running on this socket, including the one being subscribed. */
   readonly operations: number;
 }
@@ -64,7 +62,8 @@ export interface GraphqlWsOptions<S> {
 export function serveGraphqlWs<S>(wss: WebSocketServer, options: GraphqlWsOptions<S>) {
   wss.options.handleProtocols = handleProtocols;
   wss.on('error', (err) => options.logger.error({ err: err.message }, 'websocket server error'));
-  wss.on('connection', (socket, request) => new Connection(socket, request, options));
+  // The upgrade request is not kept: an idle subscription should cost little more than its socket.
+  wss.on('connection', (socket) => new Connection(socket, options));
   return {
     /** Sends 1001 to every socket and stops accepting new ones. */
     async dispose(): Promise<void> {
@@ -84,7 +83,6 @@ class Connection<S> implements Peer {
 
   constructor(
     readonly socket: WebSocket,
-    readonly request: IncomingMessage,
     private readonly options: GraphqlWsOptions<S>,
   ) {
     socket.on('error', (err) => options.logger.info({ err: err.message }, 'websocket error'));

@@ -107,7 +107,7 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
       clearTimeout(state?.expiry);
       state?.release();
     },
-    onSubscribe: async ({ socket, request, operations }, state, params) => {
+    onSubscribe: async ({ socket, operations }, state, params) => {
       // The new operation is already counted.
       if (operations > limits.maxSubscriptionsPerConnection) {
         return [
@@ -117,7 +117,6 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
         ];
       }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-        req: request,
         socket,
         params,
         auth: state.auth,
