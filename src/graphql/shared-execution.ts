@@ -64,13 +64,22 @@ function groupKey(args: ExecutionArgs): string {
   return JSON.stringify([documentId(document), operationName ?? null, used, scopes]);
 }
 
-/** The document's source text (what the client sent), or a per-object id when it has none. */
-const ids = new WeakMap<DocumentNode, string>();
+/**
+ * A short id per distinct document text (parsed documents are cached and shared, so this is
+ * mostly one WeakMap lookup), kept short because every subscription holds its group key.
+ */
+const ids = new WeakMap<DocumentNode, number>();
+const idsByText = new Map<string, number>();
 let nextId = 0;
-function documentId(document: DocumentNode): string {
+function documentId(document: DocumentNode): number {
   let id = ids.get(document);
   if (id === undefined) {
-    id = document.loc?.source.body ?? `#${(nextId += 1)}`;
+    const text = document.loc?.source.body;
+    id = text === undefined ? undefined : idsByText.get(text);
+    if (id === undefined) {
+      id = (nextId += 1);
+      if (text !== undefined && idsByText.size < 10_000) idsByText.set(text, id);
+    }
     ids.set(document, id);
   }
   return id;
