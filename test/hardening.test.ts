@@ -542,7 +542,13 @@ describe('hostile input: one real server answers each case as documented and kee
     }),
     httpCase('PUT', '405', () => rawHttp(hub.url, { method: 'PUT', headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE }, body: JSON.stringify({ query: '{ __typename }' }) }), (r) => expectRefused(r, { status: 405 })),
     httpCase('a body over MAX_BODY_BYTES (1 MiB of variables)', '413', () => postRaw(JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(1 << 20) } })), (r) => expect(r.status).toBe(413)),
-    httpCase('a URL of 100 KB', '431 (headers too large)', () => rawHttp(hub.url, { method: 'GET', path: `/graphql?query=${'a'.repeat(100_000)}`, headers: { 'x-graphql-csrf': '1' } }), (r) => expect(r.status).toBe(431)),
+    // Node answers 431 and closes at once; a client still sending its request may see the reset
+    // before the answer. Either way nothing was executed and the server goes on serving.
+    httpCase('a URL of 100 KB', '431 (headers too large), or a reset while still sending', () =>
+      rawHttp(hub.url, { method: 'GET', path: `/graphql?query=${'a'.repeat(100_000)}`, headers: { 'x-graphql-csrf': '1' } }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return { status: 0, headers: {}, text: '' };
+        throw error;
+      }), (r) => expect([431, 0]).toContain(r.status)),
     httpCase('invalid UTF-8 bytes in the body', '400 (decoded as U+FFFD: a syntax error)', () => postRaw(Buffer.concat([Buffer.from('{"query":"{ __typename '), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from(' }"}')])), (r) =>
       expectRefused(r, { status: 400, code: 'GRAPHQL_PARSE_FAILED' }),
     ),

@@ -5,7 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { readFileSync } from 'node:fs';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { startHubProcess } from './helpers/hub-process.js';
+import { subscribersReach as subscribersReachAt } from './helpers/hub-status.js';
 import {
   broadcastFeedback,
   EVENT_FIELDS,
@@ -214,7 +217,7 @@ interface RawClient {
   readonly closed: Promise<{ code: number; reason: string }>;
 }
 
-async function rawSubscribe(app: TestApp, variables: { diagnosisId: string; after?: string }): Promise<RawClient> {
+async function rawSubscribe(app: Pick<TestApp, 'wsUrl'>, variables: { diagnosisId: string; after?: string }): Promise<RawClient> {
   const socket = new WebSocket(app.wsUrl, 'graphql-transport-ws');
   const events: EventResult[] = [];
   const waiters: Array<{ check: (event: EventResult) => boolean; resolve: (event: EventResult) => void }> = [];
@@ -914,4 +917,55 @@ describe('slow consumer', () => {
     await resumed.close();
     await app.stop();
   });
+
+  it('keeps the memory of a hub process bounded while a stalled reader is sent 64 MB of broadcasts', async () => {
+    const hub = await startHubProcess({ HISTORY_SIZE: '20', BROADCASTS_PER_SECOND: '1000000' });
+    try {
+      // 4000 events of about 16 KB, eight broadcasts in flight; returns the peak RSS seen.
+      const big = (n: number) => Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`field${k}`, `${n}-${k}-`.padEnd(120, 'x')]));
+      const flood = async (diagnosisId: string) => {
+        let next = 0;
+        let peak = rssOf(hub.pid);
+        const worker = async () => {
+          while (next < 4000) {
+            const i = (next += 1);
+            const { body } = await gql(hub.url, BROADCAST.recommendation, { input: { diagnosisId, recommendationId: `r-${i}`, previous: big(i), current: big(i + 1) } }, token);
+            if (body.errors) throw new Error(JSON.stringify(body.errors));
+            if (i % 100 === 0) peak = Math.max(peak, rssOf(hub.pid));
+          }
+        };
+        await Promise.all(Array.from({ length: 8 }, worker));
+        return Math.max(peak, rssOf(hub.pid));
+      };
+
+      // Warm-up with a subscriber that reads: the heap grows to what this traffic needs.
+      const readingId = newId('reading');
+      const reading = await rawSubscribe(hub, { diagnosisId: readingId });
+      await subscribersReachAt(hub.url, token, readingId, 1);
+      const warm = await flood(readingId);
+      reading.socket.close();
+
+      // The same volume to a reader that has stopped: only its bounded send buffer may be added.
+      const stalledId = newId('stalled');
+      const stalled = await rawSubscribe(hub, { diagnosisId: stalledId });
+      await subscribersReachAt(hub.url, token, stalledId, 1);
+      const tcp = (stalled.socket as unknown as { _socket: import('node:net').Socket })._socket;
+      tcp.pause();
+      const peak = await flood(stalledId);
+      // Unbounded, the stalled socket alone would hold most of the 64 MB.
+      expect(peak - warm, `RSS peak ${mb(warm)} MB with a reader, ${mb(peak)} MB with a stalled one`).toBeLessThan(24 * 1024 * 1024);
+      tcp.resume();
+      expect((await stalled.closed).code).toBe(1013);
+    } finally {
+      await hub.stop();
+    }
+  });
 });
+
+/** Resident set size of a process, from /proc. */
+function rssOf(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((entry) => entry.startsWith('VmRSS:'));
+  return Number(line?.split(/\s+/)[1] ?? 0) * 1024;
+}
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
