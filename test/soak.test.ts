@@ -161,7 +161,7 @@ describe('bounded soak', () => {
     forceGc();
     const memory = process.memoryUsage();
     const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
-    const report = `heap ${mb(baseline.memory.heapUsed)} → ${mb(memory.heapUsed)} MB, rss ${mb(baseline.memory.rss)} → ${mb(memory.rss)} MB, ${JSON.stringify(tally)}`;
+    const report = `heap ${mb(baseline.memory.heapUsed)} → ${mb(memory.heapUsed)} MB (total ${mb(baseline.memory.heapTotal)} → ${mb(memory.heapTotal)}), external ${mb(baseline.memory.external)} → ${mb(memory.external)} MB, rss ${mb(baseline.memory.rss)} → ${mb(memory.rss)} MB, ${JSON.stringify(tally)}`;
     expect.soft(memory.heapUsed - baseline.memory.heapUsed, report).toBeLessThan((gc ? 25 : 80) * 1024 * 1024);
     expect.soft(memory.rss - baseline.memory.rss, report).toBeLessThan((gc ? 80 : 150) * 1024 * 1024);
 
