@@ -17,6 +17,7 @@ import { useSharedSubscriptionExecution } from '../graphql/shared-execution.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics.js';
 import type { Connections } from './connections.js';
+import { useBodyLimit } from './body-limit.js';
 import { SseStreams, useSseWithIds } from './sse.js';
 import type { InFlight } from './in-flight.js';
 
@@ -105,7 +106,7 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
     cors: corsFor(config.corsOrigins),
     maskedErrors: { isDev: false, maskError },
     logging: logger,
-    maxRequestBodySize: limits.maxBodyBytes,
+    maxRequestBodySize: false, // useBodyLimit below
     // Documents that parsed are cached; errors are not, because HTTP decorates its error objects
     // with a status and a refused document must look the same on every transport.
     parserAndValidationCache: { errorCache: { get: () => undefined, set: () => {} }, validationCache: false },
@@ -131,7 +132,14 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
       usePrometheus({
         endpoint: '/metrics',
         registry: metrics.registry,
+        // Every metric named, since the plugin's defaults add more: no deprecation counter (the schema
+        // deprecates nothing, and it walks every document) and no request summary or counter
+        // (request_duration is the same figure as a histogram).
         metrics: {
+          graphql_envelop_deprecated_field: false,
+          graphql_envelop_request: false,
+          graphql_envelop_request_time_summary: false,
+          graphql_envelop_schema_change: false,
           graphql_envelop_request_duration: true,
           graphql_envelop_phase_parse: true,
           graphql_envelop_phase_validate: true,
@@ -153,6 +161,7 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
           return { onExecuteDone: done };
         },
       },
+      useBodyLimit(limits.maxBodyBytes),
       useReadinessCheck({
         endpoint: '/ready',
         check: async () => {
