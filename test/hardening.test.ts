@@ -1119,7 +1119,6 @@ describe('metrics', () => {
     'graphql_envelop_phase_validate',
     'graphql_envelop_phase_context',
     'graphql_envelop_phase_execute',
-    'graphql_envelop_phase_subscribe',
     'graphql_envelop_request_duration',
     'graphql_yoga_http_duration',
     'process_resident_memory_bytes',
@@ -1194,7 +1193,6 @@ describe('metrics', () => {
     expect(delta('hub_socket_closes_total', { code: '4403' })).toBe(1);
     expect(delta('graphql_envelop_phase_parse_count')).toBeGreaterThan(0);
     expect(delta('graphql_envelop_phase_execute_count')).toBeGreaterThan(0);
-    expect(delta('graphql_envelop_phase_subscribe_count')).toBeGreaterThan(0);
     expect(metricValue(after, 'hub_connections')).toBe(0);
     expect(metricValue(after, 'hub_subscriptions')).toBe(0);
     await hub.stop();

@@ -133,20 +133,22 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
         endpoint: '/metrics',
         registry: metrics.registry,
         // Every metric named, since the plugin's defaults add more: no deprecation counter (the schema
-        // deprecates nothing, and it walks every document) and no request summary or counter
-        // (request_duration is the same figure as a histogram).
+        // deprecates nothing, and it walks every document), no request summary or counter
+        // (request_duration is the same figure as a histogram), and nothing on the subscribe phase:
+        // it would wrap every subscription's stream and run for each delivered event; the hub's own
+        // hub_deliveries_total and hub_broadcast_to_delivery_seconds measure deliveries instead.
         metrics: {
           graphql_envelop_deprecated_field: false,
           graphql_envelop_request: false,
           graphql_envelop_request_time_summary: false,
           graphql_envelop_schema_change: false,
-          graphql_envelop_request_duration: true,
+          graphql_envelop_phase_subscribe: false,
+          graphql_envelop_request_duration: ['execute'],
           graphql_envelop_phase_parse: true,
           graphql_envelop_phase_validate: true,
           graphql_envelop_phase_context: true,
           graphql_envelop_phase_execute: true,
-          graphql_envelop_phase_subscribe: true,
-          graphql_envelop_error_result: true,
+          graphql_envelop_error_result: ['parse', 'validate', 'context', 'execute'],
           graphql_yoga_http_duration: true,
         },
       }),
