@@ -9,10 +9,14 @@ import {
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
+  type GraphQLError,
 } from 'graphql';
 import type { GraphQLContext } from './context.js';
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
+
+/** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */
+export type MaskError = (error: unknown) => Error;
 
 /**
  * Subscriptions that select the same fields of the same event share one execution: the
@@ -23,11 +27,17 @@ type Result = ExecutionResult | Promise<ExecutionResult>;
  *
  * Root field arguments (`diagnosisId`, `after`) only pick the event stream, so they are not
  * part of the key; an event object is the same for every live subscriber of its diagnosis.
+ *
+ * The plugin hands envelop the finished stream and ends the subscribe hooks there: the plugins
+ * after it (Yoga's error masking among them) would otherwise wrap every subscription's stream
+ * in further iterators run for each delivered event. It masks errors itself instead, once per
+ * shared result, and plugins that must see subscription results go before it.
  */
-export function useSharedSubscriptionExecution(): Plugin<GraphQLContext> {
+export function useSharedSubscriptionExecution(mask: MaskError): Plugin<GraphQLContext> {
   return {
-    onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn(subscribeShared);
+    onSubscribe({ args, setResultAndStopExecution }) {
+      // envelop waits for a promised result (the types only name the settled ones).
+      setResultAndStopExecution(subscribeShared(args, mask) as unknown as ExecutionResult);
     },
   };
 }
@@ -35,12 +45,16 @@ export function useSharedSubscriptionExecution(): Plugin<GraphQLContext> {
 /** Results per event, then per group key; entries go with their event. */
 const shared = new WeakMap<object, Map<string, Result>>();
 
-async function subscribeShared(args: ExecutionArgs) {
+async function subscribeShared(args: ExecutionArgs, mask: MaskError) {
   const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
+  if (!isAsyncIterable(source)) return masked(source, mask);
   const key = groupKey(args);
+  const executeMasked = (rootValue: unknown): Result => {
+    const result = execute({ ...args, rootValue });
+    return result instanceof Promise ? result.then((settled) => masked(settled, mask)) : masked(result, mask);
+  };
   const run = (event: unknown): Result => {
-    if (typeof event !== 'object' || event === null) return execute({ ...args, rootValue: event });
+    if (typeof event !== 'object' || event === null) return executeMasked(event);
     let results = shared.get(event);
     if (!results) {
       results = new Map();
@@ -48,12 +62,17 @@ async function subscribeShared(args: ExecutionArgs) {
     }
     let result = results.get(key);
     if (!result) {
-      result = execute({ ...args, rootValue: event });
+      result = executeMasked(event);
       results.set(key, result);
     }
     return result;
   };
-  return mapEvents(source[Symbol.asyncIterator](), run);
+  return mapEvents(source[Symbol.asyncIterator](), run, mask);
+}
+
+function masked(result: ExecutionResult, mask: MaskError): ExecutionResult {
+  if (!result.errors) return result;
+  return { ...result, errors: result.errors.map((error) => mask(error) as GraphQLError) };
 }
 
 function groupKey(args: ExecutionArgs): string {
@@ -124,10 +143,13 @@ function selectionVariables(document: DocumentNode, operationName: string | null
 }
 
 /** The source stream mapped through `run`; ending the result ends the source. */
-function mapEvents<T>(source: AsyncIterator<T>, run: (event: T) => Result): AsyncIterableIterator<ExecutionResult> {
+function mapEvents<T>(source: AsyncIterator<T>, run: (event: T) => Result, mask: MaskError): AsyncIterableIterator<ExecutionResult> {
+  const fail = (error: unknown): never => {
+    throw mask(error);
+  };
   return {
     next() {
-      return source.next().then((step) => (step.done ? step : settle(run(step.value))));
+      return source.next().then((step) => (step.done ? step : settle(run(step.value))), fail);
     },
     async return() {
       await source.return?.();

@@ -76,6 +76,13 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
   const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight } = deps;
   const { limits } = config;
   const sseStreams = new SseStreams();
+  // What Yoga's own masking does with an error it hides, for the subscription path (see
+  // useSharedSubscriptionExecution): log the original, give the client the masked one.
+  const maskSubscriptionError = (error: unknown) => {
+    const masked = maskError(error, 'Unexpected error.');
+    if (masked !== error) logger.error(error);
+    return masked;
+  };
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema: createHubSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
@@ -114,7 +121,7 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
     plugins: [
       useErrorCodes(),
       useValidationSuccessCache(),
-      useSharedSubscriptionExecution(),
+      useSharedSubscriptionExecution(maskSubscriptionError),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true, ...asValidationErrors },
         maxAliases: { n: limits.maxAliases, ...asValidationErrors },
