@@ -245,15 +245,26 @@ class Connection<S> implements Peer {
 }
 
 /**
- * Results delivered in one turn of the event loop (a burst of broadcasts, a replay) leave each
- * socket in one write: its TCP socket is corked until the turn ends. Without this every frame is
- * a system call of its own, the largest single cost of a fan-out.
+ * Frames for one socket within one turn of the event loop (a burst of broadcasts, a replay) leave
+ * it in as few writes as possible: the first frame of a turn is written at once, so that a lone
+ * event (the usual case at a low rate) is not held up behind the rest of its fan-out; from the
+ * second on, the TCP socket is corked and what follows goes in one write when the turn ends.
+ * Without this every frame is a system call of its own, the largest single cost of a fan-out.
  */
+const wroteThisTurn = new Set<Duplex>();
 const held = new Set<Duplex>();
+let turnEnds = false;
 function holdWritesForThisTurn(socket: WebSocket): void {
   const tcp = tcpOf(socket);
   if (!tcp || held.has(tcp)) return;
-  if (held.size === 0) setImmediate(releaseWrites);
+  if (!turnEnds) {
+    turnEnds = true;
+    setImmediate(releaseWrites);
+  }
+  if (!wroteThisTurn.has(tcp)) {
+    wroteThisTurn.add(tcp);
+    return;
+  }
   tcp.cork();
   held.add(tcp);
 }
@@ -266,6 +277,8 @@ function tcpOf(socket: WebSocket): Duplex | undefined {
   return (socket as unknown as { _socket?: Duplex })._socket;
 }
 function releaseWrites(): void {
+  turnEnds = false;
+  wroteThisTurn.clear();
   for (const tcp of held) tcp.uncork();
   held.clear();
 }
