@@ -68,7 +68,7 @@ async function main(): Promise<number> {
   const loadCore = pinned ? 1 : null;
   const startedAt = new Date();
   const pinning = pinned ? 'server pinned to core 0, load generator (publisher + client shards) to core 1 (taskset)' : 'not pinned (taskset or a second core unavailable)';
-  const { entry } = hubEntry();
+  const entry = hubEntry();
   const log = (line: string) => process.stdout.write(`${line}\n`);
   log(`bench ${smoke ? 'smoke' : 'full'}: ${wanted.join(', ')} on the ${redisUrl ? 'redis' : 'memory'} engine`);
   log(`  ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}; ${pinning}; hub: ${entry}`);
