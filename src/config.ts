@@ -57,7 +57,7 @@ export interface Config {
     readonly maxDirectives: number;
     /** WS_INIT_TIMEOUT_MS (3000): time a socket has to send connection_init (else 4408). */
     readonly wsInitTimeoutMs: number;
-    /** KEEPALIVE_MS (12000): WebSocket ping and SSE comment interval; a dead peer is dropped after two. */
+    /** KEEPALIVE_MS (12000): WebSocket ping and SSE comment interval; a dead peer is dropped within two. */
     readonly keepAliveMs: number;
     /** MAX_SUBSCRIPTIONS_PER_CONNECTION (100). */
     readonly maxSubscriptionsPerConnection: number;

@@ -73,4 +73,31 @@ describe('shared execution of subscription events', () => {
     for (const subscription of Object.values(subscribers)) subscription.dispose();
     await client.dispose();
   });
+
+  it('keeps serving a group after the subscriber that opened it has gone, and regroups after all have gone', async () => {
+    const id = uniqueId('group');
+    const clients = [wsClient(app.wsUrl, token), wsClient(app.wsUrl, token), wsClient(app.wsUrl, token)];
+    const [first, second] = [subscribeWs(clients[0]!, { diagnosisId: id }), subscribeWs(clients[1]!, { diagnosisId: id })];
+    await subscribersReach(app.url, token, id, 2);
+    const one = (await broadcastFeedback(app.url, token, id, 1, { feedbackId: 'one' })).event;
+    expect((await first.next()).data.diagnosisUpdates).toEqual({ ...one, replayed: false });
+    expect((await second.next()).data.diagnosisUpdates).toEqual({ ...one, replayed: false });
+
+    // The group was opened by `first`, whose socket closes: the others still get every event.
+    await clients[0]!.dispose();
+    await subscribersReach(app.url, token, id, 1);
+    const two = (await broadcastFeedback(app.url, token, id, 2, { feedbackId: 'two' })).event;
+    expect((await second.next()).data.diagnosisUpdates).toEqual({ ...two, replayed: false });
+
+    // Nobody left in the group; a new subscriber opens it again.
+    await clients[1]!.dispose();
+    await subscribersReach(app.url, token, id, 0);
+    const third = subscribeWs(clients[2]!, { diagnosisId: id, after: two.cursor });
+    await subscribersReach(app.url, token, id, 1);
+    const three = (await broadcastFeedback(app.url, token, id, 3, { feedbackId: 'three' })).event;
+    expect((await third.next()).data.diagnosisUpdates).toEqual({ ...three, replayed: false });
+    expect(third.pending).toBe(0);
+    third.dispose();
+    await clients[2]!.dispose();
+  });
 });

@@ -921,7 +921,13 @@ describe('slow consumer', () => {
   it('keeps the memory of a hub process bounded while a stalled reader is sent 64 MB of broadcasts', async () => {
     // A small heap, so that RSS peaks follow live memory rather than when V8 chose to collect
     // (with the default heap they differ by up to 50 MB between two identical floods).
-    const hub = await startHubProcess({ HISTORY_SIZE: '20', BROADCASTS_PER_SECOND: '1000000', NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=160' });
+    // A stalled reader stops answering pings too: keep-alive must not cut it off before the flood ends.
+    const hub = await startHubProcess({
+      HISTORY_SIZE: '20',
+      BROADCASTS_PER_SECOND: '1000000',
+      KEEPALIVE_MS: '600000',
+      NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=160',
+    });
     try {
       // 2200 events of about 30 KB, eight broadcasts in flight; returns the peak RSS seen.
       const big = (n: number) => Object.fromEntries(Array.from({ length: 120 }, (_, k) => [`field${k}`, `${n}-${k}-`.padEnd(110, 'x')]));

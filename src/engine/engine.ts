@@ -72,6 +72,15 @@ export interface EventListener {
 }
 export type Unlisten = () => void;
 
+/**
+ * The entry to keep in a topic's listener set for `listener`: the listener itself (no
+ * allocation for an idle subscriber), or a wrapper when that object is already registered, so
+ * that every `listen` call has its own entry to remove.
+ */
+export function listenerEntry(listeners: ReadonlySet<EventListener>, listener: EventListener): EventListener {
+  return listeners.has(listener) ? { event: (event) => listener.event(event), resync: () => listener.resync() } : listener;
+}
+
 export interface AppendResult {
   readonly event: StoredEvent;
   /** Listeners the event was delivered to when it was appended. */

@@ -11,9 +11,7 @@ import {
   type ExecutionResult,
   type GraphQLError,
 } from 'graphql';
-import type { GraphQLContext } from './context.js';
-
-type Result = ExecutionResult | Promise<ExecutionResult>;
+import type { GraphQLContext, Transport } from './context.js';
 
 /** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */
 export type MaskError = (error: unknown) => Error;
@@ -34,40 +32,129 @@ export type MaskError = (error: unknown) => Error;
  * shared result, and plugins that must see subscription results go before it.
  */
 export function useSharedSubscriptionExecution(mask: MaskError): Plugin<GraphQLContext> {
+  const groups = new Map<string, ExecutionGroup>();
   return {
     onSubscribe({ args, setResultAndStopExecution }) {
       // envelop waits for a promised result (the types only name the settled ones).
-      setResultAndStopExecution(subscribeShared(args, mask) as unknown as ExecutionResult);
+      setResultAndStopExecution(subscribeShared(args, groups, mask) as unknown as ExecutionResult);
     },
   };
 }
 
-/** Results per event, then per group key; entries go with their event. */
-const shared = new WeakMap<object, Map<string, Result>>();
+type Result = ExecutionResult | Promise<ExecutionResult>;
 
-async function subscribeShared(args: ExecutionArgs, mask: MaskError) {
+async function subscribeShared(args: ExecutionArgs, groups: Map<string, ExecutionGroup>, mask: MaskError) {
   const source = await createSourceEventStream(args);
   if (!isAsyncIterable(source)) return masked(source, mask);
-  const key = groupKey(args);
-  const executeMasked = (rootValue: unknown): Result => {
-    const result = execute({ ...args, rootValue });
-    return result instanceof Promise ? result.then((settled) => masked(settled, mask)) : masked(result, mask);
-  };
-  const run = (event: unknown): Result => {
-    if (typeof event !== 'object' || event === null) return executeMasked(event);
-    let results = shared.get(event);
-    if (!results) {
-      results = new Map();
-      shared.set(event, results);
+  return new GroupStream(source[Symbol.asyncIterator](), ExecutionGroup.join(groups, args, mask), mask);
+}
+
+/**
+ * The subscribers with one group key. The group executes with the arguments of the subscriber
+ * that opened it, minus its connection (the group can outlive it), so that a subscriber's own
+ * operation context is not kept once its subscription runs: an idle subscription holds only its
+ * stream and its group.
+ */
+class ExecutionGroup {
+  /** Results per event; entries go with their event. */
+  private readonly results = new WeakMap<object, Result>();
+  private members = 0;
+
+  private constructor(
+    private readonly groups: Map<string, ExecutionGroup>,
+    private readonly key: string,
+    private readonly args: ExecutionArgs,
+    private readonly mask: MaskError,
+  ) {}
+
+  static join(groups: Map<string, ExecutionGroup>, args: ExecutionArgs, mask: MaskError): ExecutionGroup {
+    const key = groupKey(args);
+    let group = groups.get(key);
+    if (!group) {
+      group = new ExecutionGroup(groups, key, { ...args, contextValue: detached(args.contextValue as GraphQLContext) }, mask);
+      groups.set(key, group);
     }
-    let result = results.get(key);
+    group.members += 1;
+    return group;
+  }
+
+  leave(): void {
+    this.members -= 1;
+    if (this.members === 0 && this.groups.get(this.key) === this) this.groups.delete(this.key);
+  }
+
+  resultFor(event: unknown): Result {
+    if (typeof event !== 'object' || event === null) return this.execute(event);
+    let result = this.results.get(event);
     if (!result) {
-      result = executeMasked(event);
-      results.set(key, result);
+      result = this.execute(event);
+      this.results.set(event, result);
     }
     return result;
-  };
-  return mapEvents(source[Symbol.asyncIterator](), run, mask);
+  }
+
+  private execute(rootValue: unknown): Result {
+    const result = execute({ ...this.args, rootValue });
+    return result instanceof Promise ? result.then((settled) => masked(settled, this.mask)) : masked(result, this.mask);
+  }
+}
+
+/**
+ * What fields below the root see: the same services and access, no connection. The transport
+ * only matters to the root field's `subscribe`, which has run by then.
+ */
+function detached({ auth, hub, local, broadcastRate }: GraphQLContext): GraphQLContext {
+  return { auth, hub, local, broadcastRate, transport: DETACHED };
+}
+const DETACHED: Transport = { track: (events) => events, end: () => {} };
+
+/** A subscriber's source stream mapped to its group's results; ending it ends the source. */
+class GroupStream implements AsyncIterableIterator<ExecutionResult> {
+  private group: ExecutionGroup | null;
+
+  constructor(
+    private readonly source: AsyncIterator<unknown>,
+    group: ExecutionGroup,
+    private readonly mask: MaskError,
+  ) {
+    this.group = group;
+  }
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    return this.source.next().then(
+      (step) => {
+        if (step.done || !this.group) return this.leave();
+        const result = this.group.resultFor(step.value);
+        return result instanceof Promise ? result.then((value) => ({ value, done: false })) : { value: result, done: false };
+      },
+      (error: unknown) => {
+        this.leave();
+        throw this.mask(error);
+      },
+    );
+  }
+
+  async return(): Promise<IteratorResult<ExecutionResult>> {
+    this.leave();
+    await this.source.return?.();
+    return { value: undefined, done: true };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    this.leave();
+    await this.source.return?.();
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private leave(): IteratorResult<ExecutionResult> {
+    this.group?.leave();
+    this.group = null;
+    return { value: undefined, done: true };
+  }
 }
 
 function masked(result: ExecutionResult, mask: MaskError): ExecutionResult {
@@ -140,33 +227,6 @@ function selectionVariables(document: DocumentNode, operationName: string | null
   names = [...found].sort();
   byOperation.set(operationName, names);
   return names;
-}
-
-/** The source stream mapped through `run`; ending the result ends the source. */
-function mapEvents<T>(source: AsyncIterator<T>, run: (event: T) => Result, mask: MaskError): AsyncIterableIterator<ExecutionResult> {
-  const fail = (error: unknown): never => {
-    throw mask(error);
-  };
-  return {
-    next() {
-      return source.next().then((step) => (step.done ? step : settle(run(step.value))), fail);
-    },
-    async return() {
-      await source.return?.();
-      return { value: undefined, done: true };
-    },
-    async throw(error?: unknown) {
-      await source.return?.();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-}
-
-function settle(result: Result): IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>> {
-  return result instanceof Promise ? result.then((value) => ({ value, done: false })) : { value: result, done: false };
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

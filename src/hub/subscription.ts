@@ -1,6 +1,6 @@
 import { badUserInput } from '../errors.js';
 import { asReplayed, type HubEvent, type Position, type StoredEvent } from '../domain/events.js';
-import type { Engine, Unlisten } from '../engine/engine.js';
+import type { Engine, EventListener, Unlisten } from '../engine/engine.js';
 import type { HubMetrics } from '../metrics.js';
 import { classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
 import { SubscriberQueue } from './subscriber-queue.js';
@@ -34,7 +34,8 @@ export async function openSubscription(options: SubscriptionOptions): Promise<As
   return subscription.queue;
 }
 
-class Subscription {
+/** The engine's listener for its diagnosis, and the producer of the subscriber's queue. */
+class Subscription implements EventListener {
   readonly queue: SubscriberQueue<HubEvent>;
   /** Position of the newest event this subscriber has been given. */
   private last: Position = { epoch: '', offset: 0 };
@@ -49,10 +50,7 @@ class Subscription {
 
   async start(): Promise<void> {
     const { engine, diagnosisId, after } = this.options;
-    this.unlisten = await engine.listen(diagnosisId, {
-      event: (event) => this.onLive(event),
-      resync: () => this.resync(),
-    });
+    this.unlisten = await engine.listen(diagnosisId, this);
     const arrivedBeforeRead = this.buffer?.length ?? 0;
     try {
       if (after) {
@@ -79,7 +77,8 @@ class Subscription {
     if (this.buffer) void this.catchUp();
   }
 
-  private onLive(event: StoredEvent): void {
+  /** A live event from the engine. */
+  event(event: StoredEvent): void {
     if (this.buffer) {
       this.buffer.push(event);
       return;
@@ -93,7 +92,7 @@ class Subscription {
   }
 
   /** Live delivery was interrupted: read history after the last position held. */
-  private resync(): void {
+  resync(): void {
     if (this.buffer) return; // a read is under way or about to start
     this.buffer = [];
     void this.catchUp();

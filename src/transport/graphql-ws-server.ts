@@ -62,11 +62,14 @@ export interface GraphqlWsOptions<S> {
 export function serveGraphqlWs<S>(wss: WebSocketServer, options: GraphqlWsOptions<S>) {
   wss.options.handleProtocols = handleProtocols;
   wss.on('error', (err) => options.logger.error({ err: err.message }, 'websocket server error'));
+  const open = new Set<Connection<S>>();
   // The upgrade request is not kept: an idle subscription should cost little more than its socket.
-  wss.on('connection', (socket) => new Connection(socket, options));
+  wss.on('connection', (socket) => new Connection(socket, options, open));
+  const heartbeat = startHeartbeat(open, options.keepAliveMs);
   return {
     /** Sends 1001 to every socket and stops accepting new ones. */
     async dispose(): Promise<void> {
+      clearInterval(heartbeat);
       for (const socket of wss.clients) socket.close(1001, 'Going away');
       await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
     },
@@ -78,12 +81,15 @@ class Connection<S> implements Peer {
   private state: S | undefined;
   /** Operation id → its result stream (null while it is being set up). */
   private readonly running = new Map<string, AsyncIterator<ExecutionResult> | null>();
-  private readonly timers: NodeJS.Timeout[] = [];
+  private initTimer: NodeJS.Timeout | undefined;
+  /** Whether the peer answered the last ping. */
+  private alive = true;
   private closed = false;
 
   constructor(
     readonly socket: WebSocket,
     private readonly options: GraphqlWsOptions<S>,
+    private readonly open: Set<Connection<S>>,
   ) {
     socket.on('error', (err) => options.logger.info({ err: err.message }, 'websocket error'));
     socket.once('close', () => this.onClose());
@@ -92,17 +98,22 @@ class Connection<S> implements Peer {
       return;
     }
     if (options.initTimeoutMs > 0 && Number.isFinite(options.initTimeoutMs)) {
-      this.timers.push(setTimeout(() => {
-        if (!this.initReceived) socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
-      }, options.initTimeoutMs));
+      this.initTimer = setTimeout(
+        () => socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout'),
+        options.initTimeoutMs,
+      );
     }
-    this.startHeartbeat();
+    open.add(this);
+    socket.on('pong', () => (this.alive = true));
     socket.on('message', (data) => {
-      this.onMessage(String(data)).catch((err: unknown) => {
-        options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'websocket message failed');
-        socket.close(CloseCode.InternalServerError, 'Internal server error');
-      });
+      this.onMessage(String(data)).catch((err: unknown) => this.fail(err));
     });
+  }
+
+  /** Something of ours threw while serving the socket: log it and close with 1011. */
+  private fail(err: unknown): void {
+    this.options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'websocket message failed');
+    this.socket.close(CloseCode.InternalServerError, 'Internal server error');
   }
 
   get operations(): number {
@@ -110,16 +121,10 @@ class Connection<S> implements Peer {
   }
 
   /** Pings find peers that vanished without a close. */
-  private startHeartbeat(): void {
-    const { keepAliveMs } = this.options;
-    if (!(keepAliveMs > 0 && Number.isFinite(keepAliveMs))) return;
-    let alive = true;
-    this.socket.on('pong', () => (alive = true));
-    this.timers.push(setInterval(() => {
-      if (!alive) return this.socket.terminate();
-      alive = false;
-      this.socket.ping();
-    }, keepAliveMs));
+  heartbeat(): void {
+    if (!this.alive) return this.socket.terminate();
+    this.alive = false;
+    this.socket.ping();
   }
 
   private async onMessage(data: string): Promise<void> {
@@ -154,6 +159,8 @@ class Connection<S> implements Peer {
       return this.socket.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
     }
     this.initReceived = true;
+    clearTimeout(this.initTimer);
+    this.initTimer = undefined;
     const state = await this.options.onConnect(this, params);
     if (this.closed) return;
     if (state === false) return this.socket.close(CloseCode.Forbidden, 'Forbidden');
@@ -165,6 +172,7 @@ class Connection<S> implements Peer {
     if (this.state === undefined) return this.socket.close(CloseCode.Unauthorized, 'Unauthorized');
     if (this.running.has(id)) return this.socket.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
     this.running.set(id, null);
+    let streaming = false;
     try {
       const operation = await this.options.onSubscribe(this, this.state, payload);
       if (!this.running.has(id)) return;
@@ -179,29 +187,47 @@ class Connection<S> implements Peer {
           return;
         }
         this.running.set(id, stream);
-        if (!(await this.stream(id, stream))) return;
+        this.pump(id, stream);
+        streaming = true;
+        return;
       }
       if (this.running.has(id)) this.send(stringifyMessage({ id, type: MessageType.Complete }));
     } finally {
-      this.running.delete(id);
+      if (!streaming) this.running.delete(id);
     }
   }
 
-  /** Writes a subscription's results until it ends; false when it ended with an error. */
-  private async stream(id: string, stream: AsyncIterator<ExecutionResult>): Promise<boolean> {
+  /**
+   * Writes a subscription's results as they come, until it ends or is ended. Driven by promise
+   * callbacks rather than a loop in an async function: an idle subscription then waits as one
+   * pending `next()` and two small callbacks, not as suspended function frames.
+   */
+  private pump(id: string, stream: AsyncIterator<ExecutionResult>): void {
     const prefix = nextPrefix(id);
-    try {
-      for (let step = await stream.next(); !step.done; step = await stream.next()) {
-        if (!this.running.has(id)) break;
+    const onStep = (step: IteratorResult<ExecutionResult>): void => {
+      if (this.running.get(id) !== stream) return; // completed or closed meanwhile
+      try {
+        if (step.done) {
+          this.running.delete(id);
+          this.send(stringifyMessage({ id, type: MessageType.Complete }));
+          return;
+        }
         this.sendNext(prefix, step.value);
+        if (this.running.get(id) === stream) void stream.next().then(onStep, onError);
+      } catch (err) {
+        this.fail(err);
       }
-      return true;
-    } catch (err) {
-      if (this.running.has(id)) {
+    };
+    const onError = (err: unknown): void => {
+      if (this.running.get(id) !== stream) return;
+      this.running.delete(id);
+      try {
         this.sendErrors(id, [new GraphQLError(err instanceof Error ? err.message : String(err))]);
+      } catch (failure) {
+        this.fail(failure);
       }
-      return false;
-    }
+    };
+    void stream.next().then(onStep, onError);
   }
 
   private sendNext(prefix: string, result: ExecutionResult): void {
@@ -232,7 +258,8 @@ class Connection<S> implements Peer {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    this.open.delete(this);
+    clearTimeout(this.initTimer);
     this.endOperations();
     this.options.onClose(this.state);
   }
@@ -281,6 +308,29 @@ function releaseWrites(): void {
   wroteThisTurn.clear();
   for (const tcp of held) tcp.uncork();
   held.clear();
+}
+
+/**
+ * One timer pings every socket, a slice of them per tick so that a round of pings is spread
+ * over the period (per-socket timers would cost more memory than the rest of an idle socket's
+ * state). A socket that has not answered the previous ping by its next turn is cut off.
+ */
+const HEARTBEAT_SLICES = 20;
+function startHeartbeat(open: ReadonlySet<Connection<unknown>>, periodMs: number): NodeJS.Timeout | undefined {
+  if (!(periodMs > 0 && Number.isFinite(periodMs))) return undefined;
+  let round: Connection<unknown>[] = [];
+  let next = 0;
+  return setInterval(() => {
+    if (next >= round.length) {
+      round = [...open];
+      next = 0;
+    }
+    const end = Math.min(round.length, next + Math.ceil(round.length / HEARTBEAT_SLICES));
+    for (; next < end; next += 1) {
+      const connection = round[next]!;
+      if (open.has(connection)) connection.heartbeat();
+    }
+  }, periodMs / HEARTBEAT_SLICES).unref();
 }
 
 function nextPrefix(id: string): string {

@@ -98,7 +98,7 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
       return {
         auth,
         release,
-        transport: wsTransport(socket, connections),
+        transport: new WsTransport(socket, connections),
         expiry: setTimeout(() => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), timerDelay(auth.principal.expiresAt)),
       };
     },
@@ -161,13 +161,20 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
   };
 }
 
-function wsTransport(socket: WebSocket, connections: Connections): Transport {
-  return {
-    track: (events) => events,
-    end: (reason) => {
-      if (reason === 'slow-consumer') connections.slowConsumer();
-      socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]);
-    },
-  };
+/** A socket's transport (a class: every idle socket holds one). */
+class WsTransport implements Transport {
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly connections: Connections,
+  ) {}
+
+  track<T>(events: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+    return events;
+  }
+
+  end(reason: EndReason): void {
+    if (reason === 'slow-consumer') this.connections.slowConsumer();
+    this.socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]);
+  }
 }
 

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { encodeCursor } from '../../domain/cursor.js';
 import type { EventDraft, Position } from '../../domain/events.js';
-import type {
-  AppendResult,
-  Engine,
-  EngineStats,
-  EventListener,
-  HistoryLimits,
-  HistoryWindow,
-  TopicStats,
-  Unlisten,
+import {
+  listenerEntry,
+  type AppendResult,
+  type Engine,
+  type EngineStats,
+  type EventListener,
+  type HistoryLimits,
+  type HistoryWindow,
+  type TopicStats,
+  type Unlisten,
 } from '../engine.js';
 import { Stream } from './stream.js';
 
@@ -94,7 +95,7 @@ export class MemoryEngine implements Engine {
     this.assertOpen();
     let set = this.listeners.get(topic);
     if (!set) this.listeners.set(topic, (set = new Set()));
-    const own: EventListener = { event: (event) => listener.event(event), resync: () => listener.resync() };
+    const own = listenerEntry(set, listener);
     set.add(own);
     this.listenerTotal += 1;
     return () => {

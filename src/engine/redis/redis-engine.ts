@@ -3,6 +3,7 @@ import { createClient, type RedisClientType } from '@redis/client';
 import type { EventDraft, Position } from '../../domain/events.js';
 import {
   EngineUnavailableError,
+  listenerEntry,
   type AppendResult,
   type Engine,
   type EngineStats,
@@ -152,7 +153,7 @@ export class RedisEngine implements Engine {
   async listen(topic: string, listener: EventListener): Promise<Unlisten> {
     let state = this.topics.get(topic);
     if (!state) state = this.subscribe(topic);
-    const own: EventListener = { event: (event) => listener.event(event), resync: () => listener.resync() };
+    const own = listenerEntry(state.listeners, listener);
     state.listeners.add(own);
     const release = () => {
       if (!state.listeners.delete(own)) return;
