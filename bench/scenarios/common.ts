@@ -99,10 +99,14 @@ export async function eachServer<T>(ctx: BenchContext, kinds: readonly ServerKin
   return results;
 }
 
-/** Hub only: one broadcast per diagnosis, so that a subscription resumed from the start gets it replayed first. */
+/**
+ * One broadcast per diagnosis, so that a hub subscription resumed from the start gets it replayed
+ * first. The reference gets the same broadcasts (it keeps no history), so that both servers have
+ * served the same traffic, and left the same kind of garbage, before any memory baseline.
+ */
 export async function prime(ctx: BenchContext, server: ServerProcess, diagnoses: readonly string[]): Promise<Map<string, Receipt>> {
   const receipts = new Map<string, Receipt>();
-  if (server.kind !== 'hub' || diagnoses.length === 0) return receipts;
+  if (diagnoses.length === 0) return receipts;
   const publisher = publisherFor(server, ctx.tokens.publisher, 64);
   try {
     const run = await publishBounded(publisher, diagnoses.length, 64, (index) => diagnoses[index]!);
