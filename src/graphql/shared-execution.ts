@@ -11,6 +11,7 @@ import {
   type ExecutionResult,
   type GraphQLError,
 } from 'graphql';
+import { isPushable, PUSH, type Pushable, type PushSink } from '../hub/push.js';
 import type { GraphQLContext, Transport } from './context.js';
 
 /** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */
@@ -108,8 +109,11 @@ function detached({ auth, hub, local, broadcastRate }: GraphQLContext): GraphQLC
 }
 const DETACHED: Transport = { track: (events) => events, end: () => {} };
 
-/** A subscriber's source stream mapped to its group's results; ending it ends the source. */
-class GroupStream implements AsyncIterableIterator<ExecutionResult> {
+/**
+ * A subscriber's source stream mapped to its group's results; ending it ends the source. A
+ * pushing source ([PUSH]) is mapped as it pushes, so a consumer may push from this one too.
+ */
+class GroupStream implements AsyncIterableIterator<ExecutionResult>, Partial<Pushable<ExecutionResult>> {
   private group: ExecutionGroup | null;
 
   constructor(
@@ -118,6 +122,41 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult> {
     private readonly mask: MaskError,
   ) {
     this.group = group;
+    if (isPushable(source)) this[PUSH] = (sink) => this.pushTo(source, sink);
+  }
+
+  declare [PUSH]?: (sink: PushSink<ExecutionResult>) => void;
+
+  /**
+   * Results go to `sink` in event order: at once while they are computed synchronously (the
+   * schema's event fields are), otherwise each after the one before it.
+   */
+  private pushTo(source: Pushable<unknown>, sink: PushSink<ExecutionResult>): void {
+    let chain: Promise<void> | null = null;
+    const after = (step: () => void) => {
+      chain = (chain ?? Promise.resolve()).then(step);
+    };
+    source[PUSH]({
+      next: (event) => {
+        if (!this.group) return;
+        const result = this.group.resultFor(event);
+        if (chain || result instanceof Promise) {
+          after(async () => {
+            const value = await result;
+            if (this.group) sink.next(value);
+          });
+        } else sink.next(result);
+      },
+      end: (error) => {
+        const end = () => {
+          if (!this.group) return;
+          this.leave();
+          sink.end(error === undefined ? undefined : this.mask(error));
+        };
+        if (chain) after(end);
+        else end();
+      },
+    });
   }
 
   next(): Promise<IteratorResult<ExecutionResult>> {

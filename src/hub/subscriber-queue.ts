@@ -1,19 +1,23 @@
+import { PUSH, type Pushable, type PushSink } from './push.js';
+
 /**
- * A subscriber's queue between the engine (which pushes synchronously) and the transport
- * (which pulls when the client can take more). Ending it discards what is queued: the
- * subscriber resumes from its cursor, so nothing is lost.
+ * A subscriber's queue between the engine (which pushes synchronously) and the transport. A
+ * transport that pulls takes items with `next()` when the client can take more; one that hands
+ * over a sink ([PUSH]) gets each item as it is pushed, and the queue then stays empty. Ending
+ * it discards what is queued: the subscriber resumes from its cursor, so nothing is lost.
  */
-export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
+export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T> {
   private items: T[] = [];
   private head = 0;
   /** Pulls waiting for an item, oldest first. */
   private waiting: Array<(result: IteratorResult<T>) => void> = [];
+  private sink: PushSink<T> | null = null;
   private ended = false;
 
   /** @param onEnd runs once, when the queue ends for any reason. */
   constructor(private readonly onEnd: () => void) {}
 
-  /** Items queued and not yet pulled. */
+  /** Items queued and not yet taken. */
   get size(): number {
     return this.items.length - this.head;
   }
@@ -24,6 +28,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
 
   push(item: T): void {
     if (this.ended) return;
+    if (this.sink) return this.sink.next(item);
     const resolve = this.waiting.shift();
     if (resolve) {
       resolve({ value: item, done: false });
@@ -41,23 +46,20 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
     const waiting = this.waiting;
     this.waiting = [];
     for (const resolve of waiting) resolve({ value: undefined, done: true });
+    const sink = this.sink;
+    this.sink = null;
     this.onEnd();
+    sink?.end();
+  }
+
+  [PUSH](sink: PushSink<T>): void {
+    if (this.ended) return sink.end();
+    while (this.size > 0 && !this.ended) sink.next(this.take());
+    if (!this.ended) this.sink = sink;
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.size > 0) {
-      const value = this.items[this.head] as T;
-      this.items[this.head] = undefined as T; // let the event be collected
-      this.head += 1;
-      if (this.head === this.items.length) {
-        this.items = [];
-        this.head = 0;
-      } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-        this.items = this.items.slice(this.head);
-        this.head = 0;
-      }
-      return Promise.resolve({ value, done: false });
-    }
+    if (this.size > 0) return Promise.resolve({ value: this.take(), done: false });
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => {
       this.waiting.push(resolve);
@@ -65,16 +67,32 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T> {
   }
 
   return(): Promise<IteratorResult<T>> {
+    this.sink = null; // the consumer ended it: nothing more goes to its sink
     this.end();
     return Promise.resolve({ value: undefined, done: true });
   }
 
   throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.sink = null;
     this.end();
     return Promise.reject(error);
   }
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  private take(): T {
+    const value = this.items[this.head] as T;
+    this.items[this.head] = undefined as T; // let the event be collected
+    this.head += 1;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return value;
   }
 }

@@ -13,6 +13,7 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { HubCloseCode } from '../errors.js';
+import { isPushable, PUSH } from '../hub/push.js';
 import { resultJson } from './result-json.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
@@ -198,12 +199,39 @@ class Connection<S> implements Peer {
   }
 
   /**
-   * Writes a subscription's results as they come, until it ends or is ended. Driven by promise
-   * callbacks rather than a loop in an async function: an idle subscription then waits as one
-   * pending `next()` and two small callbacks, not as suspended function frames.
+   * Writes a subscription's results as they come, until it ends or is ended. A stream that can
+   * push (see hub/push.ts) hands over each result as it is produced, with no promise per
+   * delivery; any other is pulled with promise callbacks rather than a loop in an async
+   * function, so that an idle subscription waits as one pending `next()`, not as suspended
+   * function frames.
    */
   private pump(id: string, stream: AsyncIterator<ExecutionResult>): void {
     const prefix = nextPrefix(id);
+    if (isPushable<ExecutionResult>(stream)) {
+      // Results arrive synchronously, inside the broadcast that stored their event: nothing
+      // may throw back into it.
+      stream[PUSH]({
+        next: (result) => {
+          if (this.running.get(id) !== stream) return;
+          try {
+            this.sendNext(prefix, result);
+          } catch (err) {
+            this.fail(err);
+          }
+        },
+        end: (error) => {
+          if (this.running.get(id) !== stream) return;
+          this.running.delete(id);
+          try {
+            if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
+            else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
+          } catch (err) {
+            this.fail(err);
+          }
+        },
+      });
+      return;
+    }
     const onStep = (step: IteratorResult<ExecutionResult>): void => {
       if (this.running.get(id) !== stream) return; // completed or closed meanwhile
       try {
@@ -320,11 +348,14 @@ function startHeartbeat(open: ReadonlySet<Connection<unknown>>, periodMs: number
   if (!(periodMs > 0 && Number.isFinite(periodMs))) return undefined;
   let round: Connection<unknown>[] = [];
   let next = 0;
+  let tick = 0;
   return setInterval(() => {
-    if (next >= round.length) {
+    // A round starts once per period, however few sockets there are.
+    if (tick === 0) {
       round = [...open];
       next = 0;
     }
+    tick = (tick + 1) % HEARTBEAT_SLICES;
     const end = Math.min(round.length, next + Math.ceil(round.length / HEARTBEAT_SLICES));
     for (; next < end; next += 1) {
       const connection = round[next]!;

@@ -1,4 +1,5 @@
 import { describe, it, expect, vi } from 'vitest';
+import { PUSH } from '../../src/hub/push.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
 
 describe('SubscriberQueue', () => {
@@ -174,5 +175,69 @@ describe('SubscriberQueue concurrent pulls', () => {
     expect(await first).toEqual({ value: 1, done: false });
     expect(await second).toEqual({ value: 2, done: false });
     expect(await third).toEqual({ value: undefined, done: true });
+  });
+});
+
+describe('SubscriberQueue pushing to a sink', () => {
+  const sink = () => {
+    const got: number[] = [];
+    const ends: unknown[] = [];
+    return { got, ends, next: (value: number) => got.push(value), end: (error?: unknown) => ends.push(error) };
+  };
+
+  it('should hand the waiting items over first, in order, then every push at once', () => {
+    const queue = new SubscriberQueue<number>(() => {});
+    queue.push(1);
+    queue.push(2);
+    const s = sink();
+    queue[PUSH](s);
+    expect(s.got).toEqual([1, 2]);
+    queue.push(3);
+    expect(s.got).toEqual([1, 2, 3]); // synchronously, nothing queued
+    expect(queue.size).toBe(0);
+  });
+
+  it('should tell the sink when the queue ends by itself, once, and push nothing afterwards', () => {
+    const onEnd = vi.fn();
+    const queue = new SubscriberQueue<number>(onEnd);
+    const s = sink();
+    queue[PUSH](s);
+    queue.end();
+    queue.end();
+    queue.push(4);
+    expect(s.ends).toEqual([undefined]);
+    expect(s.got).toEqual([]);
+    expect(onEnd).toHaveBeenCalledTimes(1);
+  });
+
+  it('should not call the sink after the consumer ended it with return()', async () => {
+    const onEnd = vi.fn();
+    const queue = new SubscriberQueue<number>(onEnd);
+    const s = sink();
+    queue[PUSH](s);
+    await queue.return();
+    queue.push(5);
+    expect(s.got).toEqual([]);
+    expect(s.ends).toEqual([]);
+    expect(onEnd).toHaveBeenCalledTimes(1);
+  });
+
+  it('should end a sink handed to an ended queue at once', () => {
+    const queue = new SubscriberQueue<number>(() => {});
+    queue.push(6);
+    queue.end();
+    const s = sink();
+    queue[PUSH](s);
+    expect(s.got).toEqual([]);
+    expect(s.ends).toEqual([undefined]);
+  });
+
+  it('should stop handing over queued items when the sink ends the queue while taking one', () => {
+    const queue = new SubscriberQueue<number>(() => {});
+    for (const n of [1, 2, 3]) queue.push(n);
+    const got: number[] = [];
+    queue[PUSH]({ next: (value) => (got.push(value), value === 2 && void queue.return()), end: () => {} });
+    expect(got).toEqual([1, 2]);
+    expect(queue.isEnded).toBe(true);
   });
 });

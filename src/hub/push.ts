@@ -1,0 +1,27 @@
+/**
+ * An optional second way to consume a subscription's stream: the consumer hands the stream a
+ * sink once, and the stream calls it for every item as it arrives, synchronously, with no
+ * promise per item. The WebSocket transport consumes this way (a live event then reaches every
+ * socket within the broadcast that stored it); every stream still works as a plain async
+ * iterator for consumers that pull (SSE).
+ */
+export const PUSH = Symbol('push');
+
+export interface PushSink<T> {
+  /** An item; must not throw. */
+  next(value: T): void;
+  /** The stream ended by itself (or failed); not called after the consumer's own `return()`. */
+  end(error?: unknown): void;
+}
+
+export interface Pushable<T> {
+  /**
+   * From now on, every item (those already waiting first) goes to `sink`; `next()` must not be
+   * called any more. `return()` still ends the stream.
+   */
+  [PUSH](sink: PushSink<T>): void;
+}
+
+export function isPushable<T>(stream: object): stream is Pushable<T> {
+  return typeof (stream as Partial<Pushable<T>>)[PUSH] === 'function';
+}
