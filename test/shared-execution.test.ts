@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.js';
-import { broadcastFeedback, SUBSCRIBE, subscribeSse, subscribeWs, wsClient, type QueuedSubscription } from './helpers/graphql.js';
+import { broadcastFeedback, EVENT_FIELDS, gql, SUBSCRIBE, subscribeSse, subscribeWs, wsClient, type QueuedSubscription } from './helpers/graphql.js';
 import { subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { adminToken } from './helpers/tokens.js';
 
@@ -71,6 +71,27 @@ describe('shared execution of subscription events', () => {
       expect(subscription.pending, name).toBe(0);
     }
     for (const subscription of Object.values(subscribers)) subscription.dispose();
+    await client.dispose();
+  });
+
+  it('frames non-ASCII operation ids and payloads byte-exactly around the shared payload', async () => {
+    const id = uniqueId('unicode');
+    const client = wsClient(app.wsUrl, token, { generateID: () => 'größe-😀-血压' });
+    const subscription = subscribeWs(client, { diagnosisId: id });
+    await subscribersReach(app.url, token, id, 1);
+    const note = { note: 'Größe 😀 — 血压 120/80', nested: ['é', 'ß', '\u2028'] };
+    const { body } = await gql(
+      app.url,
+      `mutation ($input: RecommendationUpdateInput!) { broadcastRecommendationUpdate(input: $input) { event { ${EVENT_FIELDS} } } }`,
+      { input: { diagnosisId: id, recommendationId: 'r-1', previous: {}, current: note, reason: 'Überprüft ✓' } },
+      token,
+    );
+    expect(body.errors).toBeUndefined();
+    const sent = (body.data as { broadcastRecommendationUpdate: { event: Record<string, unknown> } }).broadcastRecommendationUpdate.event;
+    const got = (await subscription.next()).data.diagnosisUpdates;
+    expect(got).toEqual({ ...sent, replayed: false });
+    expect(got.current).toEqual(note);
+    subscription.dispose();
     await client.dispose();
   });
 

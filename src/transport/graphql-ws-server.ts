@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { HubCloseCode } from '../errors.js';
 import { isPushable, PUSH } from '../hub/push.js';
-import { resultJson } from './result-json.js';
+import { framed } from './result-json.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
 export type OperationOutcome = ExecutionResult | AsyncIterable<ExecutionResult>;
@@ -260,17 +260,18 @@ class Connection<S> implements Peer {
 
   private sendNext(prefix: string, result: ExecutionResult): void {
     holdWritesForThisTurn(this.socket);
-    this.send(prefix + resultJson(result) + '}');
+    this.send(framed(prefix, result, '}'));
   }
 
   private sendErrors(id: string, errors: readonly GraphQLError[]): void {
     this.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map((error) => error.toJSON()) }));
   }
 
-  private send(frame: string): void {
+  /** Sends a text frame (a buffer is sent as the UTF-8 text it holds). */
+  private send(frame: string | Buffer): void {
     const { socket } = this;
     if (socket.readyState !== socket.OPEN) return;
-    socket.send(frame);
+    socket.send(frame, { binary: false });
     const limit = this.options.maxBufferedBytes;
     if (socket.bufferedAmount <= limit) return;
     releaseWritesOf(socket); // what is held for this turn goes now; what the kernel refuses stays
