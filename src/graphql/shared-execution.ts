@@ -110,10 +110,10 @@ function detached({ auth, hub, local, broadcastRate }: GraphQLContext): GraphQLC
 const DETACHED: Transport = { track: (events) => events, end: () => {} };
 
 /**
- * A subscriber's source stream mapped to its group's results; ending it ends the source. A
- * pushing source ([PUSH]) is mapped as it pushes, so a consumer may push from this one too.
+ * A subscriber's source stream mapped to its group's results; ending it ends the source. It can
+ * be pulled or can push ([PUSH]); a pushing source (the hub's queue) is mapped as it pushes.
  */
-class GroupStream implements AsyncIterableIterator<ExecutionResult>, Partial<Pushable<ExecutionResult>> {
+class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<ExecutionResult> {
   private group: ExecutionGroup | null;
 
   constructor(
@@ -122,16 +122,23 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Partial<Pus
     private readonly mask: MaskError,
   ) {
     this.group = group;
-    if (isPushable(source)) this[PUSH] = (sink) => this.pushTo(source, sink);
   }
-
-  declare [PUSH]?: (sink: PushSink<ExecutionResult>) => void;
 
   /**
    * Results go to `sink` in event order: at once while they are computed synchronously (the
-   * schema's event fields are), otherwise each after the one before it.
+   * schema's event fields are), otherwise each after the one before it. A source that cannot
+   * push is pulled for the sink.
    */
-  private pushTo(source: Pushable<unknown>, sink: PushSink<ExecutionResult>): void {
+  [PUSH](sink: PushSink<ExecutionResult>): void {
+    const source = this.source;
+    if (!isPushable(source)) {
+      const pull = (): void =>
+        void this.next().then(
+          (step) => (step.done ? sink.end() : (sink.next(step.value), pull())),
+          (error: unknown) => sink.end(error),
+        );
+      return pull();
+    }
     let chain: Promise<void> | null = null;
     const after = (step: () => void) => {
       chain = (chain ?? Promise.resolve()).then(step);
