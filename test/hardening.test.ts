@@ -14,7 +14,7 @@ import { createClient } from 'graphql-ws';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
-import { EngineUnavailableError, type Engine } from '../src/engine/engine.js';
+import { EngineUnavailableError, type Engine, type EventListener } from '../src/engine/engine.js';
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { BROADCAST_FEEDBACK, EVENT_FIELDS, SUBSCRIBE, eventually, subscribeSse, subscribeWs, wsClient, type EventResult } from './helpers/graphql.js';
@@ -1209,6 +1209,44 @@ describe('metrics', () => {
     const refused = await post(hub.url, BROADCAST_FEEDBACK, broadcastVars(uid('engine-down')));
     expectRefused(refused, { code: 'SERVICE_UNAVAILABLE' });
     expect(metricValue(await scrape(origin), 'hub_engine_errors_total') - before).toBe(1);
+    await hub.stop();
+  });
+
+  it('a subscription whose history cannot be re-read is closed with 1013, never completed, so the client resumes', async () => {
+    let failReads = false;
+    const listeners: EventListener[] = [];
+    const hub = await startTestApp({}, {
+      engine: (limits) =>
+        engineWith(new MemoryEngine({ limits }), {
+          listen: (inner, topic, listener) => {
+            listeners.push(listener);
+            return inner.listen(topic, listener);
+          },
+          read: (inner, topic, after, limit) =>
+            failReads ? Promise.reject(new EngineUnavailableError(new Error('connection refused'))) : inner.read(topic, after, limit),
+        }),
+    });
+    const diagnosisId = uid('reread');
+    const ws = rawWs(hub.wsUrl);
+    await ws.init(admin);
+    ws.send({ id: 'watch', type: 'subscribe', payload: { query: SUBSCRIBE, variables: { diagnosisId } } });
+    await eventually(() => statusOf(hub.url), (status) => status.subscriptions === 1);
+    expect(listeners).toHaveLength(1);
+
+    // The engine says live delivery was interrupted; the re-read of history fails.
+    failReads = true;
+    listeners[0]!.resync();
+    const messages: unknown[] = [];
+    const closed = await (async () => {
+      for (;;) {
+        const next = await ws.next(3000).catch(() => null);
+        if (next === null) return ws.closed;
+        messages.push(next);
+      }
+    })();
+    expect(closed.code).toBe(1013);
+    expect(closed.reason).toMatch(/history unavailable/i);
+    expect(messages).toEqual([]); // in particular no `complete`, which would tell the client not to resume
     await hub.stop();
   });
 });

@@ -152,9 +152,14 @@ class Subscription implements EventListener {
     if (this.queue.size > this.overflowAt) this.end('slow-consumer');
   }
 
+  /**
+   * The transport hears first (it closes the connection, so the client resumes), then the queue
+   * ends: a consumer that is pushed to learns of the end synchronously, and must not take it for
+   * a normal completion while its connection is still open.
+   */
   private end(reason: EndReason): void {
     if (this.queue.isEnded) return;
-    this.queue.end();
     this.options.onEnd(reason);
+    this.queue.end();
   }
 }
