@@ -11,7 +11,7 @@ import {
   type ExecutionResult,
   type GraphQLError,
 } from 'graphql';
-import { isPushable, PUSH, type Pushable, type PushSink } from '../hub/push.js';
+import { isPushable, PUSH, pullTo, type Pushable, type PushSink } from '../hub/push.js';
 import type { GraphQLContext, Transport } from './context.js';
 
 /** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */
@@ -131,14 +131,7 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
    */
   [PUSH](sink: PushSink<ExecutionResult>): void {
     const source = this.source;
-    if (!isPushable(source)) {
-      const pull = (): void =>
-        void this.next().then(
-          (step) => (step.done ? sink.end() : (sink.next(step.value), pull())),
-          (error: unknown) => sink.end(error),
-        );
-      return pull();
-    }
+    if (!isPushable(source)) return pullTo(this, sink);
     let chain: Promise<void> | null = null;
     const after = (step: () => void) => {
       chain = (chain ?? Promise.resolve()).then(step);

@@ -8,7 +8,7 @@
 export const PUSH = Symbol('push');
 
 export interface PushSink<T> {
-  /** An item; must not throw. */
+  /** An item; must not throw (nor may `end`). */
   next(value: T): void;
   /** The stream ended by itself (or failed); not called after the consumer's own `return()`. */
   end(error?: unknown): void;
@@ -24,4 +24,24 @@ export interface Pushable<T> {
 
 export function isPushable<T>(stream: object): stream is Pushable<T> {
   return typeof (stream as Partial<Pushable<T>>)[PUSH] === 'function';
+}
+
+/** Feeds `sink` from `stream`: by push where the stream can, otherwise by pulling it. */
+export function drainTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
+  if (isPushable<T>(stream)) stream[PUSH](sink);
+  else pullTo(stream, sink);
+}
+
+/**
+ * Pulls `stream` into `sink`, one `next()` after another, through promise callbacks rather than
+ * a loop in an async function: an idle stream then waits as one pending `next()`, not as a
+ * suspended function frame.
+ */
+export function pullTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
+  const pull = (): void =>
+    void stream.next().then(
+      (step) => (step.done ? sink.end() : (sink.next(step.value), pull())),
+      (error: unknown) => sink.end(error),
+    );
+  pull();
 }

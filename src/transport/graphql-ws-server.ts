@@ -13,7 +13,7 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { HubCloseCode } from '../errors.js';
-import { isPushable, PUSH } from '../hub/push.js';
+import { drainTo } from '../hub/push.js';
 import { framed } from './result-json.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
@@ -199,63 +199,33 @@ class Connection<S> implements Peer {
   }
 
   /**
-   * Writes a subscription's results as they come, until it ends or is ended. A stream that can
-   * push (see hub/push.ts) hands over each result as it is produced, with no promise per
-   * delivery; any other is pulled with promise callbacks rather than a loop in an async
-   * function, so that an idle subscription waits as one pending `next()`, not as suspended
-   * function frames.
+   * Writes a subscription's results as they come, until it ends or is ended. The hub's streams
+   * push (see hub/push.ts): each result is handed over as it is produced, synchronously inside
+   * the broadcast that stored its event, with no promise per delivery; nothing may throw back
+   * into it. Any other stream is pulled.
    */
   private pump(id: string, stream: AsyncIterator<ExecutionResult>): void {
     const prefix = nextPrefix(id);
-    if (isPushable<ExecutionResult>(stream)) {
-      // Results arrive synchronously, inside the broadcast that stored their event: nothing
-      // may throw back into it.
-      stream[PUSH]({
-        next: (result) => {
-          if (this.running.get(id) !== stream) return;
-          try {
-            this.sendNext(prefix, result);
-          } catch (err) {
-            this.fail(err);
-          }
-        },
-        end: (error) => {
-          if (this.running.get(id) !== stream) return;
-          this.running.delete(id);
-          try {
-            if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
-            else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
-          } catch (err) {
-            this.fail(err);
-          }
-        },
-      });
-      return;
-    }
-    const onStep = (step: IteratorResult<ExecutionResult>): void => {
-      if (this.running.get(id) !== stream) return; // completed or closed meanwhile
-      try {
-        if (step.done) {
-          this.running.delete(id);
-          this.send(stringifyMessage({ id, type: MessageType.Complete }));
-          return;
+    drainTo(stream, {
+      next: (result) => {
+        if (this.running.get(id) !== stream) return; // completed or closed meanwhile
+        try {
+          this.sendNext(prefix, result);
+        } catch (err) {
+          this.fail(err);
         }
-        this.sendNext(prefix, step.value);
-        if (this.running.get(id) === stream) void stream.next().then(onStep, onError);
-      } catch (err) {
-        this.fail(err);
-      }
-    };
-    const onError = (err: unknown): void => {
-      if (this.running.get(id) !== stream) return;
-      this.running.delete(id);
-      try {
-        this.sendErrors(id, [new GraphQLError(err instanceof Error ? err.message : String(err))]);
-      } catch (failure) {
-        this.fail(failure);
-      }
-    };
-    void stream.next().then(onStep, onError);
+      },
+      end: (error) => {
+        if (this.running.get(id) !== stream) return;
+        this.running.delete(id);
+        try {
+          if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
+          else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
+        } catch (err) {
+          this.fail(err);
+        }
+      },
+    });
   }
 
   private sendNext(prefix: string, result: ExecutionResult): void {
