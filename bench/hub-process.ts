@@ -51,7 +51,7 @@ export function hubEnv(port: number, options: HubOptions): Record<string, string
   return {
     PORT: String(port),
     HOST: '127.0.0.1',
-    NODE_ENV: 'test',
+    NODE_ENV: 'production', // as deployed: libraries take their production paths too
     LOG_LEVEL: 'warn',
     JWT_SECRET: BENCH_SECRET,
     BROADCASTS_PER_SECOND: '1000000',
