@@ -83,6 +83,8 @@ class Connection<S> implements Peer {
   /** Operation id → its result stream (null while it is being set up). */
   private readonly running = new Map<string, AsyncIterator<ExecutionResult> | null>();
   private initTimer: NodeJS.Timeout | undefined;
+  /** The TCP socket while a subscription's first results are handed over in one corked batch. */
+  private batch: Duplex | null = null;
   /** Whether the peer answered the last ping. */
   private alive = true;
   private closed = false;
@@ -206,6 +208,24 @@ class Connection<S> implements Peer {
    */
   private pump(id: string, stream: AsyncIterator<ExecutionResult>): void {
     const prefix = nextPrefix(id);
+    // What the stream hands over at once (a replay, pushed as soon as the sink is attached)
+    // leaves in one write, as soon as it has been handed over.
+    this.batch = tcpOf(this.socket) ?? null;
+    this.batch?.cork();
+    try {
+      this.drain(id, prefix, stream);
+    } finally {
+      this.endBatch();
+    }
+  }
+
+  private endBatch(): void {
+    const tcp = this.batch;
+    this.batch = null;
+    tcp?.uncork();
+  }
+
+  private drain(id: string, prefix: string, stream: AsyncIterator<ExecutionResult>): void {
     drainTo(stream, {
       next: (result) => {
         if (this.running.get(id) !== stream) return; // completed or closed meanwhile
@@ -229,7 +249,7 @@ class Connection<S> implements Peer {
   }
 
   private sendNext(prefix: string, result: ExecutionResult): void {
-    holdWritesForThisTurn(this.socket);
+    if (!this.batch) holdWritesForThisTurn(this.socket);
     this.send(framed(prefix, result, '}'));
   }
 
@@ -244,7 +264,9 @@ class Connection<S> implements Peer {
     socket.send(frame, { binary: false });
     const limit = this.options.maxBufferedBytes;
     if (socket.bufferedAmount <= limit) return;
-    releaseWritesOf(socket); // what is held for this turn goes now; what the kernel refuses stays
+    // What is held (for this turn or this batch) goes now; what the kernel refuses stays.
+    this.endBatch();
+    releaseWritesOf(socket);
     if (socket.bufferedAmount > limit) {
       this.options.logger.info({ buffered: socket.bufferedAmount }, 'websocket reader stalled');
       socket.close(HubCloseCode.TryAgainLater, 'Slow consumer: resume from your last cursor');
