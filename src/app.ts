@@ -13,7 +13,7 @@ import { Metrics } from './metrics.js';
 import { Connections } from './transport/connections.js';
 import { InFlight } from './transport/in-flight.js';
 import { attachWebSocket } from './transport/websocket.js';
-import { createHubYoga, GRAPHQL_PATH } from './transport/yoga.js';
+import { createHubHttp, GRAPHQL_PATH } from './transport/yoga.js';
 
 export interface DevTokens {
   /** Every scope: broadcast, status, read any diagnosis. */
@@ -58,7 +58,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const inFlight = new InFlight();
   let accepting = true;
 
-  const yoga = createHubYoga({
+  const { yoga, listener } = createHubHttp({
     config,
     hub,
     authenticate,
@@ -70,7 +70,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     isAccepting: () => accepting,
     inFlight,
   });
-  const server: Server = createServer(yoga);
+  const server: Server = createServer(listener);
   const webSocket = attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits: config.limits });
 
   return {

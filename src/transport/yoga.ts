@@ -5,6 +5,8 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance, type YogaServerOptions } from 'graphql-yoga';
 import type { DocumentNode, GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
+import type { RequestListener } from 'node:http';
+import type { Histogram } from 'prom-client';
 import type { Logger } from 'pino';
 import { fromAuthorizationHeader } from '../auth/extract-token.js';
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
@@ -18,6 +20,7 @@ import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics.js';
 import type { Connections } from './connections.js';
 import { useBodyLimit } from './body-limit.js';
+import { createHttpListener, KnownOperations } from './http-operations.js';
 import { SseStreams, useSseWithIds } from './sse.js';
 import type { InFlight } from './in-flight.js';
 
@@ -38,6 +41,13 @@ export interface YogaDeps {
 }
 
 export type HubYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
+
+export interface HubHttp {
+  /** Yoga itself: graphql-ws operations run through its envelop pipeline (`getEnveloped`). */
+  readonly yoga: HubYoga;
+  /** The HTTP server's request listener: common operations directly (http-operations.ts), the rest through Yoga. */
+  readonly listener: RequestListener;
+}
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -69,30 +79,32 @@ const asValidationErrors = {
 };
 
 /**
- * HTTP, SSE and GraphiQL on /graphql, plus /health, /ready and /metrics. Every request passes
- * the same plugin stack, which graphql-ws operations share through `getEnveloped`.
+ * HTTP, SSE and GraphiQL on /graphql, plus /health, /ready and /metrics. Every operation passes
+ * the same envelop plugin stack, whether Yoga handles its request or not.
  */
-export function createHubYoga(deps: YogaDeps): HubYoga {
+export function createHubHttp(deps: YogaDeps): HubHttp {
   const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight } = deps;
   const { limits } = config;
   const sseStreams = new SseStreams();
   // What Yoga's own masking does with an error it hides, for the subscription path (see
   // useSharedSubscriptionExecution): log the original, give the client the masked one.
-  const maskSubscriptionError = (error: unknown) => {
+  const maskAndLog = (error: unknown) => {
     const masked = maskError(error, 'Unexpected error.');
     if (masked !== error) logger.error(error);
     return masked;
   };
-  return createYoga<Record<string, unknown>, GraphQLContext>({
+  const authenticateHttp = async (authorization: string | null) => {
+    const auth = await authenticate(fromAuthorizationHeader(authorization));
+    if (!auth.principal && auth.failure !== 'missing') metrics.authFailed(auth.failure, 'http');
+    return auth;
+  };
+  const known = new KnownOperations();
+  const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: createHubSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
-    // WebSocket operations arrive with auth and transport already set (transport/websocket.ts).
+    // WebSocket and direct HTTP operations arrive with auth and transport already set.
     context: async (initial) => {
-      let auth = initial['auth'] as GraphQLContext['auth'] | undefined;
-      if (!auth) {
-        auth = await authenticate(fromAuthorizationHeader(initial.request.headers.get('authorization')));
-        if (!auth.principal && auth.failure !== 'missing') metrics.authFailed(auth.failure, 'http');
-      }
+      const auth = (initial['auth'] as GraphQLContext['auth'] | undefined) ?? (await authenticateHttp(initial.request.headers.get('authorization')));
       return {
         hub,
         local: connections.local,
@@ -121,7 +133,7 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
     plugins: [
       useErrorCodes(),
       useValidationSuccessCache(),
-      useSharedSubscriptionExecution(maskSubscriptionError),
+      useSharedSubscriptionExecution(maskAndLog),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true, ...asValidationErrors },
         maxAliases: { n: limits.maxAliases, ...asValidationErrors },
@@ -179,8 +191,19 @@ export function createHubYoga(deps: YogaDeps): HubYoga {
           return true;
         },
       }),
+      known.plugin(),
     ],
   });
+  const listener = createHttpListener({
+    yoga,
+    known,
+    path: GRAPHQL_PATH,
+    maxBodyBytes: limits.maxBodyBytes,
+    authenticate: authenticateHttp,
+    mask: maskAndLog,
+    httpDuration: metrics.registry.getSingleMetric('graphql_yoga_http_duration') as Histogram | undefined,
+  });
+  return { yoga, listener };
 }
 
 /**

@@ -1,0 +1,213 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { processRegularResult, type Plugin } from 'graphql-yoga';
+import type { Histogram } from 'prom-client';
+import type { AuthState } from '../auth/principal.js';
+import { BoundedMap } from '../bounded-map.js';
+import type { Transport } from '../graphql/context.js';
+import type { MaskError } from '../graphql/shared-execution.js';
+import type { HubYoga } from './yoga.js';
+
+/**
+ * GraphQL over HTTP in its most common form, a service POSTing a JSON body with an operation
+ * that has been served before, answered on Node's own request and response through the same
+ * envelop pipeline as every other operation (the same plugins, limits, error masking and phase
+ * metrics; graphql-ws operations take it too). Yoga's request handling around that pipeline
+ * (fetch API Request and Response objects, its hook chains) costs several times what a small
+ * mutation such as a broadcast costs itself.
+ *
+ * Everything else goes to Yoga, which answers it exactly as before: other methods and paths,
+ * CORS requests (any `Origin`), other content types or response media, a body without a
+ * declared length or over the limit, a body that is not one operation as JSON, a document that
+ * has not yet parsed and validated there (so errors in a document are always Yoga's to report),
+ * subscriptions. Once the operation runs here, its result is turned into a response by Yoga's
+ * own result processor.
+ */
+export interface HttpOperationsDeps {
+  readonly yoga: HubYoga;
+  /** Documents that passed Yoga's parse and validation (`useKnownOperations`). */
+  readonly known: KnownOperations;
+  readonly path: string;
+  readonly maxBodyBytes: number;
+  /** Verifies the Authorization header, as Yoga's context factory does. */
+  readonly authenticate: (authorization: string | null) => Promise<AuthState>;
+  /** What a client may see of an error thrown outside execution (logs what it hides). */
+  readonly mask: MaskError;
+  /** Yoga's HTTP request duration histogram, observed for these requests too. */
+  readonly httpDuration: Histogram | undefined;
+}
+
+/** Operation texts that parsed and validated, with their documents; bounded like Yoga's own parse cache. */
+export class KnownOperations {
+  private readonly documents = new BoundedMap<string, DocumentNode>(1000);
+
+  get(text: string): DocumentNode | undefined {
+    return this.documents.get(text);
+  }
+
+  /** Records what Yoga parses and validates without errors (register after the plugins that validate). */
+  plugin(): Plugin {
+    const texts = new WeakMap<DocumentNode, string>();
+    return {
+      onParse: ({ params: { source } }) =>
+        typeof source === 'string'
+          ? ({ result }) => {
+              if (result && !(result instanceof Error)) texts.set(result as DocumentNode, source);
+            }
+          : undefined,
+      onValidate: ({ params: { documentAST } }) => ({ result }) => {
+        const text = texts.get(documentAST);
+        if (text !== undefined && result.length === 0) this.documents.set(text, documentAST);
+      },
+    };
+  }
+}
+
+type ResponseMedia = 'application/json' | 'application/graphql-response+json';
+
+interface Params {
+  readonly query: string;
+  readonly variables: Record<string, unknown> | null;
+  readonly operationName: string | null;
+}
+
+/** Operations served here are queries and mutations: they never reach a transport. */
+const NO_TRANSPORT: Transport = { track: (events) => events, end: () => {} };
+
+export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
+  const { yoga } = deps;
+  return (request, response) => {
+    const media = eligible(request, deps);
+    if (!media) {
+      void yoga(request, response);
+      return;
+    }
+    const started = Date.now();
+    readBody(request, (body) => {
+      const params = paramsOf(body);
+      const document = params && deps.known.get(params.query);
+      const operation = document && getOperationAST(document, params.operationName);
+      if (!document || !operation || operation.operation === 'subscription') {
+        // Yoga reads a body that was already consumed from `request.body`.
+        (request as IncomingMessage & { body?: Buffer }).body = body;
+        void yoga(request, response);
+        return;
+      }
+      run(deps, request, params, document)
+        .then((result) => respond(yoga, response, result, media))
+        .catch((error: unknown) => respond(yoga, response, { errors: [asGraphQLError(deps.mask(error))] }, media))
+        .then((status) => {
+          deps.httpDuration?.observe(
+            {
+              operationName: operation.name?.value ?? 'Anonymous',
+              operationType: operation.operation,
+              method: 'POST',
+              statusCode: status,
+              url: `http://${request.headers.host ?? 'localhost'}${request.url ?? ''}`,
+            },
+            (Date.now() - started) / 1000,
+          );
+        })
+        .catch(() => response.destroy());
+    });
+  };
+}
+
+async function run(deps: HttpOperationsDeps, request: IncomingMessage, params: Params, known: DocumentNode): Promise<ExecutionResult> {
+  const auth = await deps.authenticate(request.headers.authorization ?? null);
+  const { schema, execute, contextFactory, parse, validate } = deps.yoga.getEnveloped({ auth, transport: NO_TRANSPORT, params });
+  // Both are cache hits for a known text; they run so that every plugin sees the usual phases.
+  const document = parse(params.query) ?? known;
+  const errors = validate(schema, document);
+  if (errors.length > 0) return { errors };
+  const args: ExecutionArgs = {
+    schema,
+    document,
+    operationName: params.operationName,
+    variableValues: params.variables,
+    contextValue: await contextFactory(),
+  };
+  return (await execute(args)) as ExecutionResult;
+}
+
+/** Writes `result` as Yoga's regular result processor would; resolves with the status. */
+async function respond(yoga: HubYoga, response: ServerResponse, result: ExecutionResult, media: ResponseMedia): Promise<number> {
+  const processed = await processRegularResult(result, yoga.fetchAPI, media);
+  const body = await processed.text();
+  const headers: Record<string, string> = {};
+  processed.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  headers['content-length'] = String(Buffer.byteLength(body));
+  response.writeHead(processed.status, headers);
+  response.end(body);
+  return processed.status;
+}
+
+/**
+ * The response media type when the request can be served here, else null. Decided by the
+ * headers alone, before any of the body is read.
+ */
+function eligible(request: IncomingMessage, deps: HttpOperationsDeps): ResponseMedia | null {
+  if (request.method !== 'POST' || request.url !== deps.path) return null;
+  const { headers } = request;
+  if (headers.origin !== undefined || headers['transfer-encoding'] !== undefined) return null;
+  if (!isJson(headers['content-type'])) return null;
+  const length = headers['content-length'];
+  if (length === undefined || !/^\d+$/.test(length)) return null;
+  const bytes = Number(length);
+  if (bytes === 0 || bytes > deps.maxBodyBytes) return null;
+  return regularMedia(headers.accept);
+}
+
+function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const [type, ...parameters] = contentType.toLowerCase().replace(/\s/g, '').split(';');
+  return type === 'application/json' && parameters.every((parameter) => parameter === 'charset=utf-8');
+}
+
+/**
+ * What Yoga answers a single result with: the first media type in `Accept` (utf-8 only) that its
+ * regular JSON processor matches; `*` matches `application/json`. Null when none does.
+ */
+function regularMedia(accept: string | undefined): ResponseMedia | null {
+  for (const entry of (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')) {
+    const [type, ...parameters] = entry.split(';');
+    const charset = parameters.find((parameter) => parameter.includes('charset='));
+    if (charset !== undefined && charset !== 'charset=utf-8') continue;
+    if (type === 'application/graphql-response+json') return type;
+    if (type === 'application/json' || type === 'application/*' || type === '*/*') return 'application/json';
+  }
+  return null;
+}
+
+/**
+ * Collects a body whose length was declared (Node's parser delivers no more than that). A client
+ * that goes away before sending all of it gets no answer.
+ */
+function readBody(request: IncomingMessage, done: (body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  request.on('error', () => request.destroy());
+}
+
+/** `{ query, variables?, operationName? }` as JSON, nothing else; null for any other body. */
+function paramsOf(body: Buffer): Params | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
+  const { query, variables = null, operationName = null, ...rest } = parsed as Record<string, unknown>;
+  if (Object.keys(rest).length > 0 || typeof query !== 'string') return null;
+  if (variables !== null && (typeof variables !== 'object' || Array.isArray(variables))) return null;
+  if (operationName !== null && typeof operationName !== 'string') return null;
+  return { query, variables: variables as Record<string, unknown> | null, operationName };
+}
+
+function asGraphQLError(error: Error): GraphQLError {
+  return error instanceof GraphQLError ? error : new GraphQLError(error.message, { originalError: error });
+}

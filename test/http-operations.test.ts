@@ -1,0 +1,246 @@
+/**
+ * The direct HTTP path (transport/http-operations.ts): which requests it serves itself, that it
+ * hands everything else to Yoga with the body intact, and that its answers are Yoga's answers.
+ * The first half runs the listener in front of a real Yoga whose calls are counted; the second
+ * half compares the hub's own first (Yoga) and second (direct) answer to the same request.
+ */
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { createSchema, createYoga } from 'graphql-yoga';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpListener, KnownOperations } from '../src/transport/http-operations.js';
+import type { HubYoga } from '../src/transport/yoga.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
+import { adminToken } from './helpers/tokens.js';
+
+interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** One request over a fresh connection; `chunked` sends the body without a Content-Length. */
+function post(port: number, body: string, headers: Record<string, string> = {}, options: { chunked?: boolean; path?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const sent = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: options.path ?? '/graphql',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(options.chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }), ...headers },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    sent.on('error', reject);
+    if (options.chunked) {
+      sent.write(body.slice(0, 5));
+      sent.end(body.slice(5));
+    } else sent.end(body);
+  });
+}
+
+describe('the direct HTTP path in front of Yoga', () => {
+  let server: Server;
+  let port: number;
+  let yogaCalls = 0;
+  let resolverRuns = 0;
+
+  beforeAll(async () => {
+    const known = new KnownOperations();
+    const yoga = createYoga({
+      schema: createSchema({
+        typeDefs: 'type Query { hello(name: String): String } type Mutation { bump(by: Int!): Int } type Subscription { ticks: Int }',
+        resolvers: {
+          Query: { hello: (_: unknown, { name }: { name?: string }) => `hello ${name ?? 'you'}` },
+          Mutation: { bump: (_: unknown, { by }: { by: number }) => (resolverRuns += by) },
+          Subscription: {
+            ticks: {
+              subscribe: async function* () {
+                yield { ticks: 1 };
+              },
+            },
+          },
+        },
+      }),
+      logging: false,
+      plugins: [known.plugin()],
+    });
+    // The real Yoga, its calls counted.
+    const counted = new Proxy(yoga, {
+      apply(target, self, args: Parameters<typeof yoga>) {
+        yogaCalls += 1;
+        return Reflect.apply(target, self, args) as unknown;
+      },
+    }) as unknown as HubYoga;
+    const listener = createHttpListener({
+      yoga: counted,
+      known,
+      path: '/graphql',
+      maxBodyBytes: 1000,
+      authenticate: async () => ({ principal: null, failure: 'missing' }),
+      mask: (error) => error as Error,
+      httpDuration: undefined,
+    });
+    server = createServer(listener);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** Yoga calls made while `send` runs. */
+  async function yogaCallsFor(send: () => Promise<Reply>): Promise<{ calls: number; reply: Reply }> {
+    const before = yogaCalls;
+    const reply = await send();
+    return { calls: yogaCalls - before, reply };
+  }
+
+  it('leaves a document to Yoga until it has parsed and validated there, then serves it itself with the same answer', async () => {
+    const body = JSON.stringify({ query: 'query Hi($name: String) { hello(name: $name) }', variables: { name: 'ann' } });
+    const first = await yogaCallsFor(() => post(port, body));
+    const second = await yogaCallsFor(() => post(port, body));
+    expect(first.calls).toBe(1);
+    expect(second.calls).toBe(0);
+    expect(JSON.parse(second.reply.body)).toEqual({ data: { hello: 'hello ann' } });
+    expect([second.reply.status, second.reply.headers['content-type'], second.reply.body]).toEqual([first.reply.status, first.reply.headers['content-type'], first.reply.body]);
+  });
+
+  it('never learns a document that failed validation', async () => {
+    const body = JSON.stringify({ query: '{ nope }' });
+    const first = await yogaCallsFor(() => post(port, body));
+    const second = await yogaCallsFor(() => post(port, body));
+    expect(JSON.parse(first.reply.body).errors[0].message).toMatch(/nope/);
+    expect([first.calls, second.calls]).toEqual([1, 1]);
+    expect(second.reply.body).toBe(first.reply.body);
+  });
+
+  it('runs a mutation exactly once whichever path answers, including when Yoga gets a body already read', async () => {
+    const query = 'mutation Bump($by: Int!) { bump(by: $by) }';
+    const before = resolverRuns;
+    await post(port, JSON.stringify({ query, variables: { by: 1 } })); // learnt
+    const direct = await yogaCallsFor(() => post(port, JSON.stringify({ query, variables: { by: 10 } })));
+    // An unexpected parameter: read here, handed to Yoga, which refuses it without running anything.
+    const refused = await yogaCallsFor(() => post(port, JSON.stringify({ query, variables: { by: 100 }, unexpected: true })));
+    // Extensions are Yoga's to interpret: handed over with the body, and run there.
+    const handed = await yogaCallsFor(() => post(port, JSON.stringify({ query, variables: { by: 1000 }, extensions: {} })));
+    expect(direct.calls).toBe(0);
+    expect(refused.calls).toBe(1);
+    expect(refused.reply.status).toBe(400);
+    expect(handed.calls).toBe(1);
+    expect(JSON.parse(handed.reply.body)).toEqual({ data: { bump: before + 1011 } });
+    expect(resolverRuns - before).toBe(1011);
+  });
+
+  it.each([
+    ['a cross-origin request (CORS is Yoga’s)', { origin: 'http://elsewhere.example' }, {}],
+    ['a body without a declared length', {}, { chunked: true }],
+    ['another path', {}, { path: '/graphql?x=1' }],
+    ['a form body', { 'content-type': 'application/x-www-form-urlencoded' }, {}],
+    ['an event stream', { accept: 'text/event-stream' }, {}],
+    ['a charset other than utf-8', { 'content-type': 'application/json; charset=latin1' }, {}],
+  ] as const)('hands %s to Yoga', async (_name, headers, options) => {
+    const body = JSON.stringify({ query: '{ hello }' });
+    await post(port, body); // learnt
+    const { calls } = await yogaCallsFor(() => post(port, body, headers, options));
+    expect(calls).toBe(1);
+  });
+
+  it('hands subscriptions and unparseable or batched bodies to Yoga', async () => {
+    const subscription = JSON.stringify({ query: 'subscription { ticks }' });
+    await post(port, subscription, { accept: 'text/event-stream' });
+    for (const body of [subscription, '{"query": ', '[{"query":"{ hello }"}]', '{"query": 1}']) {
+      const { calls } = await yogaCallsFor(() => post(port, body));
+      expect(calls).toBe(1);
+    }
+  });
+
+  it('survives a client that leaves in the middle of a body, and serves the next one', async () => {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
+    await new Promise((resolve) => setImmediate(resolve));
+    socket.destroy();
+    const reply = await post(port, JSON.stringify({ query: '{ hello }' }));
+    expect(JSON.parse(reply.body)).toEqual({ data: { hello: 'hello you' } });
+  });
+
+  it('answers with the media type Yoga picks from Accept', async () => {
+    const body = JSON.stringify({ query: 'query Media { hello }' });
+    await post(port, body); // learnt
+    const cases: Array<[string, string]> = [
+      ['', 'application/json; charset=utf-8'],
+      ['*/*', 'application/json; charset=utf-8'],
+      ['application/graphql-response+json', 'application/graphql-response+json; charset=utf-8'],
+      ['application/graphql-response+json, application/json', 'application/graphql-response+json; charset=utf-8'],
+      ['application/json, application/graphql-response+json', 'application/json; charset=utf-8'],
+      ['text/html, application/*;q=0.9', 'application/json; charset=utf-8'],
+    ];
+    for (const [accept, expected] of cases) {
+      const { calls, reply } = await yogaCallsFor(() => post(port, body, accept ? { accept } : {}));
+      expect([accept, calls, reply.headers['content-type']]).toEqual([accept, 0, expected]);
+    }
+  });
+});
+
+describe('the hub answers the same whichever path serves a request', () => {
+  let hub: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    hub = await startTestApp();
+    token = await adminToken();
+  });
+
+  /** The same request twice: the first goes through Yoga (an unseen document), the second directly. */
+  async function twice(body: object, headers: Record<string, string>): Promise<[Reply, Reply]> {
+    const text = JSON.stringify(body);
+    const first = await post(hub.port, text, headers);
+    const second = await post(hub.port, text, headers);
+    return [first, second];
+  }
+
+  const comparable = ({ status, headers, body }: Reply) => ({ status, type: headers['content-type'], body });
+
+  it.each([
+    ['a variable of the wrong type', (n: number) => ({ query: `mutation V${n}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`, variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 'five', effectiveness: 0.5 } } })],
+    ['a value the hub refuses', (n: number) => ({ query: `mutation R${n}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`, variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 99, effectiveness: 0.5 } } })],
+    ['an unknown operation name', (n: number) => ({ query: `query A${n} { __typename } query B${n} { __typename }`, operationName: 'C' })],
+    ['a plain query', (n: number) => ({ query: `query Q${n} { __typename }` })],
+  ] as const)('%s', async (_name, make) => {
+    for (const [index, accept] of ['application/json', 'application/graphql-response+json'].entries()) {
+      const [viaYoga, direct] = await twice(make(index), { accept, authorization: `Bearer ${token}` });
+      expect(comparable(direct)).toEqual(comparable(viaYoga));
+    }
+  });
+
+  it('a missing or invalid token', async () => {
+    const body = { query: 'mutation Unauthorised($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }', variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 4, effectiveness: 0.5 } } };
+    for (const headers of [{}, { authorization: 'Bearer not-a-token' }]) {
+      const [viaYoga, direct] = await twice(body, headers);
+      expect(JSON.parse(direct.body).errors[0].extensions.code).toBe('UNAUTHENTICATED');
+      expect(comparable(direct)).toEqual(comparable(viaYoga));
+    }
+  });
+
+  it('counts a request in the HTTP duration histogram on either path', async () => {
+    const count = async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text();
+      const line = metrics.split('\n').find((row) => row.startsWith('graphql_yoga_http_duration_count{') && row.includes('operationName="Counted"'));
+      return Number(line?.split(' ')[1] ?? 0);
+    };
+    const [viaYoga, direct] = await twice({ query: 'query Counted { __typename }' }, {});
+    expect([viaYoga.status, direct.status]).toEqual([200, 200]);
+    expect(await count()).toBe(2);
+  });
+
+  it('a broadcast, then its idempotent retry', async () => {
+    const body = { query: 'mutation Once($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate event { cursor } } }', variables: { input: { diagnosisId: 'direct-1', feedbackId: 'f-1', rating: 4, effectiveness: 0.5, idempotencyKey: 'once' } } };
+    const [viaYoga, direct] = await twice(body, { authorization: `Bearer ${token}` });
+    expect(JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate.duplicate).toBe(false);
+    expect(JSON.parse(direct.body)).toEqual({ data: { broadcastFeedbackUpdate: { ...JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate, duplicate: true } } });
+    expect(direct.status).toBe(200);
+  });
+});
