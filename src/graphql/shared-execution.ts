@@ -95,7 +95,9 @@ class ExecutionGroup {
   }
 
   private execute(rootValue: unknown): Result {
-    const result = execute({ ...this.args, rootValue });
+    // Spelled out: `{ ...this.args, rootValue }` takes a slow path on Node 20 (microseconds per event).
+    const { schema, document, contextValue, variableValues, operationName, fieldResolver, typeResolver } = this.args;
+    const result = execute({ schema, document, rootValue, contextValue, variableValues, operationName, fieldResolver, typeResolver });
     return result instanceof Promise ? result.then((settled) => masked(settled, this.mask)) : masked(result, this.mask);
   }
 }
