@@ -11,6 +11,7 @@ import {
   type ExecutionResult,
   type GraphQLError,
 } from 'graphql';
+import { BoundedMap } from '../bounded-map.js';
 import { isPushable, PUSH, pullTo, type Pushable, type PushSink } from '../hub/push.js';
 import type { GraphQLContext, Transport } from './context.js';
 
@@ -44,6 +45,9 @@ export function useSharedSubscriptionExecution(mask: MaskError): Plugin<GraphQLC
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
+/** Results an execution group keeps (see ExecutionGroup.results). */
+const RECENT_RESULTS = 256;
+
 async function subscribeShared(args: ExecutionArgs, groups: Map<string, ExecutionGroup>, mask: MaskError) {
   const source = await createSourceEventStream(args);
   if (!isAsyncIterable(source)) return masked(source, mask);
@@ -57,8 +61,14 @@ async function subscribeShared(args: ExecutionArgs, groups: Map<string, Executio
  * stream and its group.
  */
 class ExecutionGroup {
-  /** Results per event; entries go with their event. */
-  private readonly results = new WeakMap<object, Result>();
+  /**
+   * Results of the group's most recent events. Every member gets a live event within the
+   * broadcast that stored it, and a replay hands its events out in one go, so an older result
+   * is rarely asked for again (and is computed anew if it is). Bounded rather than kept for the
+   * event's life in history: a result and its JSON would otherwise double what each stored event
+   * holds, and every garbage collection would mark them.
+   */
+  private readonly results = new BoundedMap<object, Result>(RECENT_RESULTS);
   private members = 0;
 
   private constructor(
