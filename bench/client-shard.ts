@@ -6,7 +6,7 @@
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { hubCursorOffset, referenceCursorOffset, sentAtOf } from './lib/cursor.js';
+import { hubCursorOffset, isWarmup, referenceCursorOffset, sentAtOf } from './lib/cursor.js';
 import { wallNow } from './lib/stats.js';
 import type {
   CollectRequest,
@@ -62,7 +62,7 @@ class Tracked {
       this.corrupt(offset);
     } else this.push(offset);
     const now = wallNow();
-    if (this.measureLatency && event.feedbackId) latencies.push(now - sentAtOf(event.feedbackId));
+    if (this.measureLatency && event.feedbackId && !isWarmup(event.feedbackId)) latencies.push(now - sentAtOf(event.feedbackId));
     delivered += 1;
     if (firstAt === 0) firstAt = now;
     lastAt = now;

@@ -17,7 +17,8 @@ export interface Receipt {
 }
 
 export interface Publisher {
-  publish(diagnosisId: string, seq: number): Promise<Receipt>;
+  /** A `warmup` broadcast is marked as such in its feedbackId (see isWarmup). */
+  publish(diagnosisId: string, seq: number, warmup?: boolean): Promise<Receipt>;
   /** Closes the keep-alive sockets. */
   close(): void;
 }
@@ -36,11 +37,11 @@ export function hubPublisher(server: ServerProcess, token: string, maxSockets: n
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const url = new URL('/graphql', server.origin);
   return {
-    async publish(diagnosisId, seq) {
+    async publish(diagnosisId, seq, warmup) {
       const sentAt = wallNow();
       const body = JSON.stringify({
         query: BROADCAST,
-        variables: { input: { diagnosisId, feedbackId: feedbackIdFor(seq, sentAt), rating: 4, effectiveness: 0.5 } },
+        variables: { input: { diagnosisId, feedbackId: feedbackIdFor(seq, sentAt, warmup), rating: 4, effectiveness: 0.5 } },
       });
       const { status, text } = await post(agent, url, body, {
         authorization: `Bearer ${token}`,
@@ -69,9 +70,9 @@ export function referencePublisher(server: ServerProcess, maxSockets: number): P
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const url = new URL('/publish', server.origin);
   return {
-    async publish(diagnosisId, seq) {
+    async publish(diagnosisId, seq, warmup) {
       const sentAt = wallNow();
-      const body = JSON.stringify({ topic: diagnosisId, feedbackId: feedbackIdFor(seq, sentAt), rating: 4, effectiveness: 0.5 });
+      const body = JSON.stringify({ topic: diagnosisId, feedbackId: feedbackIdFor(seq, sentAt, warmup), rating: 4, effectiveness: 0.5 });
       const { status, text } = await post(agent, url, body, {});
       if (status !== 200) throw new Error(`publish failed (HTTP ${status}): ${text}`);
       const reply = JSON.parse(text) as { cursor: string; liveSubscribers: number };
@@ -177,7 +178,7 @@ export async function publishBounded(
 
 /**
  * `count` broadcasts paced at `perSecond` on a fixed schedule (a late one is sent at once, the
- * schedule does not slip), at most `maxInFlight` outstanding.
+ * schedule does not slip), at most `maxInFlight` outstanding; `warmup` marks them all as warm-up.
  */
 export async function publishPaced(
   publisher: Publisher,
@@ -185,6 +186,7 @@ export async function publishPaced(
   perSecond: number,
   diagnosisFor: (index: number) => string,
   maxInFlight = 64,
+  warmup = false,
 ): Promise<PublishRun> {
   const receipts: Receipt[] = new Array(count);
   const inFlight = new Set<Promise<void>>();
@@ -197,7 +199,7 @@ export async function publishPaced(
     if (wait > 0) await sleep(wait);
     while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
     const sending: Promise<void> = publisher
-      .publish(diagnosisFor(index), (sequence += 1))
+      .publish(diagnosisFor(index), (sequence += 1), warmup)
       .then(
         (receipt) => {
           receipts[index] = receipt;

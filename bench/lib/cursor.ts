@@ -23,8 +23,13 @@ export const START_CURSOR = Buffer.from(':0', 'utf8').toString('base64url');
  * Broadcasts carry their send time in `feedbackId` (`b<seq>@<wall ms>`), so a client can measure
  * broadcast → delivery latency without any clock but the host's.
  */
-export function feedbackIdFor(seq: number, sentAt: number): string {
-  return `b${seq}@${sentAt.toFixed(3)}`;
+export function feedbackIdFor(seq: number, sentAt: number, warmup = false): string {
+  return `${warmup ? 'w' : 'b'}${seq}@${sentAt.toFixed(3)}`;
+}
+
+/** Warm-up broadcasts are delivered and checked like any other, but left out of latency figures. */
+export function isWarmup(feedbackId: string): boolean {
+  return feedbackId.startsWith('w');
 }
 
 export function sentAtOf(feedbackId: string): number {

@@ -1,7 +1,7 @@
 import type { ServerProcess } from '../hub-process.js';
 import { percentiles, round, sleep, wallNow } from '../lib/stats.js';
 import type { ConnectionSpec } from '../protocol.js';
-import { probeHealth, publishBounded, publishPaced, publisherFor, retries } from '../publisher.js';
+import { probeHealth, publishBounded, publishPaced, publisherFor, retries, type Receipt } from '../publisher.js';
 import {
   collect,
   expectedFrom,
@@ -29,6 +29,12 @@ export interface FanoutSpec {
   readonly concurrency: number;
   /** Paced at this rate instead of as fast as the concurrency allows. */
   readonly perSecond?: number;
+  /**
+   * Paced runs: this many seconds of broadcasts at the same rate go first, so that both servers
+   * are measured warm (compiled code, caches). They are delivered and checked like the rest but
+   * left out of every figure.
+   */
+  readonly warmupSeconds?: number;
 }
 
 export function diagnosisIds(prefix: string, count: number): string[] {
@@ -57,14 +63,28 @@ export async function runFanout(ctx: BenchContext, server: ServerProcess, spec: 
   const established = subscriptions - opened.failedDiagnoses.length;
   if (live !== null && live !== established) ctx.log(`  warning: hub status reports ${live} subscriptions, expected ${established}`);
 
+  // Every established subscription of an active diagnosis gets every broadcast to it.
+  const missing = new Map<string, number>();
+  for (const diagnosisId of opened.failedDiagnoses) missing.set(diagnosisId, (missing.get(diagnosisId) ?? 0) + 1);
+  const audience = (receipts: readonly Receipt[]) => receipts.reduce((sum, receipt) => sum + spec.subscribersPerDiagnosis - (missing.get(receipt.diagnosisId) ?? 0), 0);
   const publisher = publisherFor(server, ctx.tokens.publisher, spec.concurrency);
+  const diagnosisFor = (index: number) => spec.active[index % spec.active.length]!;
+  let warmup: Receipt[] = [];
+  if (spec.perSecond && spec.warmupSeconds) {
+    try {
+      warmup = (await publishPaced(publisher, Math.round(spec.perSecond * spec.warmupSeconds), spec.perSecond, diagnosisFor, spec.concurrency, true)).receipts;
+    } catch (error) {
+      publisher.close();
+      throw error;
+    }
+    await waitForDeliveries(ctx, shardCount, audience(warmup));
+  }
   const timesBefore = server.cpuTimes();
   const cpuBefore = timesBefore.user + timesBefore.system;
   const loadBefore = loadCpuSeconds(ctx);
   const otherCpu = otherCpuMeter();
   const retriesBefore = retries.count;
   const stopProbe = probeHealth(server);
-  const diagnosisFor = (index: number) => spec.active[index % spec.active.length]!;
   let run;
   try {
     run = spec.perSecond
@@ -73,12 +93,8 @@ export async function runFanout(ctx: BenchContext, server: ServerProcess, spec: 
   } finally {
     publisher.close();
   }
-  // Every established subscription of an active diagnosis gets every broadcast to it.
-  const missing = new Map<string, number>();
-  for (const diagnosisId of opened.failedDiagnoses) missing.set(diagnosisId, (missing.get(diagnosisId) ?? 0) + 1);
-  let expectedDeliveries = 0;
-  for (const receipt of run.receipts) expectedDeliveries += spec.subscribersPerDiagnosis - (missing.get(receipt.diagnosisId) ?? 0);
-  const waited = await waitForDeliveries(ctx, shardCount, expectedDeliveries);
+  const warmupDeliveries = audience(warmup);
+  const waited = await waitForDeliveries(ctx, shardCount, warmupDeliveries + audience(run.receipts));
   const health = await stopProbe();
   const timesAfter = server.cpuTimes();
   const cpuAfter = timesAfter.user + timesAfter.system;
@@ -86,7 +102,8 @@ export async function runFanout(ctx: BenchContext, server: ServerProcess, spec: 
   const ended = wallNow();
   const others = otherCpu();
 
-  const collected = await collect(ctx, shardCount, expectedFrom(run.receipts), true);
+  const collected = await collect(ctx, shardCount, expectedFrom([...warmup, ...run.receipts]), true);
+  const delivered = collected.delivered - warmupDeliveries;
   const audienceMismatches = run.receipts.filter((receipt) => receipt.liveSubscribers !== spec.subscribersPerDiagnosis).length;
   const deliveryWindowS = (waited.lastAt - run.startedAt) / 1000;
   const cpu = cpuAfter - cpuBefore;
@@ -101,11 +118,11 @@ export async function runFanout(ctx: BenchContext, server: ServerProcess, spec: 
     broadcasts: spec.broadcasts,
     setupMs: percentiles(...opened.setupMs),
     setupFailures: opened.failed,
-    deliveries: collected.delivered,
-    deliveriesPerSec: deliveryWindowS > 0 ? Math.round(collected.delivered / deliveryWindowS) : null,
+    deliveries: delivered,
+    deliveriesPerSec: deliveryWindowS > 0 ? Math.round(delivered / deliveryWindowS) : null,
     publishesPerSec: Math.round(spec.broadcasts / ((run.finishedAt - run.startedAt) / 1000)),
     serverCpuSeconds: round(cpu, 3),
-    cpuUsPerDelivery: collected.delivered > 0 ? round((cpu * 1e6) / collected.delivered, 2) : null,
+    cpuUsPerDelivery: delivered > 0 ? round((cpu * 1e6) / delivered, 2) : null,
     serverCpuUtilisation: round(cpu / wallS, 2),
     loadCpuUtilisation: round((loadAfter - loadBefore) / wallS, 2),
     receiptMs: percentiles(run.receipts.map((receipt) => receipt.latencyMs)),

@@ -10,7 +10,7 @@ export interface Sizes {
   readonly s2: { readonly subscribers: number; readonly broadcasts: number };
   readonly s3: { readonly diagnoses: number; readonly broadcasts: number; readonly idle: readonly number[] };
   readonly s4: ReadonlyArray<{ readonly subscriptions: number; readonly perConnection: number }>;
-  readonly s5: { readonly subscribers: number; readonly perSecond: number; readonly seconds: number };
+  readonly s5: { readonly subscribers: number; readonly perSecond: number; readonly seconds: number; readonly warmupSeconds: number };
   readonly s6: { readonly clients: number; readonly missed: number };
   /** Broadcasts in flight at most (S1–S3). */
   readonly concurrency: number;
@@ -29,7 +29,7 @@ export const FULL: Sizes = {
     { subscriptions: 10_000, perConnection: 1 },
     { subscriptions: 20_000, perConnection: 2 },
   ],
-  s5: { subscribers: 1000, perSecond: 20, seconds: 30 },
+  s5: { subscribers: 1000, perSecond: 20, seconds: 30, warmupSeconds: 3 },
   s6: { clients: 1000, missed: 100 },
   concurrency: 32,
   idlePerConnection: 100,
@@ -45,7 +45,7 @@ export const SMOKE: Sizes = {
     { subscriptions: 300, perConnection: 1 },
     { subscriptions: 400, perConnection: 2 },
   ],
-  s5: { subscribers: 200, perSecond: 20, seconds: 2 },
+  s5: { subscribers: 200, perSecond: 20, seconds: 2, warmupSeconds: 1 },
   s6: { clients: 200, missed: 50 },
   concurrency: 16,
   idlePerConnection: 100,
@@ -157,6 +157,7 @@ export const SCENARIOS: readonly ScenarioDefinition[] = [
         broadcasts: s.s5.perSecond * s.s5.seconds,
         concurrency: 64,
         perSecond: s.s5.perSecond,
+        warmupSeconds: s.s5.warmupSeconds,
       }),
   },
   {
