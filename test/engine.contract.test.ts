@@ -244,6 +244,17 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(cursors(await there.received(100))).toEqual(cursors(window.events));
         expect(here.events.every((e) => e.diagnosisId === topic)).toBe(true);
       });
+
+      it('should hand every reader of the same history the same event objects, so that readers share their execution', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('shared-reads');
+        await Promise.all(range(1, 10).map((n) => engine.append(topic, draft(topic, n), null)));
+        const [first, second] = await Promise.all([engine.read(topic, null, 1_000), engine.read(topic, null, 1_000)]);
+        const later = await engine.read(topic, { epoch: first.epoch, offset: 5 }, 1_000);
+        expect(offsets(first.events)).toEqual(range(1, 10));
+        expect(second.events.every((event, index) => event === first.events[index])).toBe(true);
+        expect(later.events.every((event, index) => event === first.events[index + 5])).toBe(true);
+      });
     });
 
     describe('idempotency', () => {
