@@ -13,6 +13,9 @@ export type GraphQLContext = {
   readonly broadcastRate: BroadcastRateLimit;
 };
 
+/** For operations that never reach a transport: queries, mutations, a group's shared execution. */
+export const NO_TRANSPORT: Transport = { track: (events) => events, end: () => {} };
+
 /** The transport-specific part of an operation's life. */
 export interface Transport {
   /** A cursor the transport itself asks to resume after (SSE `Last-Event-ID`); wins over `after`. */

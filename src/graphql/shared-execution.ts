@@ -13,7 +13,7 @@ import {
 } from 'graphql';
 import { BoundedMap } from '../bounded-map.js';
 import { isPushable, PUSH, pullTo, type Pushable, type PushSink } from '../hub/push.js';
-import type { GraphQLContext, Transport } from './context.js';
+import { NO_TRANSPORT, type GraphQLContext } from './context.js';
 
 /** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */
 export type MaskError = (error: unknown) => Error;
@@ -117,9 +117,8 @@ class ExecutionGroup {
  * only matters to the root field's `subscribe`, which has run by then.
  */
 function detached({ auth, hub, local, broadcastRate }: GraphQLContext): GraphQLContext {
-  return { auth, hub, local, broadcastRate, transport: DETACHED };
+  return { auth, hub, local, broadcastRate, transport: NO_TRANSPORT };
 }
-const DETACHED: Transport = { track: (events) => events, end: () => {} };
 
 /**
  * A subscriber's source stream mapped to its group's results; ending it ends the source. It can

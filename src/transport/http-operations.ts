@@ -4,28 +4,13 @@ import { processRegularResult, type Plugin } from 'graphql-yoga';
 import type { Histogram } from 'prom-client';
 import type { AuthState } from '../auth/principal.js';
 import { BoundedMap } from '../bounded-map.js';
-import type { Transport } from '../graphql/context.js';
+import { NO_TRANSPORT } from '../graphql/context.js';
 import type { MaskError } from '../graphql/shared-execution.js';
 import type { HubYoga } from './yoga.js';
 
-/**
- * GraphQL over HTTP in its most common form, a service POSTing a JSON body with an operation
- * that has been served before, answered on Node's own request and response through the same
- * envelop pipeline as every other operation (the same plugins, limits, error masking and phase
- * metrics; graphql-ws operations take it too). Yoga's request handling around that pipeline
- * (fetch API Request and Response objects, its hook chains) costs several times what a small
- * mutation such as a broadcast costs itself.
- *
- * Everything else goes to Yoga, which answers it exactly as before: other methods and paths,
- * CORS requests (any `Origin`), other content types or response media, a body without a
- * declared length or over the limit, a body that is not one operation as JSON, a document that
- * has not yet parsed and validated there (so errors in a document are always Yoga's to report),
- * subscriptions. Once the operation runs here, its result is turned into a response by Yoga's
- * own result processor.
- */
 export interface HttpOperationsDeps {
   readonly yoga: HubYoga;
-  /** Documents that passed Yoga's parse and validation (`useKnownOperations`). */
+  /** Documents that passed Yoga's parse and validation (its plugin is in Yoga's list). */
   readonly known: KnownOperations;
   readonly path: string;
   readonly maxBodyBytes: number;
@@ -71,9 +56,21 @@ interface Params {
   readonly operationName: string | null;
 }
 
-/** Operations served here are queries and mutations: they never reach a transport. */
-const NO_TRANSPORT: Transport = { track: (events) => events, end: () => {} };
-
+/**
+ * GraphQL over HTTP in its most common form, a service POSTing a JSON body with an operation
+ * that has been served before, answered on Node's own request and response through the same
+ * envelop pipeline as every other operation (the same plugins, limits, error masking and phase
+ * metrics; graphql-ws operations take it too). Yoga's request handling around that pipeline
+ * (fetch API Request and Response objects, its hook chains) costs several times what a small
+ * mutation such as a broadcast costs itself.
+ *
+ * Everything else goes to Yoga, which answers it exactly as before: other methods and paths,
+ * CORS requests (any `Origin`), other content types or response media, a body without a
+ * declared length or over the limit, a body that is not one operation as JSON, a document that
+ * has not yet parsed and validated there (so errors in a document are always Yoga's to report),
+ * subscriptions. Once the operation runs here, its result is turned into a response by Yoga's
+ * own result processor.
+ */
 export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
   const { yoga } = deps;
   return (request, response) => {
@@ -93,7 +90,7 @@ export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
         void yoga(request, response);
         return;
       }
-      run(deps, request, params, document)
+      run(deps, request, params)
         .then((result) => respond(yoga, response, result, media))
         .catch((error: unknown) => respond(yoga, response, { errors: [asGraphQLError(deps.mask(error))] }, media))
         .then((status) => {
@@ -113,11 +110,11 @@ export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
   };
 }
 
-async function run(deps: HttpOperationsDeps, request: IncomingMessage, params: Params, known: DocumentNode): Promise<ExecutionResult> {
+async function run(deps: HttpOperationsDeps, request: IncomingMessage, params: Params): Promise<ExecutionResult> {
   const auth = await deps.authenticate(request.headers.authorization ?? null);
   const { schema, execute, contextFactory, parse, validate } = deps.yoga.getEnveloped({ auth, transport: NO_TRANSPORT, params });
   // Both are cache hits for a known text; they run so that every plugin sees the usual phases.
-  const document = parse(params.query) ?? known;
+  const document = parse(params.query);
   const errors = validate(schema, document);
   if (errors.length > 0) return { errors };
   const args: ExecutionArgs = {
