@@ -628,8 +628,10 @@ describe('hostile input: one real server answers each case as documented and kee
     await eventually(() => statusOf(hub.url), (status) => status.connections === 0 && status.subscriptions === 0, 5000);
     forceGc();
     const after = process.memoryUsage();
-    // Loose: the table allocates a few MB of buffers; a leak per case would show as far more.
-    expect(after.rss - baseline.rss).toBeLessThan((gcAvailable ? 50 : 150) * 1024 * 1024);
+    // Loose: the table allocates a few MB of buffers; a leak per case would show as far more. The
+    // heap is the precise measure (about 5 MB here); RSS also holds what the allocator keeps, which
+    // on Node 24 in a loaded parallel run has grown 30–50 MB for the same heap.
+    expect(after.rss - baseline.rss).toBeLessThan((gcAvailable ? 80 : 150) * 1024 * 1024);
     expect(after.heapUsed - baseline.heapUsed).toBeLessThan((gcAvailable ? 30 : 100) * 1024 * 1024);
   });
 });
