@@ -19,8 +19,14 @@ interface Reply {
   readonly body: string;
 }
 
-/** One request over a fresh connection; `chunked` sends the body without a Content-Length. */
-function post(port: number, body: string, headers: Record<string, string> = {}, options: { chunked?: boolean; path?: string } = {}): Promise<Reply> {
+/**
+ * One request over a fresh connection, as a JSON-only client sends it unless `headers` say
+ * otherwise (an `undefined` header is left out); `chunked` sends the body without a Content-Length.
+ */
+function post(port: number, body: string, headers: Record<string, string | undefined> = {}, options: { chunked?: boolean; path?: string } = {}): Promise<Reply> {
+  const sentHeaders: Record<string, string> = {};
+  const wanted = { 'content-type': 'application/json', accept: 'application/json', ...(options.chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }), ...headers };
+  for (const [name, value] of Object.entries(wanted)) if (value !== undefined) sentHeaders[name] = value;
   return new Promise((resolve, reject) => {
     const sent = request(
       {
@@ -28,7 +34,7 @@ function post(port: number, body: string, headers: Record<string, string> = {}, 
         port,
         path: options.path ?? '/graphql',
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(options.chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }), ...headers },
+        headers: sentHeaders,
       },
       (response) => {
         const chunks: Buffer[] = [];
@@ -189,17 +195,30 @@ describe('the direct HTTP path in front of Yoga', () => {
     const body = JSON.stringify({ query: 'query Media { hello }' });
     await post(port, body); // learnt
     const cases: Array<[string, string]> = [
-      ['', 'application/json; charset=utf-8'],
-      ['*/*', 'application/json; charset=utf-8'],
+      ['application/json', 'application/json; charset=utf-8'],
       ['application/graphql-response+json', 'application/graphql-response+json; charset=utf-8'],
       ['application/graphql-response+json, application/json', 'application/graphql-response+json; charset=utf-8'],
       ['application/json, application/graphql-response+json', 'application/json; charset=utf-8'],
       ['text/html, application/*;q=0.9', 'application/json; charset=utf-8'],
     ];
     for (const [accept, expected] of cases) {
-      const { calls, reply } = await yogaCallsFor(() => post(port, body, accept ? { accept } : {}));
+      const { calls, reply } = await yogaCallsFor(() => post(port, body, { accept }));
       expect([accept, calls, reply.headers['content-type']]).toEqual([accept, 0, expected]);
     }
+  });
+
+  it('leaves to Yoga every Accept under which it could stream, without reading the body', async () => {
+    const body = JSON.stringify({ query: 'query Streamable { hello }' });
+    await post(port, body, { accept: 'application/json' }); // learnt
+    for (const accept of [undefined, '*/*', 'text/*', 'application/json, text/event-stream', 'multipart/mixed, application/json']) {
+      const { calls } = await yogaCallsFor(() => post(port, body, { accept }));
+      expect([accept, calls]).toEqual([accept, 1]);
+    }
+    // A subscription under `*/*` is streamed by Yoga as server-sent events.
+    const { calls, reply } = await yogaCallsFor(() => post(port, JSON.stringify({ query: 'subscription { ticks }' }), { accept: '*/*' }));
+    expect(calls).toBe(1);
+    expect(reply.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(reply.body).toContain('"ticks":1');
   });
 });
 
@@ -235,7 +254,7 @@ describe('the hub answers the same whichever path serves a request', () => {
 
   it('a missing or invalid token', async () => {
     const body = { query: 'mutation Unauthorised($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }', variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 4, effectiveness: 0.5 } } };
-    for (const headers of [{}, { authorization: 'Bearer not-a-token' }]) {
+    for (const headers of [{ accept: 'application/json' }, { accept: 'application/json', authorization: 'Bearer not-a-token' }]) {
       const [viaYoga, direct] = await twice(body, headers);
       expect(JSON.parse(direct.body).errors[0].extensions.code).toBe('UNAUTHENTICATED');
       expect(comparable(direct)).toEqual(comparable(viaYoga));
@@ -248,14 +267,14 @@ describe('the hub answers the same whichever path serves a request', () => {
       const line = metrics.split('\n').find((row) => row.startsWith('graphql_yoga_http_duration_count{') && row.includes('operationName="Counted"'));
       return Number(line?.split(' ')[1] ?? 0);
     };
-    const [viaYoga, direct] = await twice({ query: 'query Counted { __typename }' }, {});
+    const [viaYoga, direct] = await twice({ query: 'query Counted { __typename }' }, { accept: 'application/json' });
     expect([viaYoga.status, direct.status]).toEqual([200, 200]);
     expect(await count()).toBe(2);
   });
 
   it('a broadcast, then its idempotent retry', async () => {
     const body = { query: 'mutation Once($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate event { cursor } } }', variables: { input: { diagnosisId: 'direct-1', feedbackId: 'f-1', rating: 4, effectiveness: 0.5, idempotencyKey: 'once' } } };
-    const [viaYoga, direct] = await twice(body, { authorization: `Bearer ${token}` });
+    const [viaYoga, direct] = await twice(body, { accept: 'application/graphql-response+json', authorization: `Bearer ${token}` });
     expect(JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate.duplicate).toBe(false);
     expect(JSON.parse(direct.body)).toEqual({ data: { broadcastFeedbackUpdate: { ...JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate, duplicate: true } } });
     expect(direct.status).toBe(200);

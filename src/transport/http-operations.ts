@@ -65,7 +65,7 @@ interface Params {
  * mutation such as a broadcast costs itself.
  *
  * Everything else goes to Yoga, which answers it exactly as before: other methods and paths,
- * CORS requests (any `Origin`), other content types or response media, a body without a
+ * CORS requests (any `Origin`), other content types, an `Accept` that is not only JSON, a body without a
  * declared length or over the limit, a body that is not one operation as JSON, a document that
  * has not yet parsed and validated there (so errors in a document are always Yoga's to report),
  * subscriptions. Once the operation runs here, its result is turned into a response by Yoga's
@@ -183,17 +183,29 @@ function isJson(contentType: string | undefined): boolean {
 
 /**
  * What Yoga answers a single result with: the first media type in `Accept` (utf-8 only) that its
- * regular JSON processor matches; `*` matches `application/json`. Null when none does.
+ * regular JSON processor matches, a wildcard meaning `application/json`. Null when none does, and
+ * when any entry would also let Yoga stream (`text/event-stream`, `multipart/mixed`, or a wildcard
+ * that matches one; a missing `Accept` counts as any type): a subscription handed over may then
+ * become a stream, which is Yoga's to write.
  */
 function regularMedia(accept: string | undefined): ResponseMedia | null {
+  let media: ResponseMedia | null = null;
   for (const entry of (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')) {
-    const [type, ...parameters] = entry.split(';');
+    const [type = '', ...parameters] = entry.split(';');
     const charset = parameters.find((parameter) => parameter.includes('charset='));
     if (charset !== undefined && charset !== 'charset=utf-8') continue;
-    if (type === 'application/graphql-response+json') return type;
-    if (type === 'application/json' || type === 'application/*' || type === '*/*') return 'application/json';
+    if (matches(type, 'text/event-stream') || matches(type, 'multipart/mixed')) return null;
+    if (type === 'application/graphql-response+json') media ??= type;
+    else if (matches(type, 'application/json')) media ??= 'application/json';
   }
-  return null;
+  return media;
+}
+
+/** Whether an `Accept` entry (which may hold wildcards) takes `mediaType`. */
+function matches(entry: string, mediaType: string): boolean {
+  const [type, subtype] = entry.split('/');
+  const [wantedType, wantedSubtype] = mediaType.split('/');
+  return (type === '*' || type === wantedType) && (subtype === '*' || subtype === wantedSubtype);
 }
 
 /**
