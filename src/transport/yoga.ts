@@ -86,8 +86,9 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
   const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight } = deps;
   const { limits } = config;
   const sseStreams = new SseStreams();
-  // What Yoga's own masking does with an error it hides, for the subscription path (see
-  // useSharedSubscriptionExecution): log the original, give the client the masked one.
+  // What Yoga's own masking does with an error it hides, for what runs outside Yoga's handling
+  // (shared subscription execution, direct HTTP operations): log the original, give the client
+  // the masked one.
   const maskAndLog = (error: unknown) => {
     const masked = maskError(error, 'Unexpected error.');
     if (masked !== error) logger.error(error);
