@@ -109,7 +109,8 @@ class Float32List {
 // The shard's state for the current run (cleared by `close`).
 let tracked: Tracked[] = [];
 let closers: Array<() => Promise<void>> = [];
-let hubClients: Client[] = [];
+/** Connected clients without subscriptions (`connect`), which `resume` subscribes all at once. */
+let connected: Resumable[] = [];
 let latencies = new Float32List();
 let delivered = 0;
 let firstAt = 0;
@@ -166,9 +167,91 @@ function hubClient(wsUrl: string, token: string, lazy: boolean, onConnected?: ()
       },
     },
   });
-  hubClients.push(client);
   closers.push(async () => client.dispose());
   return client;
+}
+
+/** A connected client that subscribes to one diagnosis after a cursor when told to. */
+interface Resumable {
+  readonly offsetOf: (cursor: string) => number;
+  subscribe(diagnosisId: string, after: string, next: (event: DeliveredEvent) => void): void;
+}
+
+function resumableHub(client: Client): Resumable {
+  return {
+    offsetOf: hubCursorOffset,
+    subscribe(diagnosisId, after, next) {
+      client.subscribe<{ diagnosisUpdates: DeliveredEvent }>(
+        { query: SUBSCRIBE, variables: { id: diagnosisId, after } },
+        {
+          next: (result) => {
+            const event = result.data?.diagnosisUpdates;
+            if (!event || result.errors) return fail('error result', result.errors);
+            next(event);
+          },
+          error: (error) => fail('resume failed', error),
+          complete: () => {
+            if (!closing) fail('resume completed by the server');
+          },
+        },
+      );
+    },
+  };
+}
+
+/** A bare ws socket to the reference server, open once it resolves. */
+function referenceSocket(wsUrl: string, onMessage: (message: ReferenceMessage) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(wsUrl, { perMessageDeflate: false, handshakeTimeout: 60_000 });
+    let open = false;
+    closers.push(
+      () =>
+        new Promise<void>((done) => {
+          if (socket.readyState === WebSocket.CLOSED) return done();
+          socket.once('close', () => done());
+          socket.close(1000);
+        }),
+    );
+    socket.on('open', () => {
+      open = true;
+      resolve(socket);
+    });
+    socket.on('message', (data) => onMessage(JSON.parse(String(data)) as ReferenceMessage));
+    socket.on('error', (error) => {
+      fail('socket error', error);
+      reject(error);
+    });
+    socket.on('close', (code) => {
+      if (!closing && open) {
+        disconnects += 1;
+        fail(`socket closed ${code}`);
+      }
+      reject(new Error(`socket closed ${code} before it was set up`));
+    });
+  });
+}
+
+interface ReferenceMessage {
+  readonly type: string;
+  readonly id: string;
+  readonly payload?: { data?: { diagnosisUpdates?: DeliveredEvent } };
+}
+
+async function resumableReference(wsUrl: string): Promise<Resumable> {
+  let onNext: (event: DeliveredEvent) => void = () => fail('event before subscribing');
+  const socket = await referenceSocket(wsUrl, (message) => {
+    if (message.type !== 'next') return;
+    const event = message.payload?.data?.diagnosisUpdates;
+    if (event) onNext(event);
+    else fail(`unroutable message for ${message.id}`);
+  });
+  return {
+    offsetOf: referenceCursorOffset,
+    subscribe(diagnosisId, after, next) {
+      onNext = next;
+      socket.send(JSON.stringify({ type: 'subscribe', id: diagnosisId, topic: diagnosisId, after: referenceCursorOffset(after) }));
+    },
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -238,56 +321,28 @@ function openHub(request: OpenRequest, diagnoses: readonly string[]): Promise<vo
 }
 
 /** A bare ws connection to the reference server; each subscription is established on its ack. */
-function openReference(request: OpenRequest, diagnoses: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(request.wsUrl, { perMessageDeflate: false, handshakeTimeout: 60_000 });
-    const byTopic = new Map<string, Tracked>();
-    for (const diagnosisId of diagnoses) byTopic.set(diagnosisId, new Tracked(diagnosisId, referenceCursorOffset, true));
-    let acked = 0;
-    let open = false;
-    closers.push(
-      () =>
-        new Promise<void>((done) => {
-          if (socket.readyState === WebSocket.CLOSED) return done();
-          socket.once('close', () => done());
-          socket.close(1000);
-        }),
-    );
-    socket.on('open', () => {
-      open = true;
-      for (const diagnosisId of diagnoses) socket.send(JSON.stringify({ type: 'subscribe', id: diagnosisId, topic: diagnosisId }));
-    });
-    socket.on('message', (data) => {
-      const message = JSON.parse(String(data)) as {
-        type: string;
-        id: string;
-        payload?: { data?: { diagnosisUpdates?: DeliveredEvent } };
-      };
-      if (message.type === 'next') {
-        const event = message.payload?.data?.diagnosisUpdates;
-        const subscription = byTopic.get(message.id);
-        if (event && subscription) subscription.record(event);
-        else fail(`unroutable message for ${message.id}`);
-      } else if (message.type === 'subscribed') {
-        acked += 1;
-        if (acked === diagnoses.length) {
-          tracked.push(...byTopic.values());
-          resolve();
-        }
+async function openReference(request: OpenRequest, diagnoses: readonly string[]): Promise<void> {
+  const byTopic = new Map<string, Tracked>();
+  for (const diagnosisId of diagnoses) byTopic.set(diagnosisId, new Tracked(diagnosisId, referenceCursorOffset, true));
+  let acked = 0;
+  let established!: () => void;
+  const done = new Promise<void>((resolve) => (established = resolve));
+  const socket = await referenceSocket(request.wsUrl, (message) => {
+    if (message.type === 'next') {
+      const event = message.payload?.data?.diagnosisUpdates;
+      const subscription = byTopic.get(message.id);
+      if (event && subscription) subscription.record(event);
+      else fail(`unroutable message for ${message.id}`);
+    } else if (message.type === 'subscribed') {
+      acked += 1;
+      if (acked === diagnoses.length) {
+        tracked.push(...byTopic.values());
+        established();
       }
-    });
-    socket.on('error', (error) => {
-      fail('socket error', error);
-      reject(error);
-    });
-    socket.on('close', (code) => {
-      if (!closing && open) {
-        disconnects += 1;
-        fail(`socket closed ${code}`);
-      }
-      reject(new Error(`socket closed ${code} before it was set up`));
-    });
+    }
   });
+  for (const diagnosisId of diagnoses) socket.send(JSON.stringify({ type: 'subscribe', id: diagnosisId, topic: diagnosisId }));
+  await done;
 }
 
 async function open(request: OpenRequest): Promise<OpenResult> {
@@ -327,11 +382,13 @@ async function connect(request: ConnectRequest): Promise<OpenResult> {
   await limited(request.count, request.concurrency, async (index) => {
     const started = performance.now();
     try {
-      await withTimeout(
-        new Promise<void>((resolve) => hubClient(request.wsUrl, request.token, false, resolve)),
-        request.timeoutMs,
-        'connection_ack',
-      );
+      const client: Promise<Resumable> =
+        request.target === 'hub'
+          ? new Promise((resolve) => {
+              const hub = hubClient(request.wsUrl, request.token, false, () => resolve(resumableHub(hub)));
+            })
+          : resumableReference(request.wsUrl);
+      connected.push(await withTimeout(client, request.timeoutMs, 'connection setup'));
       setupMs[index] = performance.now() - started;
     } catch (error) {
       failed += 1;
@@ -344,36 +401,25 @@ async function connect(request: ConnectRequest): Promise<OpenResult> {
 
 /** Every connected client subscribes `after` in the same tick; each is timed until it holds `lastOffset`. */
 async function resume(request: ResumeRequest): Promise<ResumeResult> {
-  const caughtUpMs = new Float64Array(hubClients.length).fill(Number.NaN);
-  const firstEventMs = new Float64Array(hubClients.length).fill(Number.NaN);
-  let remaining = hubClients.length;
+  const caughtUpMs = new Float64Array(connected.length).fill(Number.NaN);
+  const firstEventMs = new Float64Array(connected.length).fill(Number.NaN);
+  let remaining = connected.length;
   let allDone!: () => void;
   const done = new Promise<void>((resolve) => (allDone = resolve));
   if (remaining === 0) allDone();
-  hubClients.forEach((client, index) => {
-    const subscription = new Tracked(request.diagnosisId, hubCursorOffset, false);
+  connected.forEach((client, index) => {
+    const subscription = new Tracked(request.diagnosisId, client.offsetOf, false);
     tracked.push(subscription);
     const started = performance.now();
-    client.subscribe<{ diagnosisUpdates: DeliveredEvent }>(
-      { query: SUBSCRIBE, variables: { id: request.diagnosisId, after: request.after } },
-      {
-        next: (result) => {
-          const event = result.data?.diagnosisUpdates;
-          if (!event || result.errors) return fail('error result', result.errors);
-          const elapsed = performance.now() - started;
-          if (Number.isNaN(firstEventMs[index]!)) firstEventMs[index] = elapsed;
-          if (subscription.record(event) >= request.lastOffset && Number.isNaN(caughtUpMs[index]!)) {
-            caughtUpMs[index] = elapsed;
-            remaining -= 1;
-            if (remaining === 0) allDone();
-          }
-        },
-        error: (error) => fail('resume failed', error),
-        complete: () => {
-          if (!closing) fail('resume completed by the server');
-        },
-      },
-    );
+    client.subscribe(request.diagnosisId, request.after, (event) => {
+      const elapsed = performance.now() - started;
+      if (Number.isNaN(firstEventMs[index]!)) firstEventMs[index] = elapsed;
+      if (subscription.record(event) >= request.lastOffset && Number.isNaN(caughtUpMs[index]!)) {
+        caughtUpMs[index] = elapsed;
+        remaining -= 1;
+        if (remaining === 0) allDone();
+      }
+    });
   });
   const timer = setTimeout(allDone, request.timeoutMs);
   await done;
@@ -448,7 +494,7 @@ async function close(): Promise<{ closed: number }> {
   await Promise.race([Promise.allSettled(all.map((closer) => closer())), new Promise((resolve) => setTimeout(resolve, 15_000))]);
   tracked = [];
   closers = [];
-  hubClients = [];
+  connected = [];
   latencies = new Float32List();
   delivered = 0;
   firstAt = 0;

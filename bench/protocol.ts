@@ -32,9 +32,10 @@ export interface OpenResult {
   readonly failures: string[];
 }
 
-/** Hub only: opens graphql-ws connections (connection_ack) without subscribing. */
+/** Opens connections without subscribing (hub: up to connection_ack), for `resume`. */
 export interface ConnectRequest {
   readonly op: 'connect';
+  readonly target: TargetKind;
   readonly wsUrl: string;
   readonly token: string;
   readonly count: number;
@@ -42,7 +43,7 @@ export interface ConnectRequest {
   readonly timeoutMs: number;
 }
 
-/** Hub only: every connected client subscribes `after` at once; caught up at `lastOffset`. */
+/** Every connected client subscribes `after` at once; caught up at `lastOffset`. */
 export interface ResumeRequest {
   readonly op: 'resume';
   readonly diagnosisId: string;

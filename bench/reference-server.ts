@@ -1,10 +1,14 @@
 /**
  * The reference limit: a bare `ws` broadcast server with the same fan-out as the hub and none of
- * its work (no GraphQL, no auth, no history). A socket sends `{"type":"subscribe","id":…,"topic":…}`
+ * its work (no GraphQL, no auth, no validation). A socket sends `{"type":"subscribe","id":…,"topic":…}`
  * (one or more per socket) and gets `{"type":"subscribed","id":…}`; `POST /publish` with
  * `{"topic","feedbackId","rating","effectiveness"}` gives the event the topic's next cursor,
  * serialises it once, in the shape of a graphql-ws `next` message, and sends that one prebuilt
  * frame to every socket of the topic. Answers `{"cursor","liveSubscribers"}`. `GET /ready` is 200.
+ *
+ * History, for the replay scenario: each topic keeps its last 10 000 prebuilt frames. A subscribe
+ * with `"after": <cursor>` first gets every kept frame after that cursor, in one write, then the
+ * ack, then live frames.
  *
  * Run: PORT=4100 node --import tsx bench/reference-server.ts
  */
@@ -16,6 +20,29 @@ const host = process.env['HOST'] ?? '127.0.0.1';
 
 const topics = new Map<string, Set<WebSocket>>();
 const offsets = new Map<string, number>();
+/** Per topic, the frames of its most recent events, oldest first (as the hub's HISTORY_SIZE in the benchmark). */
+const history = new Map<string, { first: number; frames: Buffer[] }>();
+const HISTORY_SIZE = 10_000;
+
+function remember(topic: string, offset: number, frame: Buffer): void {
+  let kept = history.get(topic);
+  if (!kept) history.set(topic, (kept = { first: offset, frames: [] }));
+  kept.frames.push(frame);
+  if (kept.frames.length > HISTORY_SIZE) {
+    kept.frames.shift();
+    kept.first += 1;
+  }
+}
+
+/** Every kept frame after `after`, in one write (the TCP socket is corked around them). */
+function replay(socket: WebSocket, topic: string, after: number): void {
+  const kept = history.get(topic);
+  if (!kept) return;
+  const tcp = (socket as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+  tcp.cork();
+  for (let index = Math.max(0, after + 1 - kept.first); index < kept.frames.length; index += 1) socket.send(kept.frames[index]!, { binary: false });
+  tcp.uncork();
+}
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -42,30 +69,29 @@ async function publish(request: IncomingMessage, response: ServerResponse): Prom
   offsets.set(input.topic, offset);
   const cursor = String(offset);
   const sockets = topics.get(input.topic);
-  if (sockets && sockets.size > 0) {
-    // Serialised once, encoded once, the same bytes to every socket.
-    const frame = Buffer.from(
-      JSON.stringify({
-        id: input.topic,
-        type: 'next',
-        payload: {
-          data: {
-            diagnosisUpdates: {
-              __typename: 'FeedbackUpdate',
-              cursor,
-              diagnosisId: input.topic,
-              occurredAt: new Date().toISOString(),
-              replayed: false,
-              feedbackId: input.feedbackId,
-              rating: input.rating,
-              effectiveness: input.effectiveness,
-            },
+  // Serialised once, encoded once, the same bytes to every socket (and to every later replay).
+  const frame = Buffer.from(
+    JSON.stringify({
+      id: input.topic,
+      type: 'next',
+      payload: {
+        data: {
+          diagnosisUpdates: {
+            __typename: 'FeedbackUpdate',
+            cursor,
+            diagnosisId: input.topic,
+            occurredAt: new Date().toISOString(),
+            replayed: false,
+            feedbackId: input.feedbackId,
+            rating: input.rating,
+            effectiveness: input.effectiveness,
           },
         },
-      }),
-    );
-    for (const socket of sockets) socket.send(frame, { binary: false });
-  }
+      },
+    }),
+  );
+  remember(input.topic, offset, frame);
+  if (sockets) for (const socket of sockets) socket.send(frame, { binary: false });
   reply(response, 200, JSON.stringify({ cursor, liveSubscribers: sockets?.size ?? 0 }));
 }
 
@@ -83,8 +109,9 @@ const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false,
 wss.on('connection', (socket) => {
   const mine: string[] = [];
   socket.on('message', (data) => {
-    const message = JSON.parse(String(data)) as { type?: string; id?: string; topic?: string };
+    const message = JSON.parse(String(data)) as { type?: string; id?: string; topic?: string; after?: number };
     if (message.type !== 'subscribe' || typeof message.topic !== 'string') return;
+    if (typeof message.after === 'number') replay(socket, message.topic, message.after);
     let set = topics.get(message.topic);
     if (!set) topics.set(message.topic, (set = new Set()));
     set.add(socket);

@@ -94,10 +94,16 @@ export function evaluateTargets(runs: RunResult[]): TargetRow[] {
   if (find(runs, 'S5', 'hub')) rows.push(ratioRow(runs, 'S5', undefined, 'broadcast→delivery p99 ms', (run) => run.deliveryMs.p99, '<=', 1.5));
   const s6 = find(runs, 'S6', 'hub');
   if (s6) {
-    const p99 = s6.deliveryMs.p99;
-    rows.push({ scenario: 'S6', metric: 'time to caught-up p99 ms (subscribe → last missed event)', ours: p99, reference: null, ratio: null, target: '<= 100 ms', pass: p99 <= 100 });
-    const own = Number(s6.extra['ownReplayP99Ms']);
-    rows.push({ scenario: 'S6', metric: "p99 ms of a client's own replay (first → last missed event)", ours: own, reference: null, ratio: null, target: '<= 100 ms', pass: own <= 100 });
+    // Absolute targets; the reference's figures show what this machine allows for the same replay.
+    const s6Reference = find(runs, 'S6', 'reference');
+    const absolute = (metric: string, pick: (run: RunResult) => number) => {
+      const ours = pick(s6);
+      const reference = s6Reference ? pick(s6Reference) : null;
+      const ratio = reference ? round3(ours / reference) : null;
+      rows.push({ scenario: 'S6', metric, ours, reference, ratio, target: '<= 100 ms', pass: ours <= 100 });
+    };
+    absolute('time to caught-up p99 ms (subscribe → last missed event)', (run) => run.deliveryMs.p99);
+    absolute("p99 ms of a client's own replay (first → last missed event)", (run) => Number(run.extra['ownReplayP99Ms']));
   }
   return rows;
 }
@@ -154,15 +160,9 @@ export function markdown(report: BenchReport): string {
     );
   }
   lines.push('');
-  const s6 = report.runs.find((run) => run.scenario === 'S6');
-  if (s6) {
-    const total = s6.subscriptions * s6.broadcasts;
-    const referenceRate = Math.max(0, ...report.runs.filter((run) => run.server === 'reference' && (run.scenario === 'S1' || run.scenario === 'S2')).map((run) => run.deliveriesPerSec ?? 0));
+  for (const s6 of report.runs.filter((run) => run.scenario === 'S6')) {
     lines.push(
-      `S6: time to caught-up (subscribe → last of ${s6.broadcasts} missed events) p50 ${fmt(s6.deliveryMs.p50, 1)} ms, p99 ${fmt(s6.deliveryMs.p99, 1)} ms, max ${fmt(s6.deliveryMs.max, 1)} ms; first replayed event p50 ${s6.extra['firstEventP50Ms']} ms, p99 ${s6.extra['firstEventP99Ms']} ms; a client's own replay p50 ${s6.extra['ownReplayP50Ms']} ms, p99 ${s6.extra['ownReplayP99Ms']} ms; ${fmt(s6.deliveriesPerSec)} replayed deliveries/s.` +
-        (referenceRate > 0
-          ? ` Lower bound for the last client: ${fmt(total)} deliveries ÷ the reference's best fan-out rate (${fmt(referenceRate)}/s) = ${fmt((total / referenceRate) * 1000)} ms.`
-          : ''),
+      `S6 ${s6.server === 'hub' ? 'ours' : 'reference'}: time to caught-up (subscribe → last of ${s6.broadcasts} missed events) p50 ${fmt(s6.deliveryMs.p50, 1)} ms, p99 ${fmt(s6.deliveryMs.p99, 1)} ms, max ${fmt(s6.deliveryMs.max, 1)} ms; first replayed event p50 ${s6.extra['firstEventP50Ms']} ms, p99 ${s6.extra['firstEventP99Ms']} ms; a client's own replay p50 ${s6.extra['ownReplayP50Ms']} ms, p99 ${s6.extra['ownReplayP99Ms']} ms; ${fmt(s6.deliveriesPerSec)} replayed deliveries/s; server / load cores ${fmt(s6.serverCpuUtilisation, 2)} / ${fmt(s6.loadCpuUtilisation, 2)}.`,
     );
   }
   for (const run of report.runs.filter((r) => r.scenario === 'S5')) {

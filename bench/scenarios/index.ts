@@ -162,15 +162,8 @@ export const SCENARIOS: readonly ScenarioDefinition[] = [
   },
   {
     id: 'S6',
-    title: (s) => `replay: ${s.s6.clients} clients resume ${s.s6.missed} missed events at once (hub only)`,
-    run: async (ctx, s) => {
-      if (!ctx.servers.includes('hub')) return [];
-      return eachServer(ctx, ['hub'], async (server) => {
-        const result = await runReplay(ctx, server, s.s6);
-        ctx.log(summaryLine(result));
-        return result;
-      });
-    },
+    title: (s) => `replay: ${s.s6.clients} clients resume ${s.s6.missed} missed events at once`,
+    run: (ctx, s) => bothServers(ctx, (server) => runReplay(ctx, server, s.s6)),
   },
 ];
 

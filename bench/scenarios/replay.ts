@@ -2,7 +2,7 @@ import type { ServerProcess } from '../hub-process.js';
 import { NO_SAMPLES, percentiles, round, wallNow } from '../lib/stats.js';
 import type { OpenResult, ResumeResult } from '../protocol.js';
 import { publishBounded, publisherFor } from '../publisher.js';
-import { collect, expectedFrom, prime, shardsFor } from './common.js';
+import { collect, expectedFrom, loadCpuSeconds, prime, shardsFor } from './common.js';
 import type { BenchContext, RunResult } from './types.js';
 
 export interface ReplaySpec {
@@ -11,9 +11,10 @@ export interface ReplaySpec {
 }
 
 /**
- * Hub only (the reference keeps no history). A diagnosis gets a first event (the clients' last
- * cursor) and then `missed` more while the clients are away; the clients, connected, all resume
- * after that cursor at once. Time to caught-up: subscribe sent → the last missed event received.
+ * A diagnosis gets a first event (the clients' last cursor) and then `missed` more while the
+ * clients are away; the clients, connected, all resume after that cursor at once. Time to
+ * caught-up: subscribe sent → the last missed event received. The reference replays its kept
+ * frames, one write per client, which is the floor for this many deliveries on this machine.
  */
 export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: ReplaySpec): Promise<RunResult> {
   const began = wallNow();
@@ -32,6 +33,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
   const base = Math.floor(spec.clients / shardCount);
   const connected = await ctx.shards.each<OpenResult>(shardCount, (index) => ({
     op: 'connect',
+    target: server.kind,
     wsUrl: server.wsUrl,
     token: ctx.tokens.reader,
     count: base + (index < spec.clients % shardCount ? 1 : 0),
@@ -41,6 +43,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
   const failed = connected.reduce((sum, result) => sum + result.failed, 0);
 
   const cpuBefore = server.cpuSeconds();
+  const loadBefore = loadCpuSeconds(ctx);
   const resumeStarted = wallNow();
   const resumed = await ctx.shards.each<ResumeResult>(shardCount, () => ({
     op: 'resume',
@@ -51,6 +54,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
   }));
   const resumeS = (wallNow() - resumeStarted) / 1000;
   const cpu = server.cpuSeconds() - cpuBefore;
+  const load = loadCpuSeconds(ctx) - loadBefore;
   const collected = await collect(ctx, shardCount, expectedFrom(run.receipts), false);
   const caughtUp = percentiles(...resumed.map((result) => result.caughtUpMs));
   const firstEvent = percentiles(...resumed.map((result) => result.firstEventMs));
@@ -60,7 +64,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
   return {
     scenario: 'S6',
     variant: `${spec.clients} clients resume ${spec.missed} missed`,
-    server: 'hub',
+    server: server.kind,
     subscriptions: spec.clients,
     connections: spec.clients,
     diagnoses: 1,
@@ -73,7 +77,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
     serverCpuSeconds: round(cpu, 3),
     cpuUsPerDelivery: collected.delivered > 0 ? round((cpu * 1e6) / collected.delivered, 2) : null,
     serverCpuUtilisation: round(cpu / resumeS, 2),
-    loadCpuUtilisation: null,
+    loadCpuUtilisation: round(load / resumeS, 2),
     receiptMs: percentiles(run.receipts.map((receipt) => receipt.latencyMs)),
     deliveryMs: caughtUp,
     healthMs: NO_SAMPLES,

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { HubCloseCode } from '../errors.js';
 import { drainTo } from '../hub/push.js';
-import { framed } from './result-json.js';
+import { resultBytes } from './result-json.js';
+import { textFrame } from './ws-frame.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
 export type OperationOutcome = ExecutionResult | AsyncIterable<ExecutionResult>;
@@ -61,6 +62,8 @@ export interface GraphqlWsOptions<S> {
  * Failures are logged with ids and messages only, never frames.
  */
 export function serveGraphqlWs<S>(wss: WebSocketServer, options: GraphqlWsOptions<S>) {
+  // Results are written as whole frames (ws-frame.ts), which no extension may transform.
+  if (wss.options.perMessageDeflate) throw new Error('serveGraphqlWs needs a WebSocketServer without perMessageDeflate');
   wss.options.handleProtocols = handleProtocols;
   wss.on('error', (err) => options.logger.error({ err: err.message }, 'websocket server error'));
   const open = new Set<Connection<S>>();
@@ -248,20 +251,30 @@ class Connection<S> implements Peer {
     });
   }
 
+  /** A result's frame goes straight to the TCP socket, built around the result's shared JSON (see ws-frame.ts). */
   private sendNext(prefix: string, result: ExecutionResult): void {
-    if (!this.batch) holdWritesForThisTurn(this.socket);
-    this.send(framed(prefix, result, '}'));
+    const { socket } = this;
+    if (socket.readyState !== socket.OPEN) return;
+    if (!this.batch) holdWritesForThisTurn(socket);
+    tcpOf(socket)!.write(textFrame(prefix, resultBytes(result), '}'));
+    this.checkBuffered();
   }
 
   private sendErrors(id: string, errors: readonly GraphQLError[]): void {
     this.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map((error) => error.toJSON()) }));
   }
 
-  /** Sends a text frame (a buffer is sent as the UTF-8 text it holds). */
-  private send(frame: string | Buffer): void {
+  /** Sends a protocol message through `ws`. */
+  private send(message: string): void {
     const { socket } = this;
     if (socket.readyState !== socket.OPEN) return;
-    socket.send(frame, { binary: false });
+    socket.send(message, { binary: false });
+    this.checkBuffered();
+  }
+
+  /** Closes a socket whose reader has stopped, before its queued bytes pass the limit. */
+  private checkBuffered(): void {
+    const { socket } = this;
     const limit = this.options.maxBufferedBytes;
     if (socket.bufferedAmount <= limit) return;
     // What is held (for this turn or this batch) goes now; what the kernel refuses stays.

@@ -47,7 +47,7 @@ const END_REASONS: Record<EndReason, string> = {
  * the token's expiry on an open socket.
  */
 export function attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.wsMaxPayloadBytes });
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.wsMaxPayloadBytes, perMessageDeflate: false });
   const perSubject = new Map<string, number>();
   wss.on('connection', (socket) => {
     connections.webSockets += 1;
