@@ -12,11 +12,28 @@ interface Shard {
 /** The load generator's client shards: child processes (pinned to the load core) driven over IPC. */
 export class ShardPool {
   private nextId = 1;
+  private shards: Shard[] = [];
 
-  private constructor(private readonly shards: Shard[]) {}
+  private constructor(
+    private readonly count: number,
+    private readonly core: number | null,
+  ) {}
 
   static async start(count: number, core: number | null): Promise<ShardPool> {
-    const shards = Array.from({ length: count }, (): Shard => {
+    const pool = new ShardPool(count, core);
+    await pool.spawn();
+    return pool;
+  }
+
+  /** Replaces every shard with a fresh process, so that a run does not inherit the heap of the runs before it. */
+  async restart(): Promise<void> {
+    this.stop();
+    await this.spawn();
+  }
+
+  private async spawn(): Promise<void> {
+    const { count, core } = this;
+    this.shards = Array.from({ length: count }, (): Shard => {
       const { file, args } = pinnedCommand(core, [process.execPath, '--import', 'tsx', 'bench/client-shard.ts']);
       const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_OPTIONS' && !key.startsWith('npm_')));
       const child = spawn(file, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
@@ -35,10 +52,8 @@ export class ShardPool {
       });
       return shard;
     });
-    const pool = new ShardPool(shards);
     // Ready when every shard answers.
-    await Promise.all(shards.map((_, index) => pool.call(index, { op: 'progress' })));
-    return pool;
+    await Promise.all(this.shards.map((_, index) => this.call(index, { op: 'progress' })));
   }
 
   get size(): number {

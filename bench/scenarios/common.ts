@@ -61,9 +61,11 @@ export function startServerFor(ctx: BenchContext, kind: ServerKind): Promise<Ser
 
 /**
  * Runs one measurement on `server`, then closes the clients and stops it (also on failure, with
- * the server's last output in the log). Outside smoke mode it first waits for a quiet machine.
+ * the server's last output in the log). The client shards are fresh processes for each run, as
+ * the server is. Outside smoke mode it first waits for a quiet machine.
  */
 export async function onServer<T>(ctx: BenchContext, server: ServerProcess, run: (server: ServerProcess) => Promise<T>): Promise<T> {
+  await ctx.shards.restart();
   if (!ctx.smoke) await waitForQuiet(ctx, 90_000);
   try {
     return await run(server);
