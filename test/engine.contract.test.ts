@@ -482,26 +482,59 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(cursors(await listener.received(1))).toEqual([receipt.event.cursor]);
       });
 
-      it('should mark pending events delivered up to a position of the same epoch only', async () => {
+      it('should resume with the events after a position, marking pending ones up to the newest delivered', async () => {
         const { engine } = await setup();
-        const topic = newTopic('mark');
+        const topic = newTopic('resume');
         const receipts = await appendMany(engine, topic, 5);
-        await engine.markDelivered(topic, { epoch: 'another-epoch', offset: 5 });
+        // Nothing after the newest: nothing is handed out, nothing changes.
+        expect((await engine.resume(topic, receipts[4]!.event.position)).events).toEqual([]);
         expect((await engine.topicStats(topic)).pendingEvents).toBe(5);
 
-        await engine.markDelivered(topic, receipts[2]!.event.position);
-        expect((await engine.topicStats(topic)).pendingEvents).toBe(2);
-        expect(offsets((await engine.claimPending(topic)).events)).toEqual([4, 5]);
+        const window = await engine.resume(topic, receipts[2]!.event.position);
+        expect(window).toEqual(await engine.read(topic, receipts[2]!.event.position, 1_000));
+        expect(offsets(window.events)).toEqual([4, 5]);
+        // The cursor says the client holds 1–3 already; with 4 and 5 delivered, nothing is pending.
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+        expect((await engine.claimPending(topic)).events).toEqual([]);
+      });
+
+      it('should give each of many resumes asked at once the events after its own position', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('resume-herd');
+        const receipts = await appendMany(engine, topic, 10);
+        const cursors = [2, 5, 9, 10].map((n) => receipts[n - 1]!.event.position);
+        // 50 resumes per position in one turn, with appends racing them.
+        const windows = Promise.all(range(1, 200).map((n) => engine.resume(topic, cursors[n % 4]!)));
+        const racing = appendMany(engine, topic, 2, 11);
+        const results = await windows;
+        await racing;
+        results.forEach((window, index) => {
+          const after = cursors[(index + 1) % 4]!.offset;
+          const got = offsets(window.events);
+          // What each gets starts right after its position and runs without a hole (the racing appends may or may not be in).
+          expect(got.slice(0, 10 - after)).toEqual(range(after + 1, 10));
+          expect(got).toEqual(range(after + 1, after + got.length));
+        });
+      });
+
+      it('should resume from the oldest event after a position of another epoch', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('resume-epoch');
+        await appendMany(engine, topic, 3);
+        expect(offsets((await engine.resume(topic, { epoch: 'another-epoch', offset: 2 })).events)).toEqual([1, 2, 3]);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
       });
 
       // Several bursts, so that offsets 100 and 101 surely share a millisecond with smaller ones in one of them.
-      it('should mark a burst of pending events delivered up to a position', async () => {
+      it('should resume after a position within a burst of pending events', async () => {
         const { engine } = await setup();
-        for (const topic of range(1, 5).map(() => newTopic('mark-burst'))) {
+        for (const topic of range(1, 5).map(() => newTopic('resume-burst'))) {
           const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
-          await engine.markDelivered(topic, receipts[99]!.event.position);
-          expect((await engine.topicStats(topic)).pendingEvents, topic).toBe(20);
-          expect(offsets((await engine.claimPending(topic)).events)).toEqual(range(101, 120));
+          expect(offsets((await engine.resume(topic, receipts[99]!.event.position)).events), topic).toEqual(range(101, 120));
+          expect((await engine.topicStats(topic)).pendingEvents, topic).toBe(0);
+          // Appended since: pending again, and handed out once.
+          await appendMany(engine, topic, 2);
+          expect(offsets((await engine.claimPending(topic)).events), topic).toEqual([121, 122]);
         }
       });
 
@@ -656,6 +689,26 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         unlistenA();
         await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 2);
         expect((await engine.append(topic, draft(topic, 4), null)).liveSubscribers).toBe(2);
+      });
+
+      it('should count listeners that come and go all at once', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('herd');
+        const neighbour = newTopic('herd-neighbour');
+        const first = await Promise.all(range(1, 200).map(() => engine.listen(topic, recorder().listener)));
+        const next = await Promise.all(range(1, 3).map(() => engine.listen(neighbour, recorder().listener)));
+        expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(200);
+        expect(await engine.stats()).toMatchObject({ subscriptions: 203, diagnoses: 2 });
+
+        // In one turn: half of them leave while as many others arrive.
+        for (const stop of first.slice(0, 100)) stop();
+        const second = await Promise.all(range(1, 100).map(() => engine.listen(topic, recorder().listener)));
+        expect((await engine.append(topic, draft(topic, 2), null)).liveSubscribers).toBe(200);
+
+        for (const stop of [...first.slice(100), ...second, ...next]) stop();
+        expect(await eventually(() => engine.stats(), (s) => s.subscriptions === 0 && s.diagnoses === 0)).toMatchObject({ subscriptions: 0, diagnoses: 0 });
+        expect((await engine.append(topic, draft(topic, 3), null)).liveSubscribers).toBe(0);
+        expect((await engine.topicStats(neighbour)).subscribers).toBe(0);
       });
 
       it('should report topic stats and engine stats', async () => {

@@ -349,7 +349,7 @@ async function slowReadApp(): Promise<{ app: TestApp; probe: { appendsDuringRead
     },
     read: (topic, after, limit) => slowly(topic, () => inner.read(topic, after, limit)),
     claimPending: (topic) => slowly(topic, () => inner.claimPending(topic)),
-    markDelivered: (topic, upTo) => inner.markDelivered(topic, upTo),
+    resume: (topic, after) => slowly(topic, () => inner.resume(topic, after)),
     listen: (topic, listener) => inner.listen(topic, listener),
     topicStats: (topic) => inner.topicStats(topic),
     stats: () => inner.stats(),

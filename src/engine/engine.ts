@@ -39,8 +39,12 @@ export interface Engine {
    */
   claimPending(topic: string): Promise<HistoryWindow>;
 
-  /** Marks every pending event of the topic up to and including `upTo` as delivered. */
-  markDelivered(topic: string, upTo: Position): Promise<void>;
+  /**
+   * A subscriber's resume: every retained event after `after`, as `read` without a limit gives
+   * them, and, when there are any, every pending event up to the newest of them marked delivered,
+   * in one step.
+   */
+  resume(topic: string, after: Position): Promise<HistoryWindow>;
 
   /**
    * Registers a listener for live events of a topic. Resolves once delivery is guaranteed for

@@ -54,10 +54,9 @@ class Subscription implements EventListener {
     const arrivedBeforeRead = this.buffer?.length ?? 0;
     try {
       if (after) {
-        const plan = planResume(after, await engine.read(diagnosisId, after, Number.MAX_SAFE_INTEGER));
+        const plan = planResume(after, await engine.resume(diagnosisId, after));
         if (plan.ahead) throw badUserInput('Cursor is ahead of the stream', 'after');
         this.apply(plan);
-        if (plan.events.length > 0) await engine.markDelivered(diagnosisId, plan.last);
       } else {
         // Pending events all precede the events appended since we listened (those are never
         // pending, since we listen): hand out the claimed ones, then everything buffered.

@@ -187,6 +187,7 @@ function mediaFor(accept: string): ResponseMedia | null {
 
 function isJson(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
+  if (contentType === 'application/json') return true;
   const [type, ...parameters] = contentType.toLowerCase().replace(/\s/g, '').split(';');
   return type === 'application/json' && parameters.every((parameter) => parameter === 'charset=utf-8');
 }

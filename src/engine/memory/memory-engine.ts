@@ -85,10 +85,12 @@ export class MemoryEngine implements Engine {
     return { ...stream.window(stream.position.offset, 0), events };
   }
 
-  async markDelivered(topic: string, upTo: Position): Promise<void> {
-    this.assertOpen();
+  async resume(topic: string, after: Position): Promise<HistoryWindow> {
+    const window = await this.read(topic, after, Number.MAX_SAFE_INTEGER);
+    const newest = window.events.at(-1);
     const stream = this.existingStream(topic);
-    if (stream && stream.epoch === upTo.epoch) this.withPendingCount(stream, (s) => s.takePending(upTo.offset));
+    if (newest && stream) this.withPendingCount(stream, (s) => s.takePending(newest.position.offset));
+    return window;
   }
 
   async listen(topic: string, listener: EventListener): Promise<Unlisten> {

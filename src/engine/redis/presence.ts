@@ -12,10 +12,18 @@ interface InstanceEntry {
  * an instance whose entry expired is dead: any instance reaps it by removing its per-diagnosis
  * subscriber counts, so a killed instance drops out of `status` within two heartbeats.
  */
+/** Subscriber count changes of one diagnosis waiting for the next write, and who waits on them. */
+interface PendingCount {
+  delta: number;
+  readonly waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }>;
+}
+
 export class Presence {
   private readonly keys: ReturnType<typeof presenceKeys>;
   private timer: NodeJS.Timeout | null = null;
   private flushSoon: NodeJS.Timeout | null = null;
+  /** Per-diagnosis count changes of this turn of the event loop, written together at its end. */
+  private counts = new Map<string, PendingCount>();
 
   constructor(
     private readonly client: RedisClientType,
@@ -42,13 +50,39 @@ export class Presence {
     }, 100).unref();
   }
 
-  async addDiagnosis(diagnosisId: string, delta: 1 | -1): Promise<void> {
+  /**
+   * Counts a subscriber of `diagnosisId` in or out; resolves once the cluster-wide count has it.
+   * Changes made in one turn of the event loop are written together at its end, one increment
+   * per diagnosis: a thousand clients that resume at once cost one round trip, not a thousand.
+   */
+  addDiagnosis(diagnosisId: string, delta: 1 | -1): Promise<void> {
+    if (this.counts.size === 0) setImmediate(() => this.writeCounts());
+    let pending = this.counts.get(diagnosisId);
+    if (!pending) this.counts.set(diagnosisId, (pending = { delta: 0, waiters: [] }));
+    pending.delta += delta;
+    return new Promise((resolve, reject) => pending.waiters.push({ resolve, reject }));
+  }
+
+  private writeCounts(): void {
+    const batch = this.counts;
+    this.counts = new Map();
+    for (const [diagnosisId, { delta, waiters }] of batch) {
+      this.writeCount(diagnosisId, delta).then(
+        () => waiters.forEach((waiter) => waiter.resolve()),
+        (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
+      );
+    }
+    this.changed();
+  }
+
+  private async writeCount(diagnosisId: string, delta: number): Promise<void> {
+    if (delta === 0) return;
     const { subscribers } = topicKeys(this.prefix, diagnosisId);
     const count = await this.client.hIncrBy(subscribers, this.instanceId, delta);
-    if (count <= 0) await this.client.hDel(subscribers, this.instanceId);
-    if (delta === 1 && count === 1) await this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId);
-    if (count <= 0) await this.client.sRem(this.keys.diagnosesOf(this.instanceId), diagnosisId);
-    this.changed();
+    if (count <= 0) {
+      await this.client.hDel(subscribers, this.instanceId);
+      await this.client.sRem(this.keys.diagnosesOf(this.instanceId), diagnosisId);
+    } else if (count - delta <= 0) await this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId);
   }
 
   /** Live instances, their subscriptions, and the diagnoses with subscribers anywhere. */

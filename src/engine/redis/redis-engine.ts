@@ -17,7 +17,7 @@ import { encodeCursor } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
 import { topicKeys } from './keys.js';
 import { Presence } from './presence.js';
-import { APPEND, CLAIM, MARK_DELIVERED, READ, TOPIC_STATS } from './scripts.js';
+import { APPEND, CLAIM, READ, TOPIC_STATS } from './scripts.js';
 
 export interface RedisEngineOptions {
   /** REDIS_URL, e.g. redis://localhost:6379. */
@@ -51,7 +51,6 @@ const SCRIPTS = {
   append: script(APPEND),
   read: script(READ),
   claim: script(CLAIM),
-  markDelivered: script(MARK_DELIVERED),
   topicStats: script(TOPIC_STATS),
 };
 
@@ -66,6 +65,8 @@ export class RedisEngine implements Engine {
   readonly name = 'redis';
   private readonly topics = new Map<string, Topic>();
   private readonly subscriberCounts = new Map<string, number>();
+  /** Resumes waiting for the end of this turn, by position and topic (see resume). */
+  private readonly resumes = new Map<string, Promise<HistoryWindow>>();
   private localSubscriptions = 0;
   private readonly presence: Presence;
   private readonly decoded = new DecodedEvents(DECODED_EVENTS);
@@ -136,12 +137,39 @@ export class RedisEngine implements Engine {
     return { event: toEvent(epoch, Number(offset), Number(time), json), liveSubscribers: Number(live), duplicate: false };
   }
 
-  async read(topic: string, after: Position | null, limit: number): Promise<HistoryWindow> {
+  read(topic: string, after: Position | null, limit: number): Promise<HistoryWindow> {
+    return this.readAfter(topic, after, limit, false);
+  }
+
+  /**
+   * Resumes of one topic after one position asked for in the same turn of the event loop share
+   * one read, sent when the turn ends: a thousand clients that come back at once after the same
+   * event cost one script and one reply. The read is sent after every caller asked, so it sees
+   * every event that any caller's listener (registered before it asked) did not.
+   */
+  resume(topic: string, after: Position): Promise<HistoryWindow> {
+    const key = `${after.epoch}:${after.offset}:${topic}`;
+    let shared = this.resumes.get(key);
+    if (!shared) {
+      shared = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.resumes.delete(key);
+        return this.readAfter(topic, after, this.options.limits.size, true);
+      });
+      this.resumes.set(key, shared);
+    }
+    return shared;
+  }
+
+  private async readAfter(topic: string, after: Position | null, limit: number, mark: boolean): Promise<HistoryWindow> {
     const keys = topicKeys(this.options.prefix, topic);
     const count = Math.min(limit, this.options.limits.size);
     return decodeWindow(
       topic,
-      await this.run(SCRIPTS.read, [keys.meta, keys.history, keys.pending], [this.options.limits.ttlMs, after?.epoch ?? '', after ? after.offset : '', count]),
+      await this.run(
+        SCRIPTS.read,
+        [keys.meta, keys.history, keys.pending],
+        [this.options.limits.ttlMs, after?.epoch ?? '', after ? after.offset : '', count, mark ? '1' : '0'],
+      ),
       this.decoded,
     );
   }
@@ -149,11 +177,6 @@ export class RedisEngine implements Engine {
   async claimPending(topic: string): Promise<HistoryWindow> {
     const keys = topicKeys(this.options.prefix, topic);
     return decodeWindow(topic, await this.run(SCRIPTS.claim, [keys.meta, keys.history, keys.pending], [this.options.limits.ttlMs]), this.decoded);
-  }
-
-  async markDelivered(topic: string, upTo: Position): Promise<void> {
-    const keys = topicKeys(this.options.prefix, topic);
-    await this.run(SCRIPTS.markDelivered, [keys.meta, keys.history, keys.pending], [upTo.epoch, upTo.offset]);
   }
 
   async listen(topic: string, listener: EventListener): Promise<Unlisten> {
@@ -236,11 +259,21 @@ export class RedisEngine implements Engine {
   }
 
   private async count(topic: string, delta: 1 | -1): Promise<void> {
+    this.countLocally(topic, delta);
+    try {
+      await this.presence.addDiagnosis(topic, delta);
+    } catch (error) {
+      // A listener that failed to start is not counted here either; one that left stays left.
+      if (delta === 1) this.countLocally(topic, -1);
+      throw error;
+    }
+  }
+
+  private countLocally(topic: string, delta: 1 | -1): void {
     const next = (this.subscriberCounts.get(topic) ?? 0) + delta;
     if (next > 0) this.subscriberCounts.set(topic, next);
     else this.subscriberCounts.delete(topic);
     this.localSubscriptions += delta;
-    await this.presence.addDiagnosis(topic, delta);
   }
 
   /** Unexpired pending events over all diagnoses (a scan: for `status`, not for hot paths). */

@@ -96,7 +96,8 @@ return {'ok', epoch, offset, now, live}
 `;
 
 /**
- * KEYS: meta, history, pending. ARGV: ttl ms, after epoch, after offset ('' for none), limit.
+ * KEYS: meta, history, pending. ARGV: ttl ms, after epoch, after offset ('' for none), limit,
+ * mark ('1': pending events up to the newest one read are delivered; a resume).
  * Returns {epoch, last, first, dropped, entries}; epoch '' when the diagnosis has no stream.
  */
 export const READ = `${PROLOGUE}
@@ -106,7 +107,11 @@ expire(tonumber(ARGV[1]))
 local result = bounds(epoch)
 local start = '-'
 if ARGV[2] == epoch and ARGV[3] ~= '' then start = '(' .. ARGV[3] .. '-0' end
-result[5] = redis.call('XRANGE', history, start, '+', 'COUNT', ARGV[4])
+local entries = redis.call('XRANGE', history, start, '+', 'COUNT', ARGV[4])
+if ARGV[5] == '1' and #entries > 0 then
+  forget_pending_before(tonumber(string.match(entries[#entries][1], '^%d+')) + 1)
+end
+result[5] = entries
 return result
 `;
 
@@ -128,13 +133,6 @@ end
 redis.call('DEL', pending)
 result[5] = entries
 return result
-`;
-
-/** KEYS: meta, history, pending. ARGV: epoch, up-to offset. */
-export const MARK_DELIVERED = `${PROLOGUE}
-if redis.call('HGET', meta, 'e') ~= ARGV[1] then return 0 end
-forget_pending_before(tonumber(ARGV[2]) + 1)
-return 1
 `;
 
 /**
