@@ -22,12 +22,13 @@ import { FULL, SCENARIOS, SMOKE } from './scenarios/index.js';
 import type { BenchContext, RunResult } from './scenarios/types.js';
 import { ShardPool } from './shards.js';
 
-const USAGE = `Usage: node --import tsx bench/run.ts [--smoke] [--scenarios S1,S3] [--redis URL] [--out DIR]
+const USAGE = `Usage: node --import tsx bench/run.ts [--smoke] [--scenarios S1,S3] [--redis URL] [--out DIR] [--repeat N]
   --smoke         every scenario shrunk (a few hundred clients, < 60 s); fails only on broken runs or lost/duplicate/out-of-order events
   --scenarios     comma-separated subset of ${SCENARIOS.map((s) => s.id).join(',')} (default: all)
   --redis URL     benchmark the Redis engine (redis://127.0.0.1:6379); default: the in-memory engine
   --out DIR       where results go (default bench/results, bench/results/smoke with --smoke)
-  --servers LIST  reference,hub (default both; one of them to iterate on a scenario)`;
+  --servers LIST  reference,hub (default both; one of them to iterate on a scenario)
+  --repeat N      measure each scenario N times (default: S3 and S5 3 times, the others once); targets take the median`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -37,6 +38,7 @@ async function main(): Promise<number> {
       redis: { type: 'string' },
       out: { type: 'string' },
       servers: { type: 'string' },
+      repeat: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -58,7 +60,12 @@ async function main(): Promise<number> {
   const servers = (values.servers ?? 'reference,hub').split(',').map((name) => name.trim());
   if (servers.length === 0 || servers.some((name) => name !== 'hub' && name !== 'reference')) throw new UsageError(`--servers takes hub and/or reference\n${USAGE}`);
   const outDir = path.resolve(ROOT, values.out ?? (smoke ? 'bench/results/smoke' : 'bench/results'));
-  const sizes = smoke ? SMOKE : FULL;
+  let sizes = smoke ? SMOKE : FULL;
+  if (values.repeat !== undefined) {
+    const times = Number(values.repeat);
+    if (!Number.isInteger(times) || times < 1) throw new UsageError(`--repeat takes a positive integer, got ${values.repeat}`);
+    sizes = { ...sizes, repeats: Object.fromEntries(SCENARIOS.map((s) => [s.id, times])) };
+  }
 
   installCleanup();
   const machine = machineInfo(); // before pinning narrows what this process sees
@@ -92,8 +99,11 @@ async function main(): Promise<number> {
   try {
     for (const scenario of SCENARIOS.filter((s) => wanted.includes(s.id))) {
       const began = Date.now();
-      log(`${scenario.id} ${scenario.title(sizes)}`);
-      runs.push(...(await scenario.run(ctx, sizes)));
+      const times = sizes.repeats[scenario.id] ?? 1;
+      for (let repetition = 0; repetition < times; repetition += 1) {
+        log(`${scenario.id} ${scenario.title(sizes)}${times > 1 ? ` (${repetition + 1} of ${times})` : ''}`);
+        runs.push(...(await scenario.run(ctx, sizes)).map((run) => ({ ...run, repetition })));
+      }
       log(`  ${scenario.id} done in ${((Date.now() - began) / 1000).toFixed(1)} s`);
     }
   } finally {

@@ -12,6 +12,11 @@ export interface Sizes {
   readonly s4: ReadonlyArray<{ readonly subscriptions: number; readonly perConnection: number }>;
   readonly s5: { readonly subscribers: number; readonly perSecond: number; readonly seconds: number; readonly warmupSeconds: number };
   readonly s6: { readonly clients: number; readonly missed: number };
+  /**
+   * How many times a scenario is measured (each time on fresh processes, reference and hub side by
+   * side); targets take the median. S3 and S5 swing by a third between runs on a shared machine.
+   */
+  readonly repeats: Readonly<Record<string, number>>;
   /** Broadcasts in flight at most (S1–S3). */
   readonly concurrency: number;
   /** Idle subscriptions per socket in S3 (the idle diagnoses ride on few connections). */
@@ -31,6 +36,7 @@ export const FULL: Sizes = {
   ],
   s5: { subscribers: 1000, perSecond: 20, seconds: 30, warmupSeconds: 3 },
   s6: { clients: 1000, missed: 100 },
+  repeats: { S3: 3, S5: 3 },
   concurrency: 32,
   idlePerConnection: 100,
   probes: 200,
@@ -47,6 +53,7 @@ export const SMOKE: Sizes = {
   ],
   s5: { subscribers: 200, perSecond: 20, seconds: 2, warmupSeconds: 1 },
   s6: { clients: 200, missed: 50 },
+  repeats: {},
   concurrency: 16,
   idlePerConnection: 100,
   probes: 50,

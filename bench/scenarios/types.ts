@@ -27,6 +27,8 @@ export interface BenchContext {
 export interface RunResult {
   readonly scenario: string;
   readonly variant: string;
+  /** Which measurement of a repeated scenario this is (0 for the first). */
+  readonly repetition?: number;
   readonly server: ServerKind;
   readonly subscriptions: number;
   readonly connections: number;
