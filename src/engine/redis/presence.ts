@@ -6,18 +6,18 @@ interface InstanceEntry {
   readonly expiresAt: number;
 }
 
-/**
- * This instance's share of the cluster-wide counts. Each instance writes its subscription count
- * to a registry with an expiry of two heartbeats (sooner, coalesced, when its count changes);
- * an instance whose entry expired is dead: any instance reaps it by removing its per-diagnosis
- * subscriber counts, so a killed instance drops out of `status` within two heartbeats.
- */
 /** Subscriber count changes of one diagnosis waiting for the next write, and who waits on them. */
 interface PendingCount {
   delta: number;
   readonly waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }>;
 }
 
+/**
+ * This instance's share of the cluster-wide counts. Each instance writes its subscription count
+ * to a registry with an expiry of two heartbeats (sooner, coalesced, when its count changes);
+ * an instance whose entry expired is dead: any instance reaps it by removing its per-diagnosis
+ * subscriber counts, so a killed instance drops out of `status` within two heartbeats.
+ */
 export class Presence {
   private readonly keys: ReturnType<typeof presenceKeys>;
   private timer: NodeJS.Timeout | null = null;
