@@ -34,8 +34,11 @@ export interface Config {
   readonly introspection: boolean;
   /** CORS_ORIGINS (comma-separated): allowed browser origins; default any outside production, none in it. */
   readonly corsOrigins: readonly string[] | '*';
-  /** REDIS_URL and REDIS_KEY_PREFIX (default `hub:`): the Redis engine; null for the in-memory engine. */
-  readonly redis: { readonly url: string; readonly prefix: string } | null;
+  /**
+   * REDIS_URL, REDIS_KEY_PREFIX (default `hub:`) and REDIS_REPLY_TIMEOUT_MS (default 5000): the
+   * Redis engine; null for the in-memory engine.
+   */
+  readonly redis: { readonly url: string; readonly prefix: string; readonly replyTimeoutMs: number } | null;
   readonly limits: {
     /** SUBSCRIBER_QUEUE_LIMIT (1000): live events queued for one subscriber before it is closed as slow. */
     readonly subscriberQueue: number;
@@ -98,6 +101,7 @@ const schema = z
     GRAPHIQL: z.stringbool().optional(),
     REDIS_URL: optionalText.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{0,64}$/, 'must be up to 64 characters of [A-Za-z0-9_.:-]').default('hub:'),
+    REDIS_REPLY_TIMEOUT_MS: int(100, 600_000).default(5000),
     SUBSCRIBER_QUEUE_LIMIT: int(1, 1_000_000).default(1000),
     MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(65_536),
     WS_MAX_PAYLOAD_BYTES: int(1024, 100 * 1024 * 1024).default(65_536),
@@ -167,7 +171,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : e.NODE_ENV === 'production'
         ? Object.freeze([])
         : '*',
-    redis: e.REDIS_URL ? Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_KEY_PREFIX }) : null,
+    redis: e.REDIS_URL ? Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_KEY_PREFIX, replyTimeoutMs: e.REDIS_REPLY_TIMEOUT_MS }) : null,
     limits: Object.freeze({
       subscriberQueue: e.SUBSCRIBER_QUEUE_LIMIT,
       maxBodyBytes: e.MAX_BODY_BYTES,

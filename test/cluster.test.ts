@@ -335,7 +335,7 @@ describe.skipIf(!redisUrl)('a cluster of hub processes on Redis', () => {
 
     beforeAll(async () => {
       redis = await startRedisServer();
-      const ownEnv = { ...env, REDIS_URL: redis.url, REDIS_KEY_PREFIX: uniquePrefix() };
+      const ownEnv = { ...env, REDIS_URL: redis.url, REDIS_KEY_PREFIX: uniquePrefix(), REDIS_REPLY_TIMEOUT_MS: '500' };
       [r1, r2] = await Promise.all([startHubProcess(ownEnv), startHubProcess(ownEnv)]);
     }, 30_000);
 
@@ -371,6 +371,34 @@ describe.skipIf(!redisUrl)('a cluster of hub processes on Redis', () => {
       const missed = await whileSubscribersAreCutOff(redis.url, () => broadcast(r2, id, 2));
       await watcher.until(() => watcher.events.some((e) => e.cursor === missed.event.cursor), 5_000, 'the broadcast made during the drop');
       expect(cursorsOf(watcher.events)).toEqual([first.event.cursor, missed.event.cursor]);
+    });
+
+    it('should refuse broadcasts while Redis is frozen, and store a refused one once only when it is retried', async () => {
+      const id = newId('redis-frozen');
+      const watcher = watch(() => r1, id, { resume: true });
+      await subscribersReach(r2, id, 1);
+      const first = await broadcast(r2, id, 1);
+      await watcher.until(() => watcher.events.length === 1, 5_000, 'the first event');
+      const input = { diagnosisId: id, feedbackId: 'fb-frozen', rating: 2, effectiveness: 0.5, idempotencyKey: `frozen-${id}` };
+
+      redis.freeze(); // connections stay open, nothing is answered
+      try {
+        const { body } = await gql<{ broadcastFeedbackUpdate: Receipt }>(r2.url, BROADCAST_FEEDBACK, { input }, token);
+        expect(body.data?.broadcastFeedbackUpdate ?? null).toBeNull();
+        expect(body.errors?.[0]?.extensions?.['code']).toBe('SERVICE_UNAVAILABLE');
+        for (const hub of [r1, r2]) await eventually(() => readyStatus(hub), (code) => code === 503, 5_000);
+      } finally {
+        redis.thaw();
+      }
+      for (const hub of [r1, r2]) await eventually(() => readyStatus(hub), (code) => code === 200, 5_000);
+
+      // The refused broadcast reached Redis after all; its retry is the same event, not a second one.
+      const retry = await gql<{ broadcastFeedbackUpdate: Receipt }>(r1.url, BROADCAST_FEEDBACK, { input }, token);
+      const receipt = retry.body.data!.broadcastFeedbackUpdate;
+      expect(receipt.duplicate).toBe(true);
+      const last = await broadcast(r2, id, 3);
+      await watcher.until(() => watcher.events.some((e) => e.cursor === last.event.cursor), 5_000, 'the event after the freeze');
+      expect(cursorsOf(watcher.events)).toEqual([first.event.cursor, receipt.event.cursor, last.event.cursor]);
     });
 
     it('should refuse broadcasts while Redis is down, and lose no acknowledged broadcast across a restart', async () => {

@@ -850,6 +850,38 @@ describe('Redis engine connection', () => {
       await iterator.return?.();
     });
 
+    it('should fail commands as unavailable when Redis stops replying, and work again once it answers', async () => {
+      server = await startRedisServer();
+      const replyTimeoutMs = 300;
+      const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 500, replyTimeoutMs }));
+      const topic = newTopic('frozen');
+      const listener = recorder();
+      await engine.listen(topic, listener.listener);
+      await engine.append(topic, draft(topic, 1), null);
+      await listener.received(1);
+
+      server.freeze(); // the connections stay open; Redis answers nothing
+      const started = performance.now();
+      const outcomes = await Promise.all([
+        engine.append(topic, draft(topic, 2), 'frozen-retry').then(() => null, (e: unknown) => e),
+        engine.ping().then(() => null, (e: unknown) => e),
+        engine.read(topic, null, 10).then(() => null, (e: unknown) => e),
+        engine.listen(newTopic('frozen-new'), recorder().listener).then(() => null, (e: unknown) => e),
+      ]);
+      const waited = performance.now() - started;
+      for (const outcome of outcomes) expect(outcome).toBeInstanceOf(EngineUnavailableError);
+      expect(waited).toBeGreaterThanOrEqual(replyTimeoutMs - 5);
+      expect(waited, 'failed after the reply timeout, not after TCP gave up').toBeLessThan(5_000);
+
+      server.thaw();
+      await eventually(() => engine.ping().then(() => true, () => false), (ok) => ok, 5_000);
+      // The append that timed out reached Redis: a retry with its key is answered as a duplicate.
+      const retry = await engine.append(topic, draft(topic, 2), 'frozen-retry');
+      expect(retry.duplicate).toBe(true);
+      expect(offsets((await engine.read(topic, null, 10)).events)).toEqual([1, 2]);
+      expect(cursors(await listener.received(2, 5_000)).at(-1)).toBe(retry.event.cursor);
+    });
+
     it('should reject appends as unavailable while Redis is down, then resync listeners and work again', async () => {
       server = await startRedisServer();
       const { port } = server;

@@ -7,6 +7,10 @@ export interface RedisServer {
   readonly port: number;
   /** Stops the server (SIGKILL when `hard`). */
   stop(hard?: boolean): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  freeze(): void;
+  /** Lets a frozen process go on (SIGCONT). */
+  thaw(): void;
 }
 
 export function hasRedisServer(): boolean {
@@ -50,8 +54,17 @@ export async function startRedisServer(port?: number): Promise<RedisServer> {
     url: `redis://127.0.0.1:${chosen}`,
     port: chosen,
     async stop(hard = false) {
-      if (child.exitCode === null) child.kill(hard ? 'SIGKILL' : 'SIGTERM');
+      if (child.exitCode === null) {
+        child.kill('SIGCONT');
+        child.kill(hard ? 'SIGKILL' : 'SIGTERM');
+      }
       await exited;
+    },
+    freeze() {
+      child.kill('SIGSTOP');
+    },
+    thaw() {
+      child.kill('SIGCONT');
     },
   };
 }

@@ -17,6 +17,7 @@ import { encodeCursor } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
 import { topicKeys } from './keys.js';
 import { Presence } from './presence.js';
+import { ReplyWatchdog } from './reply-watchdog.js';
 import { APPEND, CLAIM, READ, TOPIC_STATS } from './scripts.js';
 
 export interface RedisEngineOptions {
@@ -27,6 +28,8 @@ export interface RedisEngineOptions {
   readonly limits: HistoryLimits;
   /** How often this instance reports to the cluster registry. @default 2000 ms */
   readonly heartbeatMs?: number;
+  /** REDIS_REPLY_TIMEOUT_MS: commands fail as unavailable when Redis stays silent this long. @default 5000 */
+  readonly replyTimeoutMs?: number;
   /** Told about connection errors (ids only, never payloads). */
   readonly onError?: (error: unknown) => void;
 }
@@ -70,12 +73,16 @@ export class RedisEngine implements Engine {
   private localSubscriptions = 0;
   private readonly presence: Presence;
   private readonly decoded = new DecodedEvents(DECODED_EVENTS);
+  private readonly commandReplies: ReplyWatchdog;
+  private readonly subscriberReplies: ReplyWatchdog;
 
   private constructor(
     private readonly options: RedisEngineOptions,
     private readonly commands: RedisClientType,
     private readonly subscriber: RedisClientType,
   ) {
+    this.commandReplies = new ReplyWatchdog(options.replyTimeoutMs ?? 5000);
+    this.subscriberReplies = new ReplyWatchdog(options.replyTimeoutMs ?? 5000);
     const onError = options.onError ?? (() => {});
     this.presence = new Presence(commands, options.prefix, randomUUID(), options.heartbeatMs ?? 2000, () => ({
       subscriptions: this.localSubscriptions,
@@ -96,6 +103,8 @@ export class RedisEngine implements Engine {
       const client = createClient({
         url: options.url,
         disableOfflineQueue: true,
+        // No timer per command: a ReplyWatchdog per connection notices a silent Redis instead.
+        commandOptions: { timeout: 0 },
         socket: {
           connectTimeout: 3000,
           // Refuse to start when Redis is unreachable; reconnect with backoff once running.
@@ -224,8 +233,8 @@ export class RedisEngine implements Engine {
 
   async stats(): Promise<EngineStats> {
     try {
-      const cluster = await this.presence.cluster();
-      return { ...cluster, pendingEvents: await this.pendingTotal() };
+      const cluster = await this.commandReplies.guard(this.presence.cluster());
+      return { ...cluster, pendingEvents: await this.commandReplies.guard(this.pendingTotal()) };
     } catch (error) {
       throw unavailable(error);
     }
@@ -233,13 +242,15 @@ export class RedisEngine implements Engine {
 
   async ping(): Promise<void> {
     try {
-      await this.commands.ping();
+      await this.commandReplies.guard(this.commands.ping());
     } catch (error) {
       throw unavailable(error);
     }
   }
 
   async close(): Promise<void> {
+    this.commandReplies.stop();
+    this.subscriberReplies.stop();
     await this.presence.stop().catch(() => {});
     this.topics.clear();
     await Promise.allSettled([this.commands.close(), this.subscriber.close()]);
@@ -252,7 +263,7 @@ export class RedisEngine implements Engine {
       const event = decodeMessage(topic, message, this.decoded);
       for (const listener of listeners) listener.event(event);
     };
-    const ready = this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage);
+    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage));
     const state: Topic = { listeners, ready, onMessage };
     this.topics.set(topic, state);
     return state;
@@ -261,7 +272,7 @@ export class RedisEngine implements Engine {
   private async count(topic: string, delta: 1 | -1): Promise<void> {
     this.countLocally(topic, delta);
     try {
-      await this.presence.addDiagnosis(topic, delta);
+      await this.commandReplies.guard(this.presence.addDiagnosis(topic, delta));
     } catch (error) {
       // A listener that failed to start is not counted here either; one that left stays left.
       if (delta === 1) this.countLocally(topic, -1);
@@ -290,10 +301,10 @@ export class RedisEngine implements Engine {
     const options = { keys, arguments: args.map(String) };
     try {
       try {
-        return await this.commands.evalSha(script.sha, options);
+        return await this.commandReplies.guard(this.commands.evalSha(script.sha, options));
       } catch (error) {
         if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-        return await this.commands.eval(script.source, options);
+        return await this.commandReplies.guard(this.commands.eval(script.source, options));
       }
     } catch (error) {
       throw unavailable(error);
