@@ -12,48 +12,49 @@ import { EngineUnavailableError } from '../engine.js';
  * idempotency key).
  */
 export class ReplyWatchdog {
-  private waiting = 0;
+  /** How to fail each caller still waiting for a reply. */
+  private readonly waiting = new Set<(error: Error) => void>();
   /** When the last reply came, or when the first of the waiting commands was sent. */
   private lastProgress = 0;
-  private stall!: Promise<never>;
-  private failWaiting!: (error: Error) => void;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly timeoutMs: number) {
-    this.arm();
     this.timer = setInterval(() => this.check(), Math.max(10, Math.floor(timeoutMs / 4)));
     this.timer.unref();
   }
 
   /** The command's reply, or EngineUnavailableError once Redis has stayed silent for the timeout. */
   guard<T>(command: Promise<T>): Promise<T> {
-    if (this.waiting === 0) this.lastProgress = performance.now();
-    this.waiting += 1;
-    const settled = () => {
-      this.waiting -= 1;
-      this.lastProgress = performance.now();
-    };
-    command.then(settled, settled);
-    return Promise.race([command, this.stall]);
+    if (this.waiting.size === 0) this.lastProgress = performance.now();
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.add(reject);
+      command.then(
+        (reply) => {
+          this.replied(reject);
+          resolve(reply);
+        },
+        (error: unknown) => {
+          this.replied(reject);
+          reject(error);
+        },
+      );
+    });
   }
 
   stop(): void {
     clearInterval(this.timer);
   }
 
-  private check(): void {
-    if (this.waiting === 0 || performance.now() - this.lastProgress < this.timeoutMs) return;
-    const fail = this.failWaiting;
-    this.arm();
-    // Commands sent from now on get a whole timeout of their own.
+  private replied(caller: (error: Error) => void): void {
+    this.waiting.delete(caller);
     this.lastProgress = performance.now();
-    fail(new EngineUnavailableError(new Error(`Redis sent no reply for ${this.timeoutMs} ms`)));
   }
 
-  private arm(): void {
-    this.stall = new Promise<never>((_, reject) => {
-      this.failWaiting = reject;
-    });
-    this.stall.catch(() => {});
+  private check(): void {
+    if (this.waiting.size === 0 || performance.now() - this.lastProgress < this.timeoutMs) return;
+    const error = new EngineUnavailableError(new Error(`Redis sent no reply for ${this.timeoutMs} ms`));
+    for (const fail of this.waiting) fail(error);
+    // Commands sent from now on get a whole timeout of their own.
+    this.waiting.clear();
   }
 }
