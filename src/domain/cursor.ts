@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Position } from './events.js';
 
 /**
@@ -21,4 +22,22 @@ export function decodeCursor(cursor: string): Position | null {
   if (!Number.isSafeInteger(offset)) return null;
   if (match[1] === '' && offset !== 0) return null; // a stream with no epoch has no events
   return { epoch: match[1] ?? '', offset };
+}
+
+const EPOCH_BYTES = 6;
+let entropy = Buffer.alloc(0);
+let used = 0;
+
+/**
+ * A new random epoch: 48 bits, 8 base64url characters. The Redis engine offers one with every
+ * append (the append script keeps it only for a new stream), so the randomness is drawn 512
+ * epochs at a time rather than by a system call per append.
+ */
+export function randomEpoch(): string {
+  if (used + EPOCH_BYTES > entropy.length) {
+    entropy = randomBytes(EPOCH_BYTES * 512);
+    used = 0;
+  }
+  used += EPOCH_BYTES;
+  return entropy.toString('base64url', used - EPOCH_BYTES, used);
 }

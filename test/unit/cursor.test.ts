@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
+import { decodeCursor, encodeCursor, randomEpoch } from '../../src/domain/cursor.js';
 import type { Position } from '../../src/domain/events.js';
 
 /** base64url of an arbitrary decoded cursor text, to craft malformed cursors. */
@@ -82,5 +82,16 @@ describe('decodeCursor rejects malformed cursors', () => {
   it('should accept the empty epoch only together with offset 0', () => {
     expect(decodeCursor(raw(':0'))).toEqual({ epoch: '', offset: 0 });
     expect(decodeCursor(raw(':1'))).toBeNull();
+  });
+});
+
+describe('randomEpoch', () => {
+  it('should give distinct 8-character epochs that round-trip through a cursor, across refills of its pool', () => {
+    const epochs = Array.from({ length: 2000 }, () => randomEpoch());
+    expect(new Set(epochs).size).toBe(epochs.length);
+    for (const epoch of epochs) {
+      expect(epoch).toMatch(/^[A-Za-z0-9_-]{8}$/);
+      expect(decodeCursor(encodeCursor({ epoch, offset: 7 }))).toEqual({ epoch, offset: 7 });
+    }
   });
 });

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { encodeCursor } from '../../domain/cursor.js';
+import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import type { EventDraft, Position } from '../../domain/events.js';
 import {
   listenerEntry,
@@ -147,7 +146,7 @@ export class MemoryEngine implements Engine {
   private streamFor(topic: string, now: number): Stream {
     let stream = this.existingStream(topic);
     if (!stream) {
-      stream = new Stream(randomBytes(6).toString('base64url'), this.limits, now);
+      stream = new Stream(randomEpoch(), this.limits, now);
       this.streams.set(topic, stream);
     }
     return stream;

@@ -24,6 +24,8 @@ export class Presence {
   private flushSoon: NodeJS.Timeout | null = null;
   /** Per-diagnosis count changes of this turn of the event loop, written together at its end. */
   private counts = new Map<string, PendingCount>();
+  /** The count write in flight per diagnosis, if any. */
+  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly client: RedisClientType,
@@ -67,10 +69,21 @@ export class Presence {
     const batch = this.counts;
     this.counts = new Map();
     for (const [diagnosisId, { delta, waiters }] of batch) {
-      this.writeCount(diagnosisId, delta).then(
-        () => waiters.forEach((waiter) => waiter.resolve()),
-        (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
-      );
+      // One write per diagnosis at a time: an increment never lands between a count reaching
+      // zero and the removal that follows it.
+      const previous = this.writing.get(diagnosisId);
+      const write = previous
+        ? previous.then(() => this.writeCount(diagnosisId, delta), () => this.writeCount(diagnosisId, delta))
+        : this.writeCount(diagnosisId, delta);
+      this.writing.set(diagnosisId, write);
+      write
+        .then(
+          () => waiters.forEach((waiter) => waiter.resolve()),
+          (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
+        )
+        .finally(() => {
+          if (this.writing.get(diagnosisId) === write) this.writing.delete(diagnosisId);
+        });
     }
     this.changed();
   }
@@ -78,11 +91,15 @@ export class Presence {
   private async writeCount(diagnosisId: string, delta: number): Promise<void> {
     if (delta === 0) return;
     const { subscribers } = topicKeys(this.prefix, diagnosisId);
-    const count = await this.client.hIncrBy(subscribers, this.instanceId, delta);
-    if (count <= 0) {
-      await this.client.hDel(subscribers, this.instanceId);
-      await this.client.sRem(this.keys.diagnosesOf(this.instanceId), diagnosisId);
-    } else if (count - delta <= 0) await this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId);
+    const diagnoses = this.keys.diagnosesOf(this.instanceId);
+    if (delta > 0) {
+      // One round trip: adding a member that is already there changes nothing.
+      await Promise.all([this.client.hIncrBy(subscribers, this.instanceId, delta), this.client.sAdd(diagnoses, diagnosisId)]);
+      return;
+    }
+    if ((await this.client.hIncrBy(subscribers, this.instanceId, delta)) <= 0) {
+      await Promise.all([this.client.hDel(subscribers, this.instanceId), this.client.sRem(diagnoses, diagnosisId)]);
+    }
   }
 
   /** Live instances, their subscriptions, and the diagnoses with subscribers anywhere. */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createClient, type RedisClientType } from '@redis/client';
 import type { EventDraft, Position } from '../../domain/events.js';
 import {
@@ -13,7 +13,7 @@ import {
   type TopicStats,
   type Unlisten,
 } from '../engine.js';
-import { encodeCursor } from '../../domain/cursor.js';
+import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
 import { topicKeys } from './keys.js';
 import { Presence } from './presence.js';
@@ -139,7 +139,7 @@ export class RedisEngine implements Engine {
     const reply = (await this.run(
       SCRIPTS.append,
       [keys.meta, keys.history, keys.pending, keys.subscribers, idempotencyKey === null ? keys.meta : keys.idempotency(idempotencyKey), keys.channel],
-      [randomBytes(6).toString('base64url'), json, size, ttlMs, metaTtlMs, idempotencyTtlMs, '', idempotencyKey === null ? '0' : '1'],
+      [randomEpoch(), json, size, ttlMs, metaTtlMs, idempotencyTtlMs, '', idempotencyKey === null ? '0' : '1'],
     )) as [string, ...unknown[]];
     if (reply[0] === 'dup') return { ...decodeReceipt(reply[1] as string), duplicate: true };
     const [, epoch, offset, time, live] = reply as [string, string, number, number, number];
