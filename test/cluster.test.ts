@@ -360,12 +360,18 @@ describe.skipIf(!redisUrl)('a cluster of hub processes on Redis', () => {
       };
     }
 
-    it('should deliver a broadcast made while the subscriber connection to Redis was dropped', async () => {
-      const id = newId('pubsub-drop');
+    /** A resuming watcher on r1 that has received a first broadcast made on r2. */
+    async function watchedOnR1(id: string) {
       const watcher = watch(() => r1, id, { resume: true });
       await subscribersReach(r2, id, 1);
       const first = await broadcast(r2, id, 1);
       await watcher.until(() => watcher.events.length === 1, 5_000, 'the first event');
+      return { watcher, first };
+    }
+
+    it('should deliver a broadcast made while the subscriber connection to Redis was dropped', async () => {
+      const id = newId('pubsub-drop');
+      const { watcher, first } = await watchedOnR1(id);
 
       // r1's subscriber connection drops and stays away while r2 accepts a broadcast; nothing follows it.
       const missed = await whileSubscribersAreCutOff(redis.url, () => broadcast(r2, id, 2));
@@ -375,10 +381,7 @@ describe.skipIf(!redisUrl)('a cluster of hub processes on Redis', () => {
 
     it('should refuse broadcasts while Redis is frozen, and store a refused one once only when it is retried', async () => {
       const id = newId('redis-frozen');
-      const watcher = watch(() => r1, id, { resume: true });
-      await subscribersReach(r2, id, 1);
-      const first = await broadcast(r2, id, 1);
-      await watcher.until(() => watcher.events.length === 1, 5_000, 'the first event');
+      const { watcher, first } = await watchedOnR1(id);
       const input = { diagnosisId: id, feedbackId: 'fb-frozen', rating: 2, effectiveness: 0.5, idempotencyKey: `frozen-${id}` };
 
       redis.freeze(); // connections stay open, nothing is answered
