@@ -200,12 +200,13 @@ export class RedisEngine implements Engine {
         void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, state.onMessage).catch(() => {});
       }
     };
-    try {
-      await state.ready;
-      await this.count(topic, 1);
-    } catch (error) {
+    // The count only feeds receipts and status, so it is written alongside the subscription
+    // rather than after it: a new listener waits for one round trip, not two.
+    const [subscribed, counted] = await Promise.allSettled([state.ready, this.count(topic, 1)]);
+    if (subscribed.status === 'rejected' || counted.status === 'rejected') {
       release();
-      throw unavailable(error);
+      if (counted.status === 'fulfilled') void this.count(topic, -1).catch(() => {});
+      throw unavailable(subscribed.status === 'rejected' ? subscribed.reason : (counted as PromiseRejectedResult).reason);
     }
     let listening = true;
     return () => {
