@@ -84,7 +84,7 @@ export async function runIdle(ctx: BenchContext, server: ServerProcess, spec: Id
       connectionsPerSec: Math.round(connections.length / setupS),
       serverCpuUsPerConnection: round((cpu * 1e6) / connections.length, 1),
       rssBytesPerConnection: Math.round((rssAfter - rssBefore) / connections.length),
-    rssBytesPerSubscription7s: Math.round((rssLater - rssBefore) / spec.subscriptions),
+      rssBytesPerSubscription7s: Math.round((rssLater - rssBefore) / spec.subscriptions),
       ...(live !== null ? { statusSubscriptions: live } : {}),
     },
     errorSamples: [...opened.failures, ...collected.errorSamples].slice(0, 10),
