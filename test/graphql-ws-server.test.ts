@@ -1,0 +1,60 @@
+/**
+ * The graphql-transport-ws server on its own (transport/graphql-ws-server.ts): a real `ws`
+ * server on an ephemeral port, real clients.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { serveGraphqlWs } from '../src/transport/graphql-ws-server.js';
+import { forceGc } from './helpers/hostile.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** A server whose sockets are pinged every `keepAliveMs`; `served` holds weak references to its sockets. */
+async function serve(keepAliveMs: number) {
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false });
+  const served: Array<WeakRef<WebSocket>> = [];
+  const serverSide: Array<Promise<void>> = [];
+  wss.on('connection', (socket) => {
+    served.push(new WeakRef(socket));
+    serverSide.push(new Promise((resolve) => socket.once('close', () => resolve())));
+  });
+  const graphqlWs = serveGraphqlWs(wss, {
+    initTimeoutMs: 0,
+    keepAliveMs,
+    maxBufferedBytes: 1 << 20,
+    logger: pino({ level: 'silent' }),
+    onConnect: async () => ({}),
+    onStalled: () => {},
+    onSubscribe: async () => [],
+    onClose: () => {},
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  closers.push(async () => {
+    await graphqlWs.dispose();
+    await new Promise((resolve) => http.close(resolve));
+  });
+  return { url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}`, served, serverSide };
+}
+
+describe('graphql-ws server', () => {
+  it('should let a closed socket go at once, not hold it until its round of pings ends', async () => {
+    // Rounds of 2 s: the client is pinged within the first tick of one, then closes well before the next.
+    const server = await serve(2000);
+    const client = new WebSocket(server.url, 'graphql-transport-ws');
+    const pinged = new Promise<void>((resolve) => client.once('ping', () => resolve()));
+    await new Promise((resolve) => client.once('open', resolve));
+    await pinged;
+    expect(server.served[0]?.deref()).toBeInstanceOf(WebSocket);
+    client.close(1000);
+    await server.serverSide[0];
+    expect(forceGc()).toBe(true);
+    expect(server.served[0]?.deref()).toBeUndefined();
+  });
+});
