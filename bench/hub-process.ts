@@ -4,12 +4,14 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { track } from './lib/cleanup.js';
-import { cpuSeconds, cpuTimes, pinnedCommand, rssBytes } from './lib/proc.js';
+import { cpuSeconds, cpuTimes, openFiles, pinnedCommand, rssBytes } from './lib/proc.js';
 import { sleep } from './lib/stats.js';
 import { BENCH_SECRET } from './lib/tokens.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const GUARD = './bench/lib/orphan-guard.ts';
+/** Every server runs with these: the orphan guard, and the heap report behind heapAfterGc(). */
+const PRELOADS = ['--expose-gc', '--import', 'tsx', '--import', GUARD, '--import', './bench/lib/heap-on-request.ts'];
 
 export type ServerKind = 'hub' | 'reference';
 
@@ -29,6 +31,10 @@ export interface ServerProcess {
   /** User and system CPU seconds separately. */
   cpuTimes(): { user: number; system: number };
   rssBytes(): number;
+  /** Its open file descriptors: a closed client's socket is gone from here once the server let it go. */
+  openFiles(): number;
+  /** Heap in use after a full garbage collection, which this runs in the server (see lib/heap-on-request.ts). */
+  heapAfterGc(): Promise<number>;
   /** The last 20 kB of its stdout and stderr. */
   output(): string;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
@@ -116,7 +122,7 @@ export async function startHub(options: HubOptions): Promise<ServerProcess> {
   const env = hubEnv(port, options);
   // BENCH_HUB_PROFILE=<dir>: write a V8 CPU profile of every hub process there (for finding hot spots).
   const profile = process.env['BENCH_HUB_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_HUB_PROFILE']}`] : [];
-  return startServer('hub', port, [process.execPath, ...profile, '--import', 'tsx', '--import', GUARD, entry], env, options.core, '/graphql', env['REDIS_KEY_PREFIX'] ?? null);
+  return startServer('hub', port, [process.execPath, ...profile, ...PRELOADS, entry], env, options.core, '/graphql', env['REDIS_KEY_PREFIX'] ?? null);
 }
 
 export async function startReference(core: number | null): Promise<ServerProcess> {
@@ -124,7 +130,7 @@ export async function startReference(core: number | null): Promise<ServerProcess
   return startServer(
     'reference',
     port,
-    [process.execPath, '--import', 'tsx', '--import', GUARD, 'bench/reference-server.ts'],
+    [process.execPath, ...PRELOADS, 'bench/reference-server.ts'],
     { PORT: String(port), HOST: '127.0.0.1' },
     core,
     '/ws',
@@ -151,6 +157,17 @@ async function startServer(
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20_000);
   };
+  // Answers to heapAfterGc(), in the order asked.
+  const heapWaiters: Array<(bytes: number) => void> = [];
+  let stdoutLine = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdoutLine += chunk.toString();
+    for (let end = stdoutLine.indexOf('\n'); end >= 0; end = stdoutLine.indexOf('\n')) {
+      const report = /^bench-heap (-?\d+)$/.exec(stdoutLine.slice(0, end));
+      stdoutLine = stdoutLine.slice(end + 1);
+      if (report) heapWaiters.shift()?.(Number(report[1]));
+    }
+  });
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -169,7 +186,23 @@ async function startServer(
     cpuSeconds: () => cpuSeconds(pid),
     cpuTimes: () => cpuTimes(pid),
     rssBytes: () => rssBytes(pid),
+    openFiles: () => openFiles(pid),
     output: () => output,
+    heapAfterGc() {
+      return new Promise<number>((resolve, reject) => {
+        const answer = (bytes: number) => {
+          clearTimeout(timer);
+          if (bytes < 0) reject(new Error(`${kind} runs without --expose-gc`));
+          else resolve(bytes);
+        };
+        const timer = setTimeout(() => {
+          heapWaiters.splice(heapWaiters.indexOf(answer), 1);
+          reject(new Error(`${kind} did not report its heap within 30 s`));
+        }, 30_000);
+        heapWaiters.push(answer);
+        child.stdin?.write('heap\n');
+      });
+    },
     async stop(graceMs = 5000) {
       if (running()) child.kill('SIGTERM');
       const timer = setTimeout(() => running() && child.kill('SIGKILL'), graceMs);

@@ -2,7 +2,7 @@ import type { ServerProcess } from '../hub-process.js';
 import { NO_SAMPLES, percentiles, round, sleep, wallNow } from '../lib/stats.js';
 import type { ConnectionSpec } from '../protocol.js';
 import { publishBounded, publisherFor } from '../publisher.js';
-import { collect, expectedFrom, hubSubscriptions, openSubscriptions, prime, shardsFor, waitForDeliveries } from './common.js';
+import { closeClients, collect, expectedFrom, hubSubscriptions, openSubscriptions, prime, shardsFor, waitForDeliveries } from './common.js';
 import { diagnosisIds } from './fanout.js';
 import type { BenchContext, RunResult } from './types.js';
 
@@ -29,6 +29,7 @@ export async function runIdle(ctx: BenchContext, server: ServerProcess, spec: Id
   const shardCount = shardsFor(ctx, connections.length);
 
   await sleep(ctx.smoke ? 200 : 1000); // let the priming garbage go before the baseline
+  const filesBefore = server.openFiles();
   const rssBefore = server.rssBytes();
   const cpuBefore = server.cpuSeconds();
   const setupStarted = wallNow();
@@ -53,6 +54,7 @@ export async function runIdle(ctx: BenchContext, server: ServerProcess, spec: Id
   }
   await waitForDeliveries(ctx, shardCount, probed.length, 10_000);
   const collected = await collect(ctx, shardCount, expectedFrom(run.receipts), true);
+  const liveHeap = await heldBySubscriptions(ctx, server, filesBefore);
 
   return {
     scenario: spec.scenario,
@@ -85,8 +87,25 @@ export async function runIdle(ctx: BenchContext, server: ServerProcess, spec: Id
       serverCpuUsPerConnection: round((cpu * 1e6) / connections.length, 1),
       rssBytesPerConnection: Math.round((rssAfter - rssBefore) / connections.length),
       rssBytesPerSubscription7s: Math.round((rssLater - rssBefore) / spec.subscriptions),
+      ...(liveHeap !== null ? { heapBytesPerSubscription: Math.round(liveHeap / spec.subscriptions) } : {}),
       ...(live !== null ? { statusSubscriptions: live } : {}),
     },
     errorSamples: [...opened.failures, ...collected.errorSamples].slice(0, 10),
   };
+}
+
+/**
+ * Heap the subscriptions and their sockets hold: the heap after a full collection with them
+ * open, less the heap after one once every client's socket is gone from the server (its open
+ * files are back to the baseline's). Unlike RSS, this does not depend on how much garbage the
+ * collector had yet to reach. Null when the sockets linger.
+ */
+async function heldBySubscriptions(ctx: BenchContext, server: ServerProcess, filesBefore: number): Promise<number | null> {
+  const withThem = await server.heapAfterGc();
+  await closeClients(ctx);
+  for (let waited = 0; server.openFiles() > filesBefore; waited += 100) {
+    if (waited >= 30_000) return null;
+    await sleep(100);
+  }
+  return withThem - (await server.heapAfterGc());
 }
