@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type RedisClientType } from '@redis/client';
 import { Hub } from '../src/hub/hub.js';
-import type { EndReason } from '../src/hub/subscription.js';
+import type { EndListener } from '../src/hub/subscription.js';
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
 import { topicKeys } from '../src/engine/redis/keys.js';
@@ -192,8 +192,10 @@ function asGap(event: HubEvent | undefined): GapEvent {
   return event as GapEvent;
 }
 
-const noEnd = (reason: EndReason): void => {
-  throw new Error(`unexpected end: ${reason}`);
+const noEnd: EndListener = {
+  end(reason) {
+    throw new Error(`unexpected end: ${reason}`);
+  },
 };
 
 const hubOver = (engine: Engine) => new Hub({ engine, queueLimit: 100_000 });

@@ -18,9 +18,12 @@ afterEach(async () => {
 /** A server whose sockets are pinged every `keepAliveMs`; `served` holds weak references to its sockets. */
 async function serve(keepAliveMs: number) {
   const http = createServer();
-  const wss = new WebSocketServer({ server: http, perMessageDeflate: false });
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false });
   const served: Array<WeakRef<WebSocket>> = [];
   const serverSide: Array<Promise<void>> = [];
+  /** Peer id and close code, as onOpen and onClose saw them. */
+  const opened: number[] = [];
+  const closed: Array<[number, number]> = [];
   wss.on('connection', (socket) => {
     served.push(new WeakRef(socket));
     serverSide.push(new Promise((resolve) => socket.once('close', () => resolve())));
@@ -33,14 +36,15 @@ async function serve(keepAliveMs: number) {
     onConnect: async () => ({}),
     onStalled: () => {},
     onSubscribe: async () => [],
-    onClose: () => {},
+    onOpen: ({ id }) => opened.push(id),
+    onClose: ({ id }, _state, code) => closed.push([id, code]),
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   closers.push(async () => {
-    await graphqlWs.dispose();
+    await graphqlWs.dispose(1000);
     await new Promise((resolve) => http.close(resolve));
   });
-  return { url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}`, served, serverSide };
+  return { url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}`, served, serverSide, opened, closed, graphqlWs };
 }
 
 describe('graphql-ws server', () => {
@@ -56,5 +60,22 @@ describe('graphql-ws server', () => {
     await server.serverSide[0];
     expect(forceGc()).toBe(true);
     expect(server.served[0]?.deref()).toBeUndefined();
+  });
+
+  it('should tell onClose each socket once, with its code, and close every socket with 1001 on dispose', async () => {
+    const server = await serve(0);
+    const clients = [0, 1, 2].map(() => new WebSocket(server.url, 'graphql-transport-ws'));
+    await Promise.all(clients.map((client) => new Promise((resolve) => client.once('open', resolve))));
+    const first = clients[0]!;
+    first.close(4000, 'bye');
+    await server.serverSide[0];
+    expect(server.opened).toHaveLength(3);
+    expect(server.closed).toEqual([[server.opened[0], 4000]]);
+
+    const codes = clients.slice(1).map((client) => new Promise<number>((resolve) => client.once('close', resolve)));
+    await server.graphqlWs.dispose(1000);
+    expect(await Promise.all(codes)).toEqual([1001, 1001]);
+    expect(server.closed.map(([, code]) => code)).toEqual([4000, 1001, 1001]);
+    expect(new Set(server.closed.map(([id]) => id))).toEqual(new Set(server.opened));
   });
 });

@@ -135,39 +135,27 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
     this.group = group;
   }
 
-  /**
-   * Results go to `sink` in event order: at once while they are computed synchronously (the
-   * schema's event fields are), otherwise each after the one before it. A source that cannot
-   * push is pulled for the sink.
-   */
+  /** Results go to `sink` through a GroupSink; a source that cannot push is pulled for it. */
   [PUSH](sink: PushSink<ExecutionResult>): void {
     const source = this.source;
     if (!isPushable(source)) return pullTo(this, sink);
-    let chain: Promise<void> | null = null;
-    const after = (step: () => void) => {
-      chain = (chain ?? Promise.resolve()).then(step);
-    };
-    source[PUSH]({
-      next: (event) => {
-        if (!this.group) return;
-        const result = this.group.resultFor(event);
-        if (chain || result instanceof Promise) {
-          after(async () => {
-            const value = await result;
-            if (this.group) sink.next(value);
-          });
-        } else sink.next(result);
-      },
-      end: (error) => {
-        const end = () => {
-          if (!this.group) return;
-          this.leave();
-          sink.end(error === undefined ? undefined : this.mask(error));
-        };
-        if (chain) after(end);
-        else end();
-      },
-    });
+    source[PUSH](new GroupSink(this, sink));
+  }
+
+  get isOpen(): boolean {
+    return this.group !== null;
+  }
+
+  /** The group's result for `event`; null once the stream has ended. */
+  resultFor(event: unknown): Result | null {
+    return this.group ? this.group.resultFor(event) : null;
+  }
+
+  /** The source ended by itself: leaves the group and ends `sink`, once. */
+  finish(sink: PushSink<ExecutionResult>, error: unknown): void {
+    if (!this.group) return;
+    this.leave();
+    sink.end(error === undefined ? undefined : this.mask(error));
   }
 
   next(): Promise<IteratorResult<ExecutionResult>> {
@@ -204,6 +192,40 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
     this.group?.leave();
     this.group = null;
     return { value: undefined, done: true };
+  }
+}
+
+/**
+ * What a pushing source hands a GroupStream's events to (an object rather than closures: every
+ * idle subscription holds one). Results go to `sink` in event order: at once while they are
+ * computed synchronously (the schema's event fields are), otherwise each after the one before.
+ */
+class GroupSink implements PushSink<unknown> {
+  private chain: Promise<void> | null = null;
+
+  constructor(
+    private readonly stream: GroupStream,
+    private readonly sink: PushSink<ExecutionResult>,
+  ) {}
+
+  next(event: unknown): void {
+    const result = this.stream.resultFor(event);
+    if (result === null) return;
+    if (this.chain || result instanceof Promise) {
+      this.after(async () => {
+        const value = await result;
+        if (this.stream.isOpen) this.sink.next(value);
+      });
+    } else this.sink.next(result);
+  }
+
+  end(error?: unknown): void {
+    if (this.chain) this.after(() => this.stream.finish(this.sink, error));
+    else this.stream.finish(this.sink, error);
+  }
+
+  private after(step: () => void | Promise<void>): void {
+    this.chain = (this.chain ?? Promise.resolve()).then(step);
   }
 }
 

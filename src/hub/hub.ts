@@ -3,7 +3,7 @@ import { asReplayed, type EventDraft, type HubEvent, type Position } from '../do
 import type { AppendResult, Engine } from '../engine/engine.js';
 import { noMetrics, type HubMetrics } from '../metrics.js';
 import { gapEvent, planResume } from './replay.js';
-import { openSubscription, type EndReason } from './subscription.js';
+import { openSubscription, type EndListener, type SubscriptionSettings } from './subscription.js';
 
 import { EngineUnavailableError } from '../engine/engine.js';
 
@@ -51,15 +51,15 @@ export interface HubOptions {
  */
 export class Hub {
   private readonly engine: Engine;
-  private readonly queueLimit: number;
   private readonly now: () => Date;
   private readonly metrics: HubMetrics;
+  private readonly subscriptions: SubscriptionSettings;
 
   constructor({ engine, queueLimit, now = () => new Date(), metrics = noMetrics }: HubOptions) {
     this.engine = engine;
-    this.queueLimit = queueLimit;
     this.now = now;
     this.metrics = metrics;
+    this.subscriptions = { engine, queueLimit, now, metrics };
   }
 
   get backend(): string {
@@ -89,23 +89,11 @@ export class Hub {
 
   /**
    * Live updates of a diagnosis: replay after `after` (or the pending events when it is null),
-   * then live events, each exactly once and in order. `onEnd` is told when the hub ends the
+   * then live events, each exactly once and in order. `listener` is told when the hub ends the
    * subscription itself (slow consumer, history unavailable).
    */
-  subscribe(
-    diagnosisId: string,
-    after: Position | null,
-    onEnd: (reason: EndReason) => void,
-  ): Promise<AsyncIterableIterator<HubEvent>> {
-    return this.counted(openSubscription({
-      engine: this.engine,
-      diagnosisId,
-      after,
-      queueLimit: this.queueLimit,
-      onEnd,
-      now: this.now,
-      metrics: this.metrics,
-    }));
+  subscribe(diagnosisId: string, after: Position | null, listener: EndListener): Promise<AsyncIterableIterator<HubEvent>> {
+    return this.counted(openSubscription(this.subscriptions, diagnosisId, after, listener));
   }
 
   async status(local: LocalCounts): Promise<StatusRoot> {

@@ -14,8 +14,8 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
   private sink: PushSink<T> | null = null;
   private ended = false;
 
-  /** @param onEnd runs once, when the queue ends for any reason. */
-  constructor(private readonly onEnd: () => void) {}
+  /** @param onEnd runs once, when the queue ends for any reason (see also `whenEnded`). */
+  constructor(private readonly onEnd?: () => void) {}
 
   /** Items queued and not yet taken. */
   get size(): number {
@@ -48,8 +48,13 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
     for (const resolve of waiting) resolve({ value: undefined, done: true });
     const sink = this.sink;
     this.sink = null;
-    this.onEnd();
+    this.whenEnded();
     sink?.end();
+  }
+
+  /** Runs once, when the queue ends for any reason; a subclass may take this instead of `onEnd`. */
+  protected whenEnded(): void {
+    this.onEnd?.();
   }
 
   [PUSH](sink: PushSink<T>): void {

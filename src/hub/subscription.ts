@@ -8,15 +8,16 @@ import { SubscriberQueue } from './subscriber-queue.js';
 /** Why the hub ended a subscription on its own. The client should resume from its last cursor. */
 export type EndReason = 'slow-consumer' | 'history-unavailable';
 
-export interface SubscriptionOptions {
+/** Told once when the hub ends a subscription itself; the transport closes accordingly. */
+export interface EndListener {
+  end(reason: EndReason): void;
+}
+
+/** What every subscription of a hub shares (one object, not a copy per subscription). */
+export interface SubscriptionSettings {
   readonly engine: Engine;
-  readonly diagnosisId: string;
-  /** Resume after this position; null claims the pending events instead. */
-  readonly after: Position | null;
   /** Live events a subscriber may have queued beyond its initial replay before it is ended. */
   readonly queueLimit: number;
-  /** Called once when the hub ends the subscription itself; the transport closes accordingly. */
-  readonly onEnd: (reason: EndReason) => void;
   readonly now: () => Date;
   readonly metrics: HubMetrics;
 }
@@ -25,18 +26,26 @@ type Sync = Extract<ResumePlan, { ahead: false }>;
 
 /**
  * Opens a subscription: listen first, then read history, then merge what arrived meanwhile,
- * so nothing falls between history and live and nothing is delivered twice. Rejects with
- * BAD_USER_INPUT when `after` is ahead of the stream.
+ * so nothing falls between history and live and nothing is delivered twice. `after` resumes
+ * after that position; null claims the pending events instead. Rejects with BAD_USER_INPUT
+ * when `after` is ahead of the stream.
  */
-export async function openSubscription(options: SubscriptionOptions): Promise<AsyncIterableIterator<HubEvent>> {
-  const subscription = new Subscription(options);
-  await subscription.start();
-  return subscription.queue;
+export async function openSubscription(
+  settings: SubscriptionSettings,
+  diagnosisId: string,
+  after: Position | null,
+  listener: EndListener,
+): Promise<AsyncIterableIterator<HubEvent>> {
+  const subscription = new Subscription(settings, diagnosisId, listener);
+  await subscription.start(after);
+  return subscription;
 }
 
-/** The engine's listener for its diagnosis, and the producer of the subscriber's queue. */
-class Subscription implements EventListener {
-  readonly queue: SubscriberQueue<HubEvent>;
+/**
+ * The engine's listener for its diagnosis, and the subscriber's queue that it fills: one object
+ * per idle subscription rather than several.
+ */
+class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
   /** Position of the newest event this subscriber has been given. */
   private last: Position = { epoch: '', offset: 0 };
   /** Live events held back while history is being read; null when live events flow straight through. */
@@ -44,12 +53,20 @@ class Subscription implements EventListener {
   private unlisten: Unlisten = () => {};
   private overflowAt = Number.POSITIVE_INFINITY;
 
-  constructor(private readonly options: SubscriptionOptions) {
-    this.queue = new SubscriberQueue(() => this.unlisten());
+  constructor(
+    private readonly settings: SubscriptionSettings,
+    private readonly diagnosisId: string,
+    private readonly listener: EndListener,
+  ) {
+    super();
   }
 
-  async start(): Promise<void> {
-    const { engine, diagnosisId, after } = this.options;
+  protected override whenEnded(): void {
+    this.unlisten();
+  }
+
+  async start(after: Position | null): Promise<void> {
+    const { settings: { engine }, diagnosisId } = this;
     this.unlisten = await engine.listen(diagnosisId, this);
     const arrivedBeforeRead = this.buffer?.length ?? 0;
     try {
@@ -68,10 +85,10 @@ class Subscription implements EventListener {
         this.apply({ ahead: false, gap: null, events: window.events, last });
       }
     } catch (error) {
-      this.queue.end();
+      this.end();
       throw error;
     }
-    this.overflowAt = this.options.queueLimit + this.queue.size;
+    this.overflowAt = this.settings.queueLimit + this.size;
     this.drain(after ? arrivedBeforeRead : 0);
     if (this.buffer) void this.catchUp();
   }
@@ -99,14 +116,14 @@ class Subscription implements EventListener {
 
   /** Re-reads history after the last delivered position to fill a hole in the live sequence. */
   private async catchUp(): Promise<void> {
-    const { engine, diagnosisId } = this.options;
-    while (this.buffer && !this.queue.isEnded) {
+    const { settings: { engine }, diagnosisId } = this;
+    while (this.buffer && !this.isEnded) {
       const arrivedBeforeRead = this.buffer.length;
       let plan: ResumePlan;
       try {
         plan = planResume(this.last, await engine.read(diagnosisId, this.last, Number.MAX_SAFE_INTEGER));
       } catch {
-        this.end('history-unavailable');
+        this.endFor('history-unavailable');
         return;
       }
       if (!plan.ahead) this.apply(plan);
@@ -115,12 +132,12 @@ class Subscription implements EventListener {
   }
 
   private apply(plan: Sync): void {
-    const { diagnosisId, now, metrics } = this.options;
+    const { settings: { now, metrics }, diagnosisId } = this;
     if (plan.gap) {
-      this.queue.push(gapEvent(diagnosisId, plan.gap.reason, plan.gap.position, now()));
+      this.push(gapEvent(diagnosisId, plan.gap.reason, plan.gap.position, now()));
       metrics.gap(plan.gap.reason);
     }
-    for (const event of plan.events) this.queue.push(asReplayed(event));
+    for (const event of plan.events) this.push(asReplayed(event));
     metrics.replayed(plan.events.length);
     this.last = plan.last;
   }
@@ -146,9 +163,9 @@ class Subscription implements EventListener {
 
   private deliver(event: StoredEvent): void {
     this.last = event.position;
-    this.queue.push(event);
-    this.options.metrics.delivered(event);
-    if (this.queue.size > this.overflowAt) this.end('slow-consumer');
+    this.push(event);
+    this.settings.metrics.delivered(event);
+    if (this.size > this.overflowAt) this.endFor('slow-consumer');
   }
 
   /**
@@ -156,9 +173,9 @@ class Subscription implements EventListener {
    * ends: a consumer that is pushed to learns of the end synchronously, and must not take it for
    * a normal completion while its connection is still open.
    */
-  private end(reason: EndReason): void {
-    if (this.queue.isEnded) return;
-    this.options.onEnd(reason);
-    this.queue.end();
+  private endFor(reason: EndReason): void {
+    if (this.isEnded) return;
+    this.listener.end(reason);
+    this.end();
   }
 }

@@ -13,7 +13,7 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { HubCloseCode } from '../errors.js';
-import { drainTo } from '../hub/push.js';
+import { drainTo, type PushSink } from '../hub/push.js';
 import { resultBytes } from './result-json.js';
 import { textFrame } from './ws-frame.js';
 
@@ -25,6 +25,8 @@ export type Operation = () => Promise<OperationOutcome>;
 
 /** One open socket as the hooks see it. */
 export interface Peer {
+  /** A number for logs, unique within the process. */
+  readonly id: number;
   readonly socket: WebSocket;
   /** Operations running on this socket, including the one being subscribed. */
   readonly operations: number;
@@ -43,12 +45,17 @@ export interface GraphqlWsOptions<S> {
    * closes the socket itself returns false too.
    */
   onConnect(peer: Peer, params: Record<string, unknown> | undefined): Promise<S | false>;
+  /** A socket was accepted (before its protocol is checked). */
+  onOpen(peer: Peer): void;
   /** A socket was closed because its reader stopped (1013). */
   onStalled(): void;
   /** `subscribe`: the operation to run, or the errors to answer with. */
   onSubscribe(peer: Peer, state: S, payload: SubscribePayload): Promise<Operation | readonly GraphQLError[]>;
-  /** The socket closed; runs once, after every operation on it has been ended. */
-  onClose(state: S | undefined): void;
+  /**
+   * The socket closed, with `code`; runs once for every socket `onOpen` saw, after every
+   * operation on it has been ended. `state` is undefined when it was never accepted.
+   */
+  onClose(peer: Peer, state: S | undefined, code: number): void;
 }
 
 /**
@@ -60,36 +67,101 @@ export interface GraphqlWsOptions<S> {
  * reader has stopped shows up as a growing write buffer and is closed with 1013 (try again
  * later: resume from the last cursor) before it can hold more than `maxBufferedBytes`.
  * Failures are logged with ids and messages only, never frames.
+ *
+ * An idle socket's own state is kept small, since there can be tens of thousands: `ws` does not
+ * track clients (the open set here does), the socket's listeners are shared functions that find
+ * its Connection through a symbol, and each subscription's sink is one object.
  */
 export function serveGraphqlWs<S>(wss: WebSocketServer, options: GraphqlWsOptions<S>) {
   // Results are written as whole frames (ws-frame.ts), which no extension may transform.
   if (wss.options.perMessageDeflate) throw new Error('serveGraphqlWs needs a WebSocketServer without perMessageDeflate');
+  if (wss.clients) throw new Error('serveGraphqlWs tracks its sockets itself: create the WebSocketServer with clientTracking: false');
   wss.options.handleProtocols = handleProtocols;
   wss.on('error', (err) => options.logger.error({ err: err.message }, 'websocket server error'));
   const open = new Set<Connection<S>>();
   // The upgrade request is not kept: an idle subscription should cost little more than its socket.
   wss.on('connection', (socket) => new Connection(socket, options, open));
   const heartbeat = startHeartbeat(open, options.keepAliveMs);
+  let disposed: Promise<void> | null = null;
   return {
-    /** Sends 1001 to every socket and stops accepting new ones. */
-    async dispose(): Promise<void> {
-      clearInterval(heartbeat);
-      for (const socket of wss.clients) socket.close(1001, 'Going away');
-      await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
+    /**
+     * Sends 1001 to every socket and stops accepting new ones. A peer that has not answered the
+     * close within `graceMs` (it stopped reading) is cut off, so one stuck client cannot hold
+     * up shutdown. Later calls wait for the first.
+     */
+    dispose(graceMs: number): Promise<void> {
+      disposed ??= closeAll(wss, open, heartbeat, graceMs);
+      return disposed;
     },
   };
 }
 
+async function closeAll(wss: WebSocketServer, open: ReadonlySet<Connection<unknown>>, heartbeat: NodeJS.Timeout | undefined, graceMs: number): Promise<void> {
+  clearInterval(heartbeat);
+  const connections = [...open];
+  const closing = connections.map(({ socket }) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+  for (const { socket } of connections) socket.close(1001, 'Going away');
+  const stopped = new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+  await Promise.race([Promise.all(closing), grace]);
+  clearTimeout(timer);
+  for (const { socket } of open) socket.terminate();
+  await Promise.all([stopped, ...closing]);
+}
+
+/** Where a socket's shared listeners find its Connection. */
+const CONNECTION = Symbol('connection');
+type Served = WebSocket & { [CONNECTION]: Connection<unknown> };
+const connectionOf = (socket: WebSocket) => (socket as Served)[CONNECTION];
+let lastId = 0;
+
+function onSocketClose(this: WebSocket, code: number): void {
+  connectionOf(this).onClose(code);
+}
+function onSocketMessage(this: WebSocket, data: unknown): void {
+  connectionOf(this).receive(String(data));
+}
+function onSocketPong(this: WebSocket): void {
+  connectionOf(this).alive = true;
+}
+function onSocketError(this: WebSocket, err: Error): void {
+  connectionOf(this).logError(err);
+}
+
+/** What a subscription's results are pushed to: writes each as a frame on its connection. */
+class Running implements PushSink<ExecutionResult> {
+  /** The frame's start up to the payload (see nextPrefix), built once. */
+  readonly prefix: string;
+
+  constructor(
+    private readonly connection: Connection<unknown>,
+    readonly id: string,
+    readonly stream: AsyncIterator<ExecutionResult>,
+  ) {
+    this.prefix = nextPrefix(id);
+  }
+
+  next(result: ExecutionResult): void {
+    this.connection.deliver(this, result);
+  }
+
+  end(error?: unknown): void {
+    this.connection.finish(this, error);
+  }
+}
+
 class Connection<S> implements Peer {
+  readonly id = (lastId += 1);
   private initReceived = false;
   private state: S | undefined;
-  /** Operation id → its result stream (null while it is being set up). */
-  private readonly running = new Map<string, AsyncIterator<ExecutionResult> | null>();
+  /** Operation id → what its results go to (null while it is being set up). */
+  private readonly running = new Map<string, Running | null>();
   private initTimer: NodeJS.Timeout | undefined;
   /** The TCP socket while a subscription's first results are handed over in one corked batch. */
   private batch: Duplex | null = null;
   /** Whether the peer answered the last ping. */
-  private alive = true;
+  alive = true;
   private closed = false;
 
   constructor(
@@ -97,28 +169,33 @@ class Connection<S> implements Peer {
     private readonly options: GraphqlWsOptions<S>,
     private readonly open: Set<Connection<S>>,
   ) {
-    socket.on('error', (err) => options.logger.info({ err: err.message }, 'websocket error'));
-    socket.once('close', () => this.onClose());
+    (socket as Served)[CONNECTION] = this as Connection<unknown>;
+    open.add(this);
+    options.onOpen(this);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose); // emitted once
     if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
       socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
     if (options.initTimeoutMs > 0 && Number.isFinite(options.initTimeoutMs)) {
-      this.initTimer = setTimeout(
-        () => socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout'),
-        options.initTimeoutMs,
-      );
+      this.initTimer = setTimeout(closeUninitialised, options.initTimeoutMs, socket);
     }
-    open.add(this);
-    socket.on('pong', () => (this.alive = true));
-    socket.on('message', (data) => {
-      this.onMessage(String(data)).catch((err: unknown) => this.fail(err));
-    });
+    socket.on('pong', onSocketPong);
+    socket.on('message', onSocketMessage);
+  }
+
+  receive(data: string): void {
+    this.onMessage(data).catch((err: unknown) => this.fail(err));
+  }
+
+  logError(err: Error): void {
+    this.options.logger.info({ connection: this.id, err: err.message }, 'websocket error');
   }
 
   /** Something of ours threw while serving the socket: log it and close with 1011. */
   private fail(err: unknown): void {
-    this.options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'websocket message failed');
+    this.options.logger.error({ connection: this.id, err: err instanceof Error ? err.message : String(err) }, 'websocket message failed');
     this.socket.close(CloseCode.InternalServerError, 'Internal server error');
   }
 
@@ -150,9 +227,9 @@ class Connection<S> implements Peer {
       case MessageType.Subscribe:
         return this.onSubscribe(message.id, message.payload);
       case MessageType.Complete: {
-        const stream = this.running.get(message.id);
+        const running = this.running.get(message.id);
         this.running.delete(message.id);
-        await stream?.return?.();
+        await running?.stream.return?.();
         return;
       }
       default:
@@ -192,8 +269,9 @@ class Connection<S> implements Peer {
           await stream.return?.();
           return;
         }
-        this.running.set(id, stream);
-        this.pump(id, stream);
+        const running = new Running(this as Connection<unknown>, id, stream);
+        this.running.set(id, running);
+        this.pump(running);
         streaming = true;
         return;
       }
@@ -209,14 +287,13 @@ class Connection<S> implements Peer {
    * the broadcast that stored its event, with no promise per delivery; nothing may throw back
    * into it. Any other stream is pulled.
    */
-  private pump(id: string, stream: AsyncIterator<ExecutionResult>): void {
-    const prefix = nextPrefix(id);
+  private pump(running: Running): void {
     // What the stream hands over at once (a replay, pushed as soon as the sink is attached)
     // leaves in one write, as soon as it has been handed over.
     this.batch = tcpOf(this.socket) ?? null;
     this.batch?.cork();
     try {
-      this.drain(id, prefix, stream);
+      drainTo(running.stream, running);
     } finally {
       this.endBatch();
     }
@@ -228,27 +305,27 @@ class Connection<S> implements Peer {
     tcp?.uncork();
   }
 
-  private drain(id: string, prefix: string, stream: AsyncIterator<ExecutionResult>): void {
-    drainTo(stream, {
-      next: (result) => {
-        if (this.running.get(id) !== stream) return; // completed or closed meanwhile
-        try {
-          this.sendNext(prefix, result);
-        } catch (err) {
-          this.fail(err);
-        }
-      },
-      end: (error) => {
-        if (this.running.get(id) !== stream) return;
-        this.running.delete(id);
-        try {
-          if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
-          else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
-        } catch (err) {
-          this.fail(err);
-        }
-      },
-    });
+  /** A result of `running`'s stream. */
+  deliver(running: Running, result: ExecutionResult): void {
+    if (this.running.get(running.id) !== running) return; // completed or closed meanwhile
+    try {
+      this.sendNext(running.prefix, result);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** `running`'s stream ended by itself. */
+  finish(running: Running, error: unknown): void {
+    const { id } = running;
+    if (this.running.get(id) !== running) return;
+    this.running.delete(id);
+    try {
+      if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
+      else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
+    } catch (err) {
+      this.fail(err);
+    }
   }
 
   /** A result's frame goes straight to the TCP socket, built around the result's shared JSON (see ws-frame.ts). */
@@ -289,19 +366,19 @@ class Connection<S> implements Peer {
     }
   }
 
-  private onClose(): void {
+  onClose(code: number): void {
     if (this.closed) return;
     this.closed = true;
     this.open.delete(this);
     clearTimeout(this.initTimer);
     this.endOperations();
-    this.options.onClose(this.state);
+    this.options.onClose(this, this.state, code);
   }
 
   private endOperations(): void {
-    const streams = [...this.running.values()];
+    const running = [...this.running.values()];
     this.running.clear();
-    for (const stream of streams) void stream?.return?.();
+    for (const operation of running) void operation?.stream.return?.();
   }
 }
 
@@ -370,6 +447,10 @@ function startHeartbeat(open: ReadonlySet<Connection<unknown>>, periodMs: number
       step.value.heartbeat();
     }
   }, periodMs / HEARTBEAT_SLICES).unref();
+}
+
+function closeUninitialised(socket: WebSocket): void {
+  socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
 }
 
 function nextPrefix(id: string): string {

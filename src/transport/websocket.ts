@@ -1,11 +1,10 @@
 import type { Server } from 'node:http';
 import { CloseCode } from 'graphql-ws';
-import { randomUUID } from 'node:crypto';
 import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { fromConnectionParams } from '../auth/extract-token.js';
-import type { AuthState } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import type { Authenticate } from '../auth/verifier.js';
 import { HubCloseCode } from '../errors.js';
 import type { Config } from '../config.js';
@@ -26,15 +25,6 @@ export interface WebSocketDeps {
   readonly limits: Config['limits'];
 }
 
-/** An accepted connection's state. */
-type SocketState = {
-  readonly auth: AuthState;
-  readonly transport: Transport;
-  readonly expiry: NodeJS.Timeout;
-  /** Releases this socket's place in the per-subject connection count. */
-  readonly release: () => void;
-};
-
 const END_REASONS: Record<EndReason, string> = {
   'slow-consumer': 'Slow consumer: resume from your last cursor',
   'history-unavailable': 'History unavailable: resume from your last cursor',
@@ -47,39 +37,37 @@ const END_REASONS: Record<EndReason, string> = {
  * the token's expiry on an open socket.
  */
 export function attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.wsMaxPayloadBytes, perMessageDeflate: false });
-  const perSubject = new Map<string, number>();
-  wss.on('connection', (socket) => {
-    connections.webSockets += 1;
-    const id = randomUUID().slice(0, 8);
-    logger.debug({ connection: id }, 'websocket opened');
-    socket.once('close', (code) => {
-      connections.webSockets -= 1;
-      metrics.closed(code);
-      logger.debug({ connection: id, code }, 'websocket closed');
-    });
+  const wss = new WebSocketServer({
+    server,
+    path: GRAPHQL_PATH,
+    maxPayload: limits.wsMaxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false, // serveGraphqlWs keeps the open set
   });
+  const perSubject = new Map<string, number>();
 
   /** Counts a socket against its subject; false when the subject is at its limit. */
-  const admit = (subject: string): (() => void) | null => {
+  const admit = (subject: string): boolean => {
     const open = perSubject.get(subject) ?? 0;
-    if (open >= limits.maxConnectionsPerSubject) return null;
+    if (open >= limits.maxConnectionsPerSubject) return false;
     perSubject.set(subject, open + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (perSubject.get(subject) ?? 1) - 1;
-      if (left > 0) perSubject.set(subject, left);
-      else perSubject.delete(subject);
-    };
+    return true;
+  };
+  const release = (subject: string): void => {
+    const left = (perSubject.get(subject) ?? 1) - 1;
+    if (left > 0) perSubject.set(subject, left);
+    else perSubject.delete(subject);
   };
 
-  const graphqlWs = serveGraphqlWs<SocketState>(wss, {
+  const graphqlWs = serveGraphqlWs<WsSession>(wss, {
     initTimeoutMs: limits.wsInitTimeoutMs,
     keepAliveMs: limits.keepAliveMs,
     maxBufferedBytes: limits.wsMaxBufferedBytes,
     logger,
+    onOpen: ({ id }) => {
+      connections.webSockets += 1;
+      logger.debug({ connection: id }, 'websocket opened');
+    },
     onConnect: async ({ socket }, params) => {
       const auth = await authenticate(fromConnectionParams(params));
       if (!auth.principal) {
@@ -89,23 +77,22 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
       }
       // The socket may have closed while the token was verified.
       if (socket.readyState !== socket.OPEN) return false;
-      const release = admit(auth.principal.subject);
-      if (!release) {
+      if (!admit(auth.principal.subject)) {
         socket.close(HubCloseCode.TooManyConnections, 'Too many connections for this token subject');
         return false;
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
-      return {
-        auth,
-        release,
-        transport: new WsTransport(socket, connections),
-        expiry: setTimeout(() => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), timerDelay(auth.principal.expiresAt)),
-      };
+      return new WsSession(socket, auth, connections);
     },
     onStalled: () => connections.slowConsumer(),
-    onClose: (state) => {
-      clearTimeout(state?.expiry);
-      state?.release();
+    onClose: ({ id }, session, code) => {
+      if (session) {
+        clearTimeout(session.expiry);
+        release(session.auth.principal.subject);
+      }
+      connections.webSockets -= 1;
+      metrics.closed(code);
+      logger.debug({ connection: id, code }, 'websocket closed');
     },
     onSubscribe: async ({ socket, operations }, state, params) => {
       // The new operation is already counted.
@@ -120,7 +107,7 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
         socket,
         params,
         auth: state.auth,
-        transport: state.transport,
+        transport: state,
       });
       let document;
       try {
@@ -150,23 +137,24 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
      * A client that does not answer the close within `graceMs` (it stopped reading) is cut off,
      * so one stuck client cannot hold up shutdown.
      */
-    async close(graceMs = 1000): Promise<void> {
-      const closing = [...wss.clients].map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
-      const disposed = graphqlWs.dispose(); // sends 1001 to every socket, then closes the server
-      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-      await Promise.race([Promise.all(closing), grace]);
-      for (const socket of wss.clients) socket.terminate();
-      await disposed;
+    close(graceMs = 1000): Promise<void> {
+      return graphqlWs.dispose(graceMs);
     },
   };
 }
 
-/** A socket's transport (a class: every idle socket holds one). */
-class WsTransport implements Transport {
+/** An accepted socket's state, and its transport (one object: every idle socket holds one). */
+class WsSession implements Transport {
+  /** Closes the socket with 4403 when its token expires. */
+  readonly expiry: NodeJS.Timeout;
+
   constructor(
     private readonly socket: WebSocket,
+    readonly auth: { readonly principal: Principal },
     private readonly connections: Connections,
-  ) {}
+  ) {
+    this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
+  }
 
   track<T>(events: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
     return events;
@@ -178,3 +166,6 @@ class WsTransport implements Transport {
   }
 }
 
+function closeExpired(socket: WebSocket): void {
+  socket.close(CloseCode.Forbidden, 'Forbidden: token expired');
+}

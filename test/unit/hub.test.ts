@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
 import { GraphQLError } from 'graphql';
 import { Hub, type Receipt } from '../../src/hub/hub.js';
-import type { EndReason } from '../../src/hub/subscription.js';
+import type { EndListener, EndReason } from '../../src/hub/subscription.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import type { HistoryLimits } from '../../src/engine/engine.js';
@@ -93,8 +93,10 @@ describe('Hub over the memory engine', () => {
     return receipts;
   };
 
-  const noEnd = (reason: EndReason): void => {
-    throw new Error(`unexpected end: ${reason}`);
+  const noEnd: EndListener = {
+    end(reason) {
+      throw new Error(`unexpected end: ${reason}`);
+    },
   };
 
   beforeEach(() => {
@@ -428,7 +430,7 @@ describe('Hub over the memory engine', () => {
     it('should end a slow consumer and release its listener', async () => {
       makeHub({}, 10);
       const onEnd = vi.fn<(reason: EndReason) => void>();
-      const iterator = await hub.subscribe(D, null, onEnd);
+      const iterator = await hub.subscribe(D, null, { end: onEnd });
       expect((await engine.stats()).subscriptions).toBe(1);
 
       await publishMany(50);
@@ -443,7 +445,7 @@ describe('Hub over the memory engine', () => {
       makeHub({}, 10);
       await publishMany(20); // pending: replayed on subscribe, not counted against the limit
       const onEnd = vi.fn<(reason: EndReason) => void>();
-      const iterator = await hub.subscribe(D, null, onEnd);
+      const iterator = await hub.subscribe(D, null, { end: onEnd });
       expect(queued(iterator)).toBe(20);
       await publishMany(10, 21);
       expect(onEnd).not.toHaveBeenCalled();
@@ -455,7 +457,7 @@ describe('Hub over the memory engine', () => {
     it('should not end a consumer that keeps up', async () => {
       makeHub({}, 10);
       const onEnd = vi.fn<(reason: EndReason) => void>();
-      const iterator = await hub.subscribe(D, null, onEnd);
+      const iterator = await hub.subscribe(D, null, { end: onEnd });
       for (let i = 1; i <= 50; i += 1) {
         await hub.publish(draft(i), null);
         const [event] = await take(iterator, 1);
@@ -466,7 +468,7 @@ describe('Hub over the memory engine', () => {
 
     it('should release the engine listener on return() without calling onEnd', async () => {
       const onEnd = vi.fn<(reason: EndReason) => void>();
-      const iterator = await hub.subscribe(D, null, onEnd);
+      const iterator = await hub.subscribe(D, null, { end: onEnd });
       expect((await engine.stats()).subscriptions).toBe(1);
       expect(await iterator.return?.()).toEqual({ value: undefined, done: true });
       expect((await engine.stats()).subscriptions).toBe(0);
