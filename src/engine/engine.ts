@@ -77,12 +77,54 @@ export interface EventListener {
 export type Unlisten = () => void;
 
 /**
- * The entry to keep in a topic's listener set for `listener`: the listener itself (no
- * allocation for an idle subscriber), or a wrapper when that object is already registered, so
- * that every `listen` call has its own entry to remove.
+ * The listeners of one topic on one instance, told of its events in the order they were added.
+ * Most topics have one (a diagnosis watched by one phone), which is held as is: a Set is made
+ * only for a second listener, since even a Set of one costs about 150 bytes.
  */
-export function listenerEntry(listeners: ReadonlySet<EventListener>, listener: EventListener): EventListener {
-  return listeners.has(listener) ? { event: (event) => listener.event(event), resync: () => listener.resync() } : listener;
+export class TopicListeners {
+  private one: EventListener | null = null;
+  private many: Set<EventListener> | null = null;
+
+  get size(): number {
+    return this.many ? this.many.size : this.one ? 1 : 0;
+  }
+
+  /**
+   * Adds `listener` and returns the entry to delete it by: the listener itself (no allocation),
+   * or a wrapper when that object is already here, so that every `add` has its own entry.
+   */
+  add(listener: EventListener): EventListener {
+    const entry = this.one === listener || this.many?.has(listener) ? wrap(listener) : listener;
+    if (this.many) this.many.add(entry);
+    else if (this.one) {
+      this.many = new Set([this.one, entry]);
+      this.one = null;
+    } else this.one = entry;
+    return entry;
+  }
+
+  /** Removes an entry `add` returned; false when it is not here (any more). */
+  delete(entry: EventListener): boolean {
+    if (this.one === entry) {
+      this.one = null;
+      return true;
+    }
+    return this.many?.delete(entry) ?? false;
+  }
+
+  event(event: StoredEvent): void {
+    if (this.one) return this.one.event(event);
+    if (this.many) for (const listener of this.many) listener.event(event);
+  }
+
+  resync(): void {
+    if (this.one) return this.one.resync();
+    if (this.many) for (const listener of this.many) listener.resync();
+  }
+}
+
+function wrap(listener: EventListener): EventListener {
+  return { event: (event) => listener.event(event), resync: () => listener.resync() };
 }
 
 export interface AppendResult {

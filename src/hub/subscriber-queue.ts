@@ -9,8 +9,8 @@ import { PUSH, type Pushable, type PushSink } from './push.js';
 export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T> {
   private items: T[] = [];
   private head = 0;
-  /** Pulls waiting for an item, oldest first. */
-  private waiting: Array<(result: IteratorResult<T>) => void> = [];
+  /** Pulls waiting for an item, oldest first (made by the first pull that waits). */
+  private waiting: Array<(result: IteratorResult<T>) => void> | null = null;
   private sink: PushSink<T> | null = null;
   private ended = false;
 
@@ -29,7 +29,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
   push(item: T): void {
     if (this.ended) return;
     if (this.sink) return this.sink.next(item);
-    const resolve = this.waiting.shift();
+    const resolve = this.waiting?.shift();
     if (resolve) {
       resolve({ value: item, done: false });
       return;
@@ -43,8 +43,8 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
     this.ended = true;
     this.items = [];
     this.head = 0;
-    const waiting = this.waiting;
-    this.waiting = [];
+    const waiting = this.waiting ?? [];
+    this.waiting = null;
     for (const resolve of waiting) resolve({ value: undefined, done: true });
     const sink = this.sink;
     this.sink = null;
@@ -67,7 +67,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
     if (this.size > 0) return Promise.resolve({ value: this.take(), done: false });
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => {
-      this.waiting.push(resolve);
+      (this.waiting ??= []).push(resolve);
     });
   }
 

@@ -1,7 +1,7 @@
 import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import type { EventDraft, Position } from '../../domain/events.js';
 import {
-  listenerEntry,
+  TopicListeners,
   type AppendResult,
   type Engine,
   type EngineStats,
@@ -32,7 +32,7 @@ const EMPTY_WINDOW: HistoryWindow = { epoch: '', lastOffset: 0, firstOffset: 1, 
 export class MemoryEngine implements Engine {
   readonly name = 'memory';
   private readonly streams = new Map<string, Stream>();
-  private readonly listeners = new Map<string, Set<EventListener>>();
+  private readonly listeners = new Map<string, TopicListeners>();
   private readonly receipts = new Map<string, { expiresAt: number; result: AppendResult }>();
   private readonly limits: HistoryLimits;
   private readonly now: () => number;
@@ -59,7 +59,7 @@ export class MemoryEngine implements Engine {
     const event = this.withPendingCount(this.streamFor(topic, now), (stream) =>
       stream.append(draft, now, liveSubscribers > 0),
     );
-    if (listeners) for (const listener of listeners) listener.event(event);
+    listeners?.event(event);
 
     const result: AppendResult = { event, liveSubscribers, duplicate: false };
     if (receiptKey !== null) {
@@ -95,9 +95,8 @@ export class MemoryEngine implements Engine {
   async listen(topic: string, listener: EventListener): Promise<Unlisten> {
     this.assertOpen();
     let set = this.listeners.get(topic);
-    if (!set) this.listeners.set(topic, (set = new Set()));
-    const own = listenerEntry(set, listener);
-    set.add(own);
+    if (!set) this.listeners.set(topic, (set = new TopicListeners()));
+    const own = set.add(listener);
     this.listenerTotal += 1;
     return () => {
       if (!set.delete(own)) return;

@@ -3,7 +3,7 @@ import { createClient, type RedisClientType } from '@redis/client';
 import type { EventDraft, Position } from '../../domain/events.js';
 import {
   EngineUnavailableError,
-  listenerEntry,
+  TopicListeners,
   type AppendResult,
   type Engine,
   type EngineStats,
@@ -35,11 +35,13 @@ export interface RedisEngineOptions {
 }
 
 interface Topic {
-  readonly listeners: Set<EventListener>;
-  /** Resolves once the Redis subscription is confirmed. */
-  readonly ready: Promise<void>;
+  readonly listeners: TopicListeners;
+  /** Resolves once the Redis subscription is confirmed (then a shared resolved promise). */
+  ready: Promise<void>;
   readonly onMessage: (message: string) => void;
 }
+
+const CONFIRMED = Promise.resolve();
 
 interface Script {
   readonly source: string;
@@ -91,7 +93,7 @@ export class RedisEngine implements Engine {
     // The subscriber is connected before the engine is built, so every 'ready' from here on is a
     // reconnect: messages published meanwhile are lost, so every listener re-reads history.
     subscriber.on('ready', () => {
-      for (const topic of this.topics.values()) for (const listener of topic.listeners) listener.resync();
+      for (const topic of this.topics.values()) topic.listeners.resync();
     });
   }
 
@@ -191,30 +193,26 @@ export class RedisEngine implements Engine {
   async listen(topic: string, listener: EventListener): Promise<Unlisten> {
     let state = this.topics.get(topic);
     if (!state) state = this.subscribe(topic);
-    const own = listenerEntry(state.listeners, listener);
-    state.listeners.add(own);
-    const release = () => {
-      if (!state.listeners.delete(own)) return;
-      if (state.listeners.size === 0 && this.topics.get(topic) === state) {
-        this.topics.delete(topic);
-        void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, state.onMessage).catch(() => {});
-      }
-    };
+    const own = state.listeners.add(listener);
     // The count only feeds receipts and status, so it is written alongside the subscription
     // rather than after it: a new listener waits for one round trip, not two.
     const [subscribed, counted] = await Promise.allSettled([state.ready, this.count(topic, 1)]);
     if (subscribed.status === 'rejected' || counted.status === 'rejected') {
-      release();
-      if (counted.status === 'fulfilled') void this.count(topic, -1).catch(() => {});
+      this.release(topic, state, own, counted.status === 'fulfilled');
       throw unavailable(subscribed.status === 'rejected' ? subscribed.reason : (counted as PromiseRejectedResult).reason);
     }
-    let listening = true;
-    return () => {
-      if (!listening) return;
-      listening = false;
-      release();
-      void this.count(topic, -1).catch(() => {});
-    };
+    // One closure per listener, which every idle subscription holds.
+    return () => this.release(topic, state, own, true);
+  }
+
+  /** Removes a listener (once; later calls do nothing), and the topic's subscription with its last one. */
+  private release(topic: string, state: Topic, own: EventListener, counted: boolean): void {
+    if (!state.listeners.delete(own)) return;
+    if (counted) void this.count(topic, -1).catch(() => {});
+    if (state.listeners.size === 0 && this.topics.get(topic) === state) {
+      this.topics.delete(topic);
+      void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, state.onMessage).catch(() => {});
+    }
   }
 
   async topicStats(topic: string): Promise<TopicStats> {
@@ -259,13 +257,17 @@ export class RedisEngine implements Engine {
 
   /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
   private subscribe(topic: string): Topic {
-    const listeners = new Set<EventListener>();
-    const onMessage = (message: string) => {
-      const event = decodeMessage(topic, message, this.decoded);
-      for (const listener of listeners) listener.event(event);
-    };
+    const listeners = new TopicListeners();
+    const onMessage = (message: string) => listeners.event(decodeMessage(topic, message, this.decoded));
     const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage));
     const state: Topic = { listeners, ready, onMessage };
+    // Once confirmed, the topic no longer holds its own promise.
+    ready.then(
+      () => {
+        if (state.ready === ready) state.ready = CONFIRMED;
+      },
+      () => {},
+    );
     this.topics.set(topic, state);
     return state;
   }
