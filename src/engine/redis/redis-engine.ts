@@ -15,7 +15,7 @@ import {
 } from '../engine.js';
 import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
-import { topicKeys, topicOfChannel } from './keys.js';
+import { topicKeys } from './keys.js';
 import { Presence } from './presence.js';
 import { ReplyWatchdog } from './reply-watchdog.js';
 import { APPEND, CLAIM, READ, TOPIC_STATS } from './scripts.js';
@@ -38,6 +38,7 @@ interface Topic {
   readonly listeners: TopicListeners;
   /** Resolves once the Redis subscription is confirmed (then a shared resolved promise). */
   ready: Promise<void>;
+  readonly onMessage: (message: string) => void;
 }
 
 const CONFIRMED = Promise.resolve();
@@ -68,15 +69,6 @@ const SCRIPTS = {
 export class RedisEngine implements Engine {
   readonly name = 'redis';
   private readonly topics = new Map<string, Topic>();
-  /**
-   * Every topic's live messages (one function for all of them rather than a closure per topic).
-   * A topic's listeners are looked up when its message arrives: a message that comes after its
-   * topic was released goes nowhere, as it would have gone to an emptied set.
-   */
-  private readonly onMessage = (message: string, channel: string): void => {
-    const topic = topicOfChannel(this.options.prefix, channel);
-    this.topics.get(topic)?.listeners.event(decodeMessage(topic, message, this.decoded));
-  };
   private readonly subscriberCounts = new Map<string, number>();
   /** Resumes waiting for the end of this turn, by position and topic (see resume). */
   private readonly resumes = new Map<string, Promise<HistoryWindow>>();
@@ -219,7 +211,7 @@ export class RedisEngine implements Engine {
     if (counted) void this.count(topic, -1).catch(() => {});
     if (state.listeners.size === 0 && this.topics.get(topic) === state) {
       this.topics.delete(topic);
-      void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage).catch(() => {});
+      void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, state.onMessage).catch(() => {});
     }
   }
 
@@ -266,8 +258,9 @@ export class RedisEngine implements Engine {
   /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
   private subscribe(topic: string): Topic {
     const listeners = new TopicListeners();
-    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage));
-    const state: Topic = { listeners, ready };
+    const onMessage = (message: string) => listeners.event(decodeMessage(topic, message, this.decoded));
+    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage));
+    const state: Topic = { listeners, ready, onMessage };
     // Once confirmed, the topic no longer holds its own promise.
     ready.then(
       () => {
