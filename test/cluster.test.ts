@@ -129,6 +129,8 @@ function watch(
     attempts += 1;
     const after = events.at(-1)?.cursor ?? options.after;
     let closeCode: number | null = null;
+    /** The hub answered SERVICE_UNAVAILABLE (its engine is down): a resuming client tries again shortly. */
+    let unavailable = false;
     const current = createClient({
       url: target().wsUrl,
       webSocketImpl: WebSocket,
@@ -142,7 +144,9 @@ function watch(
       const code = closeCode ?? (reason as { code?: number } | null)?.code ?? null;
       ends.push(code ?? reason);
       void current.dispose();
-      if (!disposed && options.resume && code !== null && RETRYABLE.has(code)) open();
+      if (disposed || !options.resume) ended = true;
+      else if (code !== null && RETRYABLE.has(code)) open();
+      else if (unavailable) setTimeout(() => !disposed && open(), 100);
       else ended = true;
     };
     current.subscribe(
@@ -150,8 +154,10 @@ function watch(
       {
         next: (result) => {
           const event = (result.data as { diagnosisUpdates?: EventResult } | null | undefined)?.diagnosisUpdates;
-          if (result.errors || !event) ends.push({ errors: result.errors });
-          else events.push(event);
+          if (result.errors || !event) {
+            ends.push({ errors: result.errors });
+            unavailable ||= result.errors?.some((error) => error.extensions?.['code'] === 'SERVICE_UNAVAILABLE') ?? false;
+          } else events.push(event);
         },
         error: (error) => finish(error),
         complete: () => finish('complete'),
@@ -454,7 +460,15 @@ describe.skipIf(!redisUrl)('a cluster of hub processes on Redis', () => {
       expect(rest.filter((e) => e.__typename === 'HistoryGap').every((g) => g.gapReason === 'HISTORY_LOST')).toBe(true);
       expect(cursorsOf(rest.filter((e) => e.__typename !== 'HistoryGap'))).toEqual(cursorsOf(afterRestart.map((r) => r.event)));
       expect(new Set(cursorsOf(events)).size).toBe(events.length);
-      expect(watcher.ends.every((end) => typeof end === 'number' && RETRYABLE.has(end))).toBe(true);
+      // Each end is one a resuming client recovers from: a retryable close, or a subscribe refused
+      // with SERVICE_UNAVAILABLE (and its completion) when it came back before Redis did.
+      const refused = (end: unknown) =>
+        (end as { errors?: Array<{ extensions?: Record<string, unknown> }> } | null)?.errors?.every(
+          (error) => error.extensions?.['code'] === 'SERVICE_UNAVAILABLE',
+        ) === true;
+      const recoverable = (end: unknown, index: number, ends: unknown[]) =>
+        (typeof end === 'number' && RETRYABLE.has(end)) || refused(end) || (end === 'complete' && refused(ends[index - 1]));
+      expect(watcher.ends.every(recoverable)).toBe(true);
     }, 45_000);
   });
 });
