@@ -350,6 +350,14 @@ describe.skipIf(!redisUrl)('a cluster of hub processes on Redis', () => {
       await redis?.stop(true);
     });
 
+    // The hubs outlive a test: when one fails, what they logged is the first thing to read.
+    afterEach(({ task }) => {
+      if (task.result?.state !== 'fail') return;
+      for (const [name, hub] of [['r1', r1], ['r2', r2]] as const) {
+        console.error(`--- ${name} (pid ${hub.pid}, ${hub.running() ? 'running' : 'exited'}):\n${hub.output()}`);
+      }
+    });
+
     /** Broadcasts that return a receipt, and the refusals (which never carry one). */
     function ledger(id: string) {
       const receipts: Receipt[] = [];

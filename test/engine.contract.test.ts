@@ -168,6 +168,13 @@ function recorder() {
   };
 }
 
+/** Registers a new recorder's listener; returns what removes it. */
+async function listening(engine: Engine, topic: string): Promise<() => void> {
+  const { listener } = recorder();
+  await engine.listen(topic, listener);
+  return () => engine.unlisten(topic, listener);
+}
+
 /** Takes exactly `n` items from an iterator, rejecting when they do not all arrive in time. */
 async function take<T>(iterator: AsyncIterator<T>, n: number, timeoutMs = 5_000): Promise<T[]> {
   const items: T[] = [];
@@ -594,13 +601,13 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const topic = newTopic('unlisten');
         const leaving = recorder();
         const staying = recorder();
-        const unlistenLeaving = await engine.listen(topic, leaving.listener);
-        const unlistenStaying = await engine.listen(topic, staying.listener);
+        await engine.listen(topic, leaving.listener);
+        await engine.listen(topic, staying.listener);
         const first = await engine.append(topic, draft(topic, 1), null);
         await leaving.received(1);
 
-        unlistenLeaving();
-        unlistenLeaving();
+        engine.unlisten(topic, leaving.listener);
+        engine.unlisten(topic, leaving.listener);
         const second = await engine.append(topic, draft(topic, 2), null);
         // Events reach one instance in order: once `staying` has the second, `leaving` would have had it.
         expect(cursors(await staying.received(2))).toEqual([first.event.cursor, second.event.cursor]);
@@ -609,7 +616,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect((await engine.stats()).subscriptions).toBe(1);
 
         // With every listener gone and a new one attached, the old ones still get nothing.
-        unlistenStaying();
+        engine.unlisten(topic, staying.listener);
         await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 0);
         const late = recorder();
         await engine.listen(topic, late.listener);
@@ -618,6 +625,22 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(cursors(await late.received(1))).toEqual([third.event.cursor]);
         expect(staying.events).toHaveLength(2);
         expect(leaving.events).toHaveLength(1);
+      });
+
+      it('should refuse a listener that already listens to the topic, and keep its one registration', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('listen-twice');
+        const once = recorder();
+        await engine.listen(topic, once.listener);
+        await expect(engine.listen(topic, once.listener)).rejects.toThrow(/already listens/);
+        expect((await engine.topicStats(topic)).subscribers).toBe(1);
+
+        const receipt = await engine.append(topic, draft(topic, 1), null);
+        expect(receipt.liveSubscribers).toBe(1);
+        expect(cursors(await once.received(1))).toEqual([receipt.event.cursor]);
+        engine.unlisten(topic, once.listener);
+        await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 0);
+        expect((await engine.stats()).subscriptions).toBe(0);
       });
     });
 
@@ -683,12 +706,13 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const other = await peer();
         const topic = newTopic('receipts');
         expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(0);
-        const unlistenA = await engine.listen(topic, recorder().listener);
+        const a = recorder().listener;
+        await engine.listen(topic, a);
         expect((await engine.append(topic, draft(topic, 2), null)).liveSubscribers).toBe(1);
         await engine.listen(topic, recorder().listener);
         await other.listen(topic, recorder().listener);
         expect((await other.append(topic, draft(topic, 3), null)).liveSubscribers).toBe(3);
-        unlistenA();
+        engine.unlisten(topic, a);
         await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 2);
         expect((await engine.append(topic, draft(topic, 4), null)).liveSubscribers).toBe(2);
       });
@@ -697,14 +721,14 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const { engine } = await setup();
         const topic = newTopic('herd');
         const neighbour = newTopic('herd-neighbour');
-        const first = await Promise.all(range(1, 200).map(() => engine.listen(topic, recorder().listener)));
-        const next = await Promise.all(range(1, 3).map(() => engine.listen(neighbour, recorder().listener)));
+        const first = await Promise.all(range(1, 200).map(() => listening(engine, topic)));
+        const next = await Promise.all(range(1, 3).map(() => listening(engine, neighbour)));
         expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(200);
         expect(await engine.stats()).toMatchObject({ subscriptions: 203, diagnoses: 2 });
 
         // In one turn: half of them leave while as many others arrive.
         for (const stop of first.slice(0, 100)) stop();
-        const second = await Promise.all(range(1, 100).map(() => engine.listen(topic, recorder().listener)));
+        const second = await Promise.all(range(1, 100).map(() => listening(engine, topic)));
         expect((await engine.append(topic, draft(topic, 2), null)).liveSubscribers).toBe(200);
 
         for (const stop of [...first.slice(100), ...second, ...next]) stop();
@@ -724,9 +748,9 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const other = await peer();
         const instances = kind.separatePeers ? 2 : 1;
         const unlisten = [
-          await engine.listen(a, recorder().listener),
-          await engine.listen(a, recorder().listener),
-          await other.listen(b, recorder().listener),
+          await listening(engine, a),
+          await listening(engine, a),
+          await listening(other, b),
         ];
         const pending = await appendMany(engine, quiet, 2);
         const delivered = await engine.append(a, draft(a, 1), null);

@@ -351,6 +351,7 @@ async function slowReadApp(): Promise<{ app: TestApp; probe: { appendsDuringRead
     claimPending: (topic) => slowly(topic, () => inner.claimPending(topic)),
     resume: (topic, after) => slowly(topic, () => inner.resume(topic, after)),
     listen: (topic, listener) => inner.listen(topic, listener),
+    unlisten: (topic, listener) => inner.unlisten(topic, listener),
     topicStats: (topic) => inner.topicStats(topic),
     stats: () => inner.stats(),
     ping: () => inner.ping(),

@@ -51,9 +51,16 @@ export interface Engine {
    * every `append` that starts afterwards. Events reach one listener in order, but a listener
    * must tolerate a skipped or repeated offset (the hub re-reads history to fill it), and
    * `resync` tells it that live events may have been missed (e.g. after a reconnect).
-   * The returned function removes the listener; calling it more than once is harmless.
+   * A listener object is registered once per topic: listening again with it rejects.
    */
-  listen(topic: string, listener: EventListener): Promise<Unlisten>;
+  listen(topic: string, listener: EventListener): Promise<void>;
+
+  /**
+   * Removes a listener that `listen` registered (call it once `listen` has resolved). Nothing
+   * happens when it is not registered (any more), so removing twice is harmless. The listener
+   * is the handle: an idle subscription holds no closure for this.
+   */
+  unlisten(topic: string, listener: EventListener): void;
 
   /** Counts for one topic. */
   topicStats(topic: string): Promise<TopicStats>;
@@ -74,7 +81,6 @@ export interface EventListener {
   /** Live delivery was interrupted: re-read history after the last position held. */
   resync(): void;
 }
-export type Unlisten = () => void;
 
 /**
  * The listeners of one topic on one instance, told of its events in the order they were added.
@@ -89,27 +95,23 @@ export class TopicListeners {
     return this.many ? this.many.size : this.one ? 1 : 0;
   }
 
-  /**
-   * Adds `listener` and returns the entry to delete it by: the listener itself (no allocation),
-   * or a wrapper when that object is already here, so that every `add` has its own entry.
-   */
-  add(listener: EventListener): EventListener {
-    const entry = this.one === listener || this.many?.has(listener) ? wrap(listener) : listener;
-    if (this.many) this.many.add(entry);
+  /** Adds a listener; one that is already here is a programming error. */
+  add(listener: EventListener): void {
+    if (this.one === listener || this.many?.has(listener)) throw new Error('This listener already listens to the topic');
+    if (this.many) this.many.add(listener);
     else if (this.one) {
-      this.many = new Set([this.one, entry]);
+      this.many = new Set([this.one, listener]);
       this.one = null;
-    } else this.one = entry;
-    return entry;
+    } else this.one = listener;
   }
 
-  /** Removes an entry `add` returned; false when it is not here (any more). */
-  delete(entry: EventListener): boolean {
-    if (this.one === entry) {
+  /** Removes a listener; false when it is not here (any more). */
+  delete(listener: EventListener): boolean {
+    if (this.one === listener) {
       this.one = null;
       return true;
     }
-    return this.many?.delete(entry) ?? false;
+    return this.many?.delete(listener) ?? false;
   }
 
   event(event: StoredEvent): void {
@@ -121,10 +123,6 @@ export class TopicListeners {
     if (this.one) return this.one.resync();
     if (this.many) for (const listener of this.many) listener.resync();
   }
-}
-
-function wrap(listener: EventListener): EventListener {
-  return { event: (event) => listener.event(event), resync: () => listener.resync() };
 }
 
 export interface AppendResult {

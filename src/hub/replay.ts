@@ -41,12 +41,15 @@ export function planResume(after: Position, window: HistoryWindow): ResumePlan {
 
 export type LiveVerdict = 'next' | 'seen' | 'out-of-sequence';
 
-/** How a live event relates to the last position a subscriber holds. */
-export function classifyLive(last: Position, event: StoredEvent): LiveVerdict {
+/**
+ * How a live event relates to the last position a subscriber holds (given as its two parts: a
+ * subscriber keeps them as fields, not as one more object).
+ */
+export function classifyLive(lastEpoch: string, lastOffset: number, event: StoredEvent): LiveVerdict {
   const { epoch, offset } = event.position;
-  if (epoch !== last.epoch && !(last.epoch === '' && last.offset === 0)) return 'out-of-sequence';
-  if (offset <= last.offset) return 'seen';
-  return offset === last.offset + 1 ? 'next' : 'out-of-sequence';
+  if (epoch !== lastEpoch && !(lastEpoch === '' && lastOffset === 0)) return 'out-of-sequence';
+  if (offset <= lastOffset) return 'seen';
+  return offset === lastOffset + 1 ? 'next' : 'out-of-sequence';
 }
 
 export function gapEvent(diagnosisId: string, reason: GapReason, position: Position, now: Date): GapEvent {

@@ -7,19 +7,17 @@ import { PUSH, type Pushable, type PushSink } from './push.js';
  * it discards what is queued: the subscriber resumes from its cursor, so nothing is lost.
  */
 export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T> {
-  private items: T[] = [];
+  /** Queued items from `head` on; null while none has been queued (most subscribers are pushed to). */
+  private items: T[] | null = null;
   private head = 0;
   /** Pulls waiting for an item, oldest first (made by the first pull that waits). */
   private waiting: Array<(result: IteratorResult<T>) => void> | null = null;
   private sink: PushSink<T> | null = null;
   private ended = false;
 
-  /** @param onEnd runs once, when the queue ends for any reason (see also `whenEnded`). */
-  constructor(private readonly onEnd?: () => void) {}
-
   /** Items queued and not yet taken. */
   get size(): number {
-    return this.items.length - this.head;
+    return this.items === null ? 0 : this.items.length - this.head;
   }
 
   get isEnded(): boolean {
@@ -34,14 +32,14 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
       resolve({ value: item, done: false });
       return;
     }
-    this.items.push(item);
+    (this.items ??= []).push(item);
   }
 
   /** Ends the queue now; queued items are dropped and waiting `next()` calls complete. */
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.items = [];
+    this.items = null;
     this.head = 0;
     const waiting = this.waiting ?? [];
     this.waiting = null;
@@ -52,10 +50,8 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
     sink?.end();
   }
 
-  /** Runs once, when the queue ends for any reason; a subclass may take this instead of `onEnd`. */
-  protected whenEnded(): void {
-    this.onEnd?.();
-  }
+  /** Runs once, when the queue ends for any reason (a subclass releases what feeds it here). */
+  protected whenEnded(): void {}
 
   [PUSH](sink: PushSink<T>): void {
     if (this.ended) return sink.end();
@@ -87,15 +83,17 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
     return this;
   }
 
+  /** The oldest queued item; only called while `size` > 0. */
   private take(): T {
-    const value = this.items[this.head] as T;
-    this.items[this.head] = undefined as T; // let the event be collected
+    const items = this.items!;
+    const value = items[this.head] as T;
+    items[this.head] = undefined as T; // let the event be collected
     this.head += 1;
-    if (this.head === this.items.length) {
-      this.items = [];
+    if (this.head === items.length) {
+      this.items = null;
       this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
+    } else if (this.head >= 1024 && this.head * 2 >= items.length) {
+      this.items = items.slice(this.head);
       this.head = 0;
     }
     return value;

@@ -1,6 +1,6 @@
 import { badUserInput } from '../errors.js';
 import { asReplayed, type HubEvent, type Position, type StoredEvent } from '../domain/events.js';
-import type { Engine, EventListener, Unlisten } from '../engine/engine.js';
+import type { Engine, EventListener } from '../engine/engine.js';
 import type { HubMetrics } from '../metrics.js';
 import { classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
 import { SubscriberQueue } from './subscriber-queue.js';
@@ -24,6 +24,7 @@ export interface SubscriptionSettings {
 
 type Sync = Extract<ResumePlan, { ahead: false }>;
 
+
 /**
  * Opens a subscription: listen first, then read history, then merge what arrived meanwhile,
  * so nothing falls between history and live and nothing is delivered twice. `after` resumes
@@ -46,12 +47,13 @@ export async function openSubscription(
  * per idle subscription rather than several.
  */
 class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
-  /** Position of the newest event this subscriber has been given. */
-  private last: Position = { epoch: '', offset: 0 };
+  /** Position of the newest event this subscriber has been given, in two fields (see classifyLive). */
+  private lastEpoch = '';
+  private lastOffset = 0;
   /** Live events held back while history is being read; null when live events flow straight through. */
   private buffer: StoredEvent[] | null = [];
-  private unlisten: Unlisten = () => {};
-  private overflowAt = Number.POSITIVE_INFINITY;
+  /** Queue size past which the subscriber is slow; set once its replay is queued (a small integer, never a float: a field that held one costs a number box per subscription). */
+  private overflowAt = 0;
 
   constructor(
     private readonly settings: SubscriptionSettings,
@@ -62,12 +64,12 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
   }
 
   protected override whenEnded(): void {
-    this.unlisten();
+    this.settings.engine.unlisten(this.diagnosisId, this);
   }
 
   async start(after: Position | null): Promise<void> {
     const { settings: { engine }, diagnosisId } = this;
-    this.unlisten = await engine.listen(diagnosisId, this);
+    await engine.listen(diagnosisId, this);
     const arrivedBeforeRead = this.buffer?.length ?? 0;
     try {
       if (after) {
@@ -99,7 +101,7 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
       this.buffer.push(event);
       return;
     }
-    const verdict = classifyLive(this.last, event);
+    const verdict = classifyLive(this.lastEpoch, this.lastOffset, event);
     if (verdict === 'next') this.deliver(event);
     else if (verdict === 'out-of-sequence') {
       this.buffer = [event];
@@ -119,9 +121,10 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     const { settings: { engine }, diagnosisId } = this;
     while (this.buffer && !this.isEnded) {
       const arrivedBeforeRead = this.buffer.length;
+      const last = { epoch: this.lastEpoch, offset: this.lastOffset };
       let plan: ResumePlan;
       try {
-        plan = planResume(this.last, await engine.read(diagnosisId, this.last, Number.MAX_SAFE_INTEGER));
+        plan = planResume(last, await engine.read(diagnosisId, last, Number.MAX_SAFE_INTEGER));
       } catch {
         this.endFor('history-unavailable');
         return;
@@ -139,7 +142,7 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     }
     for (const event of plan.events) this.push(asReplayed(event));
     metrics.replayed(plan.events.length);
-    this.last = plan.last;
+    this.at(plan.last);
   }
 
   /**
@@ -152,7 +155,7 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     this.buffer = null;
     for (let i = 0; i < buffered.length; i += 1) {
       const event = buffered[i]!;
-      const verdict = classifyLive(this.last, event);
+      const verdict = classifyLive(this.lastEpoch, this.lastOffset, event);
       if (verdict === 'next') this.deliver(event);
       else if (verdict === 'out-of-sequence' && i >= arrivedBeforeRead) {
         this.buffer = buffered.slice(i);
@@ -161,8 +164,13 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     }
   }
 
+  private at(position: Position): void {
+    this.lastEpoch = position.epoch;
+    this.lastOffset = position.offset;
+  }
+
   private deliver(event: StoredEvent): void {
-    this.last = event.position;
+    this.at(event.position);
     this.push(event);
     this.settings.metrics.delivered(event);
     if (this.size > this.overflowAt) this.endFor('slow-consumer');

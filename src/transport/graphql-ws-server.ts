@@ -453,8 +453,15 @@ function closeUninitialised(socket: WebSocket): void {
   socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
 }
 
+/**
+ * In one piece: a template literal makes a tree of three string cells around the JSON id, which
+ * every idle subscription would hold. `normalize()` returns a flat copy, taken only when it is
+ * the same text (any id that is already in NFC, which every ASCII id is).
+ */
 function nextPrefix(id: string): string {
-  return `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const flat = prefix.normalize();
+  return flat === prefix ? flat : prefix;
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {

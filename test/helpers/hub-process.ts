@@ -17,6 +17,8 @@ export interface HubProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** What the process wrote to stdout and stderr so far (for failure messages). */
   output(): string;
+  /** False once the process has exited. */
+  running(): boolean;
   /** Sends a signal (SIGKILL by default) and waits for the exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Graceful stop: SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
@@ -80,6 +82,7 @@ export async function startHubProcess(env: Record<string, string>, readyTimeoutM
     pid: child.pid!,
     exited,
     output: () => output,
+    running: isRunning,
     async kill(signal = 'SIGKILL') {
       if (isRunning()) child.kill(signal);
       await exited;

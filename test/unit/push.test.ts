@@ -35,7 +35,7 @@ describe('drainTo', () => {
   });
 
   it('should hand a stream that can push the sink itself, so items arrive synchronously', () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new SubscriberQueue<number>();
     expect(typeof queue[PUSH]).toBe('function');
     const { got, sink } = recorder();
     drainTo(queue, sink);

@@ -217,7 +217,7 @@ describe('classifyLive', () => {
   ];
 
   it.each(cases)('should decide that %s', (_name, last, position, verdict) => {
-    expect(classifyLive(last, event(position.offset, position.epoch))).toBe(verdict);
+    expect(classifyLive(last.epoch, last.offset, event(position.offset, position.epoch))).toBe(verdict);
   });
 });
 

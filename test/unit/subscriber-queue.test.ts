@@ -2,9 +2,20 @@ import { describe, it, expect, vi } from 'vitest';
 import { PUSH } from '../../src/hub/push.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
 
+/** A queue that reports its end (SubscriberQueue's subclasses release their source there). */
+class Queue<T> extends SubscriberQueue<T> {
+  constructor(private readonly onEnd: () => void) {
+    super();
+  }
+
+  protected override whenEnded(): void {
+    this.onEnd();
+  }
+}
+
 describe('SubscriberQueue', () => {
   it('should hand out pushed items in FIFO order', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     queue.push(1);
     queue.push(2);
     queue.push(3);
@@ -16,7 +27,7 @@ describe('SubscriberQueue', () => {
   });
 
   it('should resolve a waiting next() with the next push', async () => {
-    const queue = new SubscriberQueue<string>(() => {});
+    const queue = new Queue<string>(() => {});
     const pending = queue.next();
     queue.push('a');
     expect(await pending).toEqual({ value: 'a', done: false });
@@ -24,7 +35,7 @@ describe('SubscriberQueue', () => {
   });
 
   it('should queue pushes that follow the one handed to a waiting next()', async () => {
-    const queue = new SubscriberQueue<string>(() => {});
+    const queue = new Queue<string>(() => {});
     const pending = queue.next();
     queue.push('a');
     queue.push('b');
@@ -34,14 +45,14 @@ describe('SubscriberQueue', () => {
   });
 
   it('should complete a waiting next() when it ends', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     const pending = queue.next();
     queue.end();
     expect(await pending).toEqual({ value: undefined, done: true });
   });
 
   it('should drop queued items when it ends', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     queue.push(1);
     queue.push(2);
     queue.end();
@@ -51,7 +62,7 @@ describe('SubscriberQueue', () => {
   });
 
   it('should ignore pushes after it ended', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     queue.end();
     queue.push(1);
     expect(queue.size).toBe(0);
@@ -60,7 +71,7 @@ describe('SubscriberQueue', () => {
 
   it('should call onEnd exactly once however often it is ended', async () => {
     const onEnd = vi.fn();
-    const queue = new SubscriberQueue<number>(onEnd);
+    const queue = new Queue<number>(onEnd);
     expect(onEnd).not.toHaveBeenCalled();
     queue.end();
     queue.end();
@@ -71,7 +82,7 @@ describe('SubscriberQueue', () => {
 
   it('should end through return() and call onEnd', async () => {
     const onEnd = vi.fn();
-    const queue = new SubscriberQueue<number>(onEnd);
+    const queue = new Queue<number>(onEnd);
     queue.push(1);
     expect(await queue.return()).toEqual({ value: undefined, done: true });
     expect(onEnd).toHaveBeenCalledTimes(1);
@@ -81,7 +92,7 @@ describe('SubscriberQueue', () => {
 
   it('should end through throw(), call onEnd and reject with the error', async () => {
     const onEnd = vi.fn();
-    const queue = new SubscriberQueue<number>(onEnd);
+    const queue = new Queue<number>(onEnd);
     const error = new Error('client gone');
     await expect(queue.throw(error)).rejects.toBe(error);
     expect(onEnd).toHaveBeenCalledTimes(1);
@@ -89,7 +100,7 @@ describe('SubscriberQueue', () => {
   });
 
   it('should be its own async iterator and stop a for-await loop when ended', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     expect(queue[Symbol.asyncIterator]()).toBe(queue);
     queue.push(1);
     queue.push(2);
@@ -103,7 +114,7 @@ describe('SubscriberQueue', () => {
 
   it('should call onEnd when a for-await loop breaks', async () => {
     const onEnd = vi.fn();
-    const queue = new SubscriberQueue<number>(onEnd);
+    const queue = new Queue<number>(onEnd);
     queue.push(1);
     queue.push(2);
     for await (const item of queue) {
@@ -114,7 +125,7 @@ describe('SubscriberQueue', () => {
   });
 
   it('should keep FIFO order and exact sizes across many pushes and pulls (compaction)', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     let pushed = 0;
     let pulled = 0;
     const pull = async (count: number): Promise<void> => {
@@ -147,7 +158,7 @@ describe('SubscriberQueue', () => {
   });
 
   it('should keep order and sizes right when two pushes alternate with one pull', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     const expected: number[] = [];
     let next = 0;
     for (let round = 0; round < 5000; round += 1) {
@@ -165,7 +176,7 @@ describe('SubscriberQueue', () => {
 
 describe('SubscriberQueue concurrent pulls', () => {
   it('should settle every concurrent next() in order, and complete the rest on end()', async () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     const first = queue.next();
     const second = queue.next();
     const third = queue.next();
@@ -186,7 +197,7 @@ describe('SubscriberQueue pushing to a sink', () => {
   };
 
   it('should hand the waiting items over first, in order, then every push at once', () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     queue.push(1);
     queue.push(2);
     const s = sink();
@@ -199,7 +210,7 @@ describe('SubscriberQueue pushing to a sink', () => {
 
   it('should tell the sink when the queue ends by itself, once, and push nothing afterwards', () => {
     const onEnd = vi.fn();
-    const queue = new SubscriberQueue<number>(onEnd);
+    const queue = new Queue<number>(onEnd);
     const s = sink();
     queue[PUSH](s);
     queue.end();
@@ -212,7 +223,7 @@ describe('SubscriberQueue pushing to a sink', () => {
 
   it('should not call the sink after the consumer ended it with return()', async () => {
     const onEnd = vi.fn();
-    const queue = new SubscriberQueue<number>(onEnd);
+    const queue = new Queue<number>(onEnd);
     const s = sink();
     queue[PUSH](s);
     await queue.return();
@@ -223,7 +234,7 @@ describe('SubscriberQueue pushing to a sink', () => {
   });
 
   it('should end a sink handed to an ended queue at once', () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     queue.push(6);
     queue.end();
     const s = sink();
@@ -233,7 +244,7 @@ describe('SubscriberQueue pushing to a sink', () => {
   });
 
   it('should stop handing over queued items when the sink ends the queue while taking one', () => {
-    const queue = new SubscriberQueue<number>(() => {});
+    const queue = new Queue<number>(() => {});
     for (const n of [1, 2, 3]) queue.push(n);
     const got: number[] = [];
     queue[PUSH]({ next: (value) => (got.push(value), value === 2 && void queue.return()), end: () => {} });

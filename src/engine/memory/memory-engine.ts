@@ -9,7 +9,6 @@ import {
   type HistoryLimits,
   type HistoryWindow,
   type TopicStats,
-  type Unlisten,
 } from '../engine.js';
 import { Stream } from './stream.js';
 
@@ -92,17 +91,19 @@ export class MemoryEngine implements Engine {
     return window;
   }
 
-  async listen(topic: string, listener: EventListener): Promise<Unlisten> {
+  async listen(topic: string, listener: EventListener): Promise<void> {
     this.assertOpen();
-    let set = this.listeners.get(topic);
-    if (!set) this.listeners.set(topic, (set = new TopicListeners()));
-    const own = set.add(listener);
+    let listeners = this.listeners.get(topic);
+    if (!listeners) this.listeners.set(topic, (listeners = new TopicListeners()));
+    listeners.add(listener);
     this.listenerTotal += 1;
-    return () => {
-      if (!set.delete(own)) return;
-      this.listenerTotal -= 1;
-      if (set.size === 0 && this.listeners.get(topic) === set) this.listeners.delete(topic);
-    };
+  }
+
+  unlisten(topic: string, listener: EventListener): void {
+    const listeners = this.listeners.get(topic);
+    if (!listeners?.delete(listener)) return;
+    this.listenerTotal -= 1;
+    if (listeners.size === 0) this.listeners.delete(topic);
   }
 
   async topicStats(topic: string): Promise<TopicStats> {

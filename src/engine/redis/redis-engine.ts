@@ -11,7 +11,6 @@ import {
   type HistoryLimits,
   type HistoryWindow,
   type TopicStats,
-  type Unlisten,
 } from '../engine.js';
 import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
@@ -190,24 +189,27 @@ export class RedisEngine implements Engine {
     return decodeWindow(topic, await this.run(SCRIPTS.claim, [keys.meta, keys.history, keys.pending], [this.options.limits.ttlMs]), this.decoded);
   }
 
-  async listen(topic: string, listener: EventListener): Promise<Unlisten> {
+  async listen(topic: string, listener: EventListener): Promise<void> {
     let state = this.topics.get(topic);
     if (!state) state = this.subscribe(topic);
-    const own = state.listeners.add(listener);
+    state.listeners.add(listener);
     // The count only feeds receipts and status, so it is written alongside the subscription
     // rather than after it: a new listener waits for one round trip, not two.
     const [subscribed, counted] = await Promise.allSettled([state.ready, this.count(topic, 1)]);
     if (subscribed.status === 'rejected' || counted.status === 'rejected') {
-      this.release(topic, state, own, counted.status === 'fulfilled');
+      this.release(topic, state, listener, counted.status === 'fulfilled');
       throw unavailable(subscribed.status === 'rejected' ? subscribed.reason : (counted as PromiseRejectedResult).reason);
     }
-    // One closure per listener, which every idle subscription holds.
-    return () => this.release(topic, state, own, true);
+  }
+
+  unlisten(topic: string, listener: EventListener): void {
+    const state = this.topics.get(topic);
+    if (state) this.release(topic, state, listener, true);
   }
 
   /** Removes a listener (once; later calls do nothing), and the topic's subscription with its last one. */
-  private release(topic: string, state: Topic, own: EventListener, counted: boolean): void {
-    if (!state.listeners.delete(own)) return;
+  private release(topic: string, state: Topic, listener: EventListener, counted: boolean): void {
+    if (!state.listeners.delete(listener)) return;
     if (counted) void this.count(topic, -1).catch(() => {});
     if (state.listeners.size === 0 && this.topics.get(topic) === state) {
       this.topics.delete(topic);
@@ -258,7 +260,7 @@ export class RedisEngine implements Engine {
   /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
   private subscribe(topic: string): Topic {
     const listeners = new TopicListeners();
-    const onMessage = (message: string) => listeners.event(decodeMessage(topic, message, this.decoded));
+    const onMessage = forwarder(topic, listeners, this.decoded);
     const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage));
     const state: Topic = { listeners, ready, onMessage };
     // Once confirmed, the topic no longer holds its own promise.
@@ -313,6 +315,14 @@ export class RedisEngine implements Engine {
       throw unavailable(error);
     }
   }
+}
+
+/**
+ * A topic's channel listener. Made here rather than in `subscribe`, whose scope also holds the
+ * subscription promise: a closure keeps its whole scope alive, for as long as the topic is.
+ */
+function forwarder(topic: string, listeners: TopicListeners, decoded: DecodedEvents): (message: string) => void {
+  return (message) => listeners.event(decodeMessage(topic, message, decoded));
 }
 
 function unavailable(error: unknown): Error {
