@@ -850,6 +850,51 @@ describe('Redis engine connection', () => {
     expect(Date.now() - started).toBeLessThan(3_500);
   });
 
+  describe.skipIf(!hasRedisServer())('channels', () => {
+    let server: RedisServer | null = null;
+    afterEach(async () => {
+      await server?.stop(true);
+      server = null;
+    });
+
+    it('should leave no channel subscribed when a topic is released, listened to and released again before Redis answers', async () => {
+      server = await startRedisServer();
+      const prefix = uniquePrefix();
+      const engine = track(await RedisEngine.connect({ url: server.url, prefix, limits: LIMITS }));
+      const raw = createClient({ url: server.url });
+      await raw.connect();
+      try {
+        const topic = newTopic('churn');
+        const { channel } = topicKeys(prefix, topic);
+        const subscribers = async () => ((await raw.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as [string, number])[1];
+        const first = recorder();
+        await engine.listen(topic, first.listener);
+        expect(await subscribers()).toBe(1);
+
+        // Within one turn: released, a new listener (its subscribe in flight), released again.
+        const second = recorder();
+        engine.unlisten(topic, first.listener);
+        const listening = engine.listen(topic, second.listener);
+        engine.unlisten(topic, second.listener);
+        await listening;
+        await eventually(subscribers, (n) => n === 0, 3_000);
+
+        // And the topic works as before for the next listener.
+        const third = recorder();
+        await engine.listen(topic, third.listener);
+        const receipt = await engine.append(topic, draft(topic, 1), null);
+        expect(receipt.liveSubscribers).toBe(1);
+        expect(cursors(await third.received(1))).toEqual([receipt.event.cursor]);
+        expect(first.events).toHaveLength(0);
+        expect(second.events).toHaveLength(0);
+        engine.unlisten(topic, third.listener);
+        await eventually(subscribers, (n) => n === 0, 3_000);
+      } finally {
+        await raw.close();
+      }
+    });
+  });
+
   describe.skipIf(!hasRedisServer())('with a Redis that goes away', () => {
     let server: RedisServer | null = null;
     afterEach(async () => {

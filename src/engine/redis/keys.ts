@@ -29,6 +29,11 @@ export function topicKeys(prefix: string, diagnosisId: string): TopicKeys {
   };
 }
 
+/** The diagnosis id of a live channel that `topicKeys` named. */
+export function topicOfChannel(prefix: string, channel: string): string {
+  return channel.slice(prefix.length + 1, channel.length - '}:live'.length);
+}
+
 /** Cluster-wide presence keys share one slot (`{instances}`), so they can be read together. */
 export function presenceKeys(prefix: string) {
   const base = `${prefix}{instances}`;

@@ -14,7 +14,7 @@ import {
 } from '../engine.js';
 import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
-import { topicKeys } from './keys.js';
+import { topicKeys, topicOfChannel } from './keys.js';
 import { Presence } from './presence.js';
 import { ReplyWatchdog } from './reply-watchdog.js';
 import { APPEND, CLAIM, READ, TOPIC_STATS } from './scripts.js';
@@ -37,7 +37,6 @@ interface Topic {
   readonly listeners: TopicListeners;
   /** Resolves once the Redis subscription is confirmed (then a shared resolved promise). */
   ready: Promise<void>;
-  readonly onMessage: (message: string) => void;
 }
 
 const CONFIRMED = Promise.resolve();
@@ -68,6 +67,17 @@ const SCRIPTS = {
 export class RedisEngine implements Engine {
   readonly name = 'redis';
   private readonly topics = new Map<string, Topic>();
+  /**
+   * Every topic's live messages: one function for all channels rather than a closure per topic.
+   * The topic's listeners are looked up when a message arrives; one that comes after its topic
+   * was released goes nowhere, as it would have gone to an emptied set. Being one function also
+   * keeps node-redis's per-channel bookkeeping exact when a topic is released, subscribed again
+   * and released again before Redis has answered: each SUNSUBSCRIBE is then sent.
+   */
+  private readonly onMessage = (message: string, channel: string): void => {
+    const topic = topicOfChannel(this.options.prefix, channel);
+    this.topics.get(topic)?.listeners.event(decodeMessage(topic, message, this.decoded));
+  };
   private readonly subscriberCounts = new Map<string, number>();
   /** Resumes waiting for the end of this turn, by position and topic (see resume). */
   private readonly resumes = new Map<string, Promise<HistoryWindow>>();
@@ -213,7 +223,7 @@ export class RedisEngine implements Engine {
     if (counted) void this.count(topic, -1).catch(() => {});
     if (state.listeners.size === 0 && this.topics.get(topic) === state) {
       this.topics.delete(topic);
-      void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, state.onMessage).catch(() => {});
+      void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage).catch(() => {});
     }
   }
 
@@ -259,10 +269,8 @@ export class RedisEngine implements Engine {
 
   /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
   private subscribe(topic: string): Topic {
-    const listeners = new TopicListeners();
-    const onMessage = forwarder(topic, listeners, this.decoded);
-    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, onMessage));
-    const state: Topic = { listeners, ready, onMessage };
+    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage));
+    const state: Topic = { listeners: new TopicListeners(), ready };
     // Once confirmed, the topic no longer holds its own promise.
     ready.then(
       () => {
@@ -315,14 +323,6 @@ export class RedisEngine implements Engine {
       throw unavailable(error);
     }
   }
-}
-
-/**
- * A topic's channel listener. Made here rather than in `subscribe`, whose scope also holds the
- * subscription promise: a closure keeps its whole scope alive, for as long as the topic is.
- */
-function forwarder(topic: string, listeners: TopicListeners, decoded: DecodedEvents): (message: string) => void {
-  return (message) => listeners.event(decodeMessage(topic, message, decoded));
 }
 
 function unavailable(error: unknown): Error {
