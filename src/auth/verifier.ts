@@ -1,4 +1,4 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { BoundedMap } from '../bounded-map.js';
 import type { AuthConfig } from '../config.js';
@@ -10,7 +10,8 @@ export const CLOCK_TOLERANCE_SECONDS = 5;
 export type Authenticate = (token: string | null) => Promise<AuthState>;
 
 interface KeySpec {
-  readonly key: Uint8Array | KeyObject | JWTVerifyGetKey;
+  /** An HMAC secret is a CryptoKey imported once (jose would import raw bytes on every verify). */
+  readonly key: Promise<CryptoKey> | KeyObject | JWTVerifyGetKey;
   /** Algorithms allowed for this kind of key: never `none`, never HS with a public key. */
   readonly algorithms: string[];
 }
@@ -18,17 +19,17 @@ interface KeySpec {
 /**
  * Builds the one verifier every transport uses. `devSecret` is the key when the config is in
  * dev mode. Verification checks the signature with an algorithm allow-list, `exp` (required),
- * `nbf`, `iss` and `aud`, and requires a `sub`.
+ * `nbf`, `iss` and `aud`, and requires a `sub`. A token that is being verified is not verified
+ * again meanwhile: a thousand sockets that reconnect at once with one token cost one check.
  */
 export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | null): Authenticate {
   const spec = keySpec(config, devSecret);
   const verified = new VerifiedTokens(10_000);
-  return async (token) => {
-    if (token === null) return { principal: null, failure: 'missing' };
-    const known = verified.get(token);
-    if (known) return { principal: known };
+  const verifying = new Map<string, Promise<AuthState>>();
+
+  async function verify(token: string): Promise<AuthState> {
     try {
-      const { payload } = await jwtVerify(token, spec.key as JWTVerifyGetKey, {
+      const { payload } = await jwtVerify(token, (await spec.key) as JWTVerifyGetKey, {
         algorithms: spec.algorithms,
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         requiredClaims: ['sub', 'exp'],
@@ -44,16 +45,28 @@ export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | 
       if (error instanceof errors.JOSEError || error instanceof TypeError) return { principal: null, failure: 'invalid' };
       throw error;
     }
+  }
+
+  return async (token) => {
+    if (token === null) return { principal: null, failure: 'missing' };
+    const known = verified.get(token);
+    if (known) return { principal: known };
+    let pending = verifying.get(token);
+    if (!pending) {
+      pending = verify(token).finally(() => verifying.delete(token));
+      verifying.set(token, pending);
+    }
+    return pending;
   };
 }
 
 function keySpec(config: AuthConfig, devSecret: Uint8Array | null): KeySpec {
   switch (config.key.kind) {
     case 'secret':
-      return { key: createSecretKey(new TextEncoder().encode(config.key.secret)), algorithms: ['HS256'] };
+      return { key: hmacKey(new TextEncoder().encode(config.key.secret)), algorithms: ['HS256'] };
     case 'dev':
       if (!devSecret) throw new Error('dev mode needs the dev secret');
-      return { key: createSecretKey(devSecret), algorithms: ['HS256'] };
+      return { key: hmacKey(devSecret), algorithms: ['HS256'] };
     case 'public-key': {
       const key = createPublicKey(config.key.pem);
       return { key, algorithms: algorithmsFor(key) };
@@ -64,6 +77,10 @@ function keySpec(config: AuthConfig, devSecret: Uint8Array | null): KeySpec {
         algorithms: ['RS256', 'ES256', 'EdDSA', 'Ed25519'],
       };
   }
+}
+
+function hmacKey(secret: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', new Uint8Array(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
 }
 
 function algorithmsFor(key: KeyObject): string[] {

@@ -35,6 +35,20 @@ describe('verified token cache', () => {
     expect((await verify(token)).principal?.subject).toBe('svc');
     expect((await verify(tampered)).principal).toBeNull();
   });
+
+  it('verifies a token that many ask for at once one time, and each asker gets its answer', async () => {
+    const verify = authenticate();
+    const token = await sign(new Date(Date.now() + 60_000));
+    const tampered = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+    const answers = await Promise.all([...Array.from({ length: 50 }, () => verify(token)), ...Array.from({ length: 50 }, () => verify(tampered))]);
+    // One verification per distinct token: every asker of a token got the same answer object.
+    expect(new Set(answers.slice(0, 50)).size).toBe(1);
+    expect(new Set(answers.slice(50)).size).toBe(1);
+    expect(answers[0]!.principal?.subject).toBe('svc');
+    expect(answers[50]).toEqual({ principal: null, failure: 'invalid' });
+    // A failure is not remembered once its verification is over.
+    expect(await verify(tampered)).not.toBe(answers[50]);
+  });
 });
 
 describe('BoundedMap', () => {
