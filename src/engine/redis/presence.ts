@@ -33,7 +33,7 @@ export class Presence {
     readonly instanceId: string,
     private readonly heartbeatMs: number,
     /** The local subscription count and the diagnoses with local subscribers. */
-    private readonly local: () => { subscriptions: number; subscribers: ReadonlyMap<string, number> },
+    private readonly local: () => { subscriptions: number; subscribers: Iterable<readonly [string, number]> },
     private readonly onError: (error: unknown) => void,
   ) {
     this.keys = presenceKeys(prefix);

@@ -33,13 +33,13 @@ export interface RedisEngineOptions {
   readonly onError?: (error: unknown) => void;
 }
 
-interface Topic {
-  readonly listeners: TopicListeners;
-  /** Resolves once the Redis subscription is confirmed (then a shared resolved promise). */
-  ready: Promise<void>;
-}
-
 const CONFIRMED = Promise.resolve();
+
+/** A topic's local listeners, and its channel subscription (one object per watched diagnosis). */
+class Topic extends TopicListeners {
+  /** Resolves once the Redis subscription is confirmed (then a shared resolved promise). */
+  ready: Promise<void> = CONFIRMED;
+}
 
 interface Script {
   readonly source: string;
@@ -76,9 +76,8 @@ export class RedisEngine implements Engine {
    */
   private readonly onMessage = (message: string, channel: string): void => {
     const topic = topicOfChannel(this.options.prefix, channel);
-    this.topics.get(topic)?.listeners.event(decodeMessage(topic, message, this.decoded));
+    this.topics.get(topic)?.event(decodeMessage(topic, message, this.decoded));
   };
-  private readonly subscriberCounts = new Map<string, number>();
   /** Resumes waiting for the end of this turn, by position and topic (see resume). */
   private readonly resumes = new Map<string, Promise<HistoryWindow>>();
   private localSubscriptions = 0;
@@ -97,12 +96,12 @@ export class RedisEngine implements Engine {
     const onError = options.onError ?? (() => {});
     this.presence = new Presence(commands, options.prefix, randomUUID(), options.heartbeatMs ?? 2000, () => ({
       subscriptions: this.localSubscriptions,
-      subscribers: this.subscriberCounts,
+      subscribers: this.localCounts(),
     }), onError);
     // The subscriber is connected before the engine is built, so every 'ready' from here on is a
     // reconnect: messages published meanwhile are lost, so every listener re-reads history.
     subscriber.on('ready', () => {
-      for (const topic of this.topics.values()) topic.listeners.resync();
+      for (const topic of this.topics.values()) topic.resync();
     });
   }
 
@@ -202,7 +201,7 @@ export class RedisEngine implements Engine {
   async listen(topic: string, listener: EventListener): Promise<void> {
     let state = this.topics.get(topic);
     if (!state) state = this.subscribe(topic);
-    state.listeners.add(listener);
+    state.add(listener);
     // The count only feeds receipts and status, so it is written alongside the subscription
     // rather than after it: a new listener waits for one round trip, not two.
     const [subscribed, counted] = await Promise.allSettled([state.ready, this.count(topic, 1)]);
@@ -219,9 +218,9 @@ export class RedisEngine implements Engine {
 
   /** Removes a listener (once; later calls do nothing), and the topic's subscription with its last one. */
   private release(topic: string, state: Topic, listener: EventListener, counted: boolean): void {
-    if (!state.listeners.delete(listener)) return;
+    if (!state.delete(listener)) return;
     if (counted) void this.count(topic, -1).catch(() => {});
-    if (state.listeners.size === 0 && this.topics.get(topic) === state) {
+    if (state.size === 0 && this.topics.get(topic) === state) {
       this.topics.delete(topic);
       void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage).catch(() => {});
     }
@@ -270,7 +269,8 @@ export class RedisEngine implements Engine {
   /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
   private subscribe(topic: string): Topic {
     const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage));
-    const state: Topic = { listeners: new TopicListeners(), ready };
+    const state = new Topic();
+    state.ready = ready;
     // Once confirmed, the topic no longer holds its own promise.
     ready.then(
       () => {
@@ -283,21 +283,19 @@ export class RedisEngine implements Engine {
   }
 
   private async count(topic: string, delta: 1 | -1): Promise<void> {
-    this.countLocally(topic, delta);
+    this.localSubscriptions += delta;
     try {
       await this.commandReplies.guard(this.presence.addDiagnosis(topic, delta));
     } catch (error) {
       // A listener that failed to start is not counted here either; one that left stays left.
-      if (delta === 1) this.countLocally(topic, -1);
+      if (delta === 1) this.localSubscriptions -= 1;
       throw error;
     }
   }
 
-  private countLocally(topic: string, delta: 1 | -1): void {
-    const next = (this.subscriberCounts.get(topic) ?? 0) + delta;
-    if (next > 0) this.subscriberCounts.set(topic, next);
-    else this.subscriberCounts.delete(topic);
-    this.localSubscriptions += delta;
+  /** Local listeners per topic, for the registry (a topic's listeners are its count). */
+  private *localCounts(): Iterable<readonly [string, number]> {
+    for (const [topic, state] of this.topics) if (state.size > 0) yield [topic, state.size];
   }
 
   /** Unexpired pending events over all diagnoses (a scan: for `status`, not for hot paths). */
