@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +94,13 @@ function extraHubEnv(): Record<string, string> {
   );
 }
 
+/** The Node flags of package.json's start script (`node <flags> dist/src/main.js`), so the hub runs as `npm start` runs it. */
+function startFlags(): string[] {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = scripts.start.split(/\s+/);
+  return words.slice(words.indexOf('node') + 1, words.indexOf('dist/src/main.js'));
+}
+
 /**
  * The hub as `npm start` runs it: `dist/src/main.js`, built first when a source file is newer.
  * (Through tsx every function would carry a `name` property of its own, about 1.8 KB more heap
@@ -122,7 +129,7 @@ export async function startHub(options: HubOptions): Promise<ServerProcess> {
   const env = hubEnv(port, options);
   // BENCH_HUB_PROFILE=<dir>: write a V8 CPU profile of every hub process there (for finding hot spots).
   const profile = process.env['BENCH_HUB_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_HUB_PROFILE']}`] : [];
-  return startServer('hub', port, [process.execPath, ...profile, ...PRELOADS, entry], env, options.core, '/graphql', env['REDIS_KEY_PREFIX'] ?? null);
+  return startServer('hub', port, [process.execPath, ...startFlags(), ...profile, ...PRELOADS, entry], env, options.core, '/graphql', env['REDIS_KEY_PREFIX'] ?? null);
 }
 
 export async function startReference(core: number | null): Promise<ServerProcess> {
