@@ -122,10 +122,17 @@ function detached({ auth, hub, local, broadcastRate }: GraphQLContext): GraphQLC
 
 /**
  * A subscriber's source stream mapped to its group's results; ending it ends the source. It can
- * be pulled or can push ([PUSH]); a pushing source (the hub's queue) is mapped as it pushes.
+ * be pulled, or can push ([PUSH]): a pushing source (the hub's queue) then pushes its events to
+ * the stream itself (`onItem`, `onEnd`: one object per idle subscription, not two), which hands
+ * each result on in event order: at once while results are computed synchronously (the schema's
+ * event fields are), otherwise each after the one before.
  */
-class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<ExecutionResult> {
+class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<ExecutionResult>, PushSink<unknown> {
   private group: ExecutionGroup | null;
+  /** Where results go once the consumer asked to be pushed to. */
+  private sink: PushSink<ExecutionResult> | null = null;
+  /** Results still to be handed on, once one of them was computed asynchronously. */
+  private chain: Promise<void> | null = null;
 
   constructor(
     private readonly source: AsyncIterator<unknown>,
@@ -135,27 +142,31 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
     this.group = group;
   }
 
-  /** Results go to `sink` through a GroupSink; a source that cannot push is pulled for it. */
+  /** Results go to `sink`; a source that cannot push is pulled for it. */
   [PUSH](sink: PushSink<ExecutionResult>): void {
     const source = this.source;
     if (!isPushable(source)) return pullTo(this, sink);
-    source[PUSH](new GroupSink(this, sink));
+    this.sink = sink;
+    source[PUSH](this);
   }
 
-  get isOpen(): boolean {
-    return this.group !== null;
+  /** An event the source pushed. */
+  onItem(event: unknown): void {
+    const { group, sink } = this;
+    if (!group || !sink) return;
+    const result = group.resultFor(event);
+    if (this.chain || result instanceof Promise) {
+      this.after(async () => {
+        const value = await result;
+        if (this.group) sink.onItem(value);
+      });
+    } else sink.onItem(result);
   }
 
-  /** The group's result for `event`; null once the stream has ended. */
-  resultFor(event: unknown): Result | null {
-    return this.group ? this.group.resultFor(event) : null;
-  }
-
-  /** The source ended by itself: leaves the group and ends `sink`, once. */
-  finish(sink: PushSink<ExecutionResult>, error: unknown): void {
-    if (!this.group) return;
-    this.leave();
-    sink.end(error === undefined ? undefined : this.mask(error));
+  /** The source ended by itself (or failed): leaves the group and ends the sink, once. */
+  onEnd(error?: unknown): void {
+    if (this.chain) this.after(() => this.finish(error));
+    else this.finish(error);
   }
 
   next(): Promise<IteratorResult<ExecutionResult>> {
@@ -188,44 +199,21 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
     return this;
   }
 
-  private leave(): IteratorResult<ExecutionResult> {
-    this.group?.leave();
-    this.group = null;
-    return { value: undefined, done: true };
-  }
-}
-
-/**
- * What a pushing source hands a GroupStream's events to (an object rather than closures: every
- * idle subscription holds one). Results go to `sink` in event order: at once while they are
- * computed synchronously (the schema's event fields are), otherwise each after the one before.
- */
-class GroupSink implements PushSink<unknown> {
-  private chain: Promise<void> | null = null;
-
-  constructor(
-    private readonly stream: GroupStream,
-    private readonly sink: PushSink<ExecutionResult>,
-  ) {}
-
-  next(event: unknown): void {
-    const result = this.stream.resultFor(event);
-    if (result === null) return;
-    if (this.chain || result instanceof Promise) {
-      this.after(async () => {
-        const value = await result;
-        if (this.stream.isOpen) this.sink.next(value);
-      });
-    } else this.sink.next(result);
-  }
-
-  end(error?: unknown): void {
-    if (this.chain) this.after(() => this.stream.finish(this.sink, error));
-    else this.stream.finish(this.sink, error);
+  private finish(error: unknown): void {
+    const sink = this.sink;
+    if (!this.group || !sink) return;
+    this.leave();
+    sink.onEnd(error === undefined ? undefined : this.mask(error));
   }
 
   private after(step: () => void | Promise<void>): void {
     this.chain = (this.chain ?? Promise.resolve()).then(step);
+  }
+
+  private leave(): IteratorResult<ExecutionResult> {
+    this.group?.leave();
+    this.group = null;
+    return { value: undefined, done: true };
   }
 }
 

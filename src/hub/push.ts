@@ -8,10 +8,10 @@
 export const PUSH = Symbol('push');
 
 export interface PushSink<T> {
-  /** An item; must not throw (nor may `end`). */
-  next(value: T): void;
+  /** An item; must not throw (nor may `onEnd`). */
+  onItem(value: T): void;
   /** The stream ended by itself (or failed); not called after the consumer's own `return()`. */
-  end(error?: unknown): void;
+  onEnd(error?: unknown): void;
 }
 
 export interface Pushable<T> {
@@ -40,8 +40,8 @@ export function drainTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
 export function pullTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
   const pull = (): void =>
     void stream.next().then(
-      (step) => (step.done ? sink.end() : (sink.next(step.value), pull())),
-      (error: unknown) => sink.end(error),
+      (step) => (step.done ? sink.onEnd() : (sink.onItem(step.value), pull())),
+      (error: unknown) => sink.onEnd(error),
     );
   pull();
 }

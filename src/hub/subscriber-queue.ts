@@ -26,7 +26,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
 
   push(item: T): void {
     if (this.ended) return;
-    if (this.sink) return this.sink.next(item);
+    if (this.sink) return this.sink.onItem(item);
     const resolve = this.waiting?.shift();
     if (resolve) {
       resolve({ value: item, done: false });
@@ -47,15 +47,15 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T>, Pushable<T>
     const sink = this.sink;
     this.sink = null;
     this.whenEnded();
-    sink?.end();
+    sink?.onEnd();
   }
 
   /** Runs once, when the queue ends for any reason (a subclass releases what feeds it here). */
   protected whenEnded(): void {}
 
   [PUSH](sink: PushSink<T>): void {
-    if (this.ended) return sink.end();
-    while (this.size > 0 && !this.ended) sink.next(this.take());
+    if (this.ended) return sink.onEnd();
+    while (this.size > 0 && !this.ended) sink.onItem(this.take());
     if (!this.ended) this.sink = sink;
   }
 

@@ -142,11 +142,11 @@ class Running implements PushSink<ExecutionResult> {
     this.prefix = nextPrefix(id);
   }
 
-  next(result: ExecutionResult): void {
+  onItem(result: ExecutionResult): void {
     this.connection.deliver(this, result);
   }
 
-  end(error?: unknown): void {
+  onEnd(error?: unknown): void {
     this.connection.finish(this, error);
   }
 }

@@ -7,7 +7,7 @@ function recorder() {
   const got: number[] = [];
   let end!: (error: unknown) => void;
   const ended = new Promise<unknown>((resolve) => (end = resolve));
-  return { got, ended, sink: { next: (value: number) => void got.push(value), end: (error?: unknown) => end(error) } };
+  return { got, ended, sink: { onItem: (value: number) => void got.push(value), onEnd: (error?: unknown) => end(error) } };
 }
 
 describe('drainTo', () => {

@@ -193,7 +193,7 @@ describe('SubscriberQueue pushing to a sink', () => {
   const sink = () => {
     const got: number[] = [];
     const ends: unknown[] = [];
-    return { got, ends, next: (value: number) => got.push(value), end: (error?: unknown) => ends.push(error) };
+    return { got, ends, onItem: (value: number) => got.push(value), onEnd: (error?: unknown) => ends.push(error) };
   };
 
   it('should hand the waiting items over first, in order, then every push at once', () => {
@@ -247,7 +247,7 @@ describe('SubscriberQueue pushing to a sink', () => {
     const queue = new Queue<number>(() => {});
     for (const n of [1, 2, 3]) queue.push(n);
     const got: number[] = [];
-    queue[PUSH]({ next: (value) => (got.push(value), value === 2 && void queue.return()), end: () => {} });
+    queue[PUSH]({ onItem: (value) => (got.push(value), value === 2 && void queue.return()), onEnd: () => {} });
     expect(got).toEqual([1, 2]);
     expect(queue.isEnded).toBe(true);
   });
