@@ -13,6 +13,7 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { HubCloseCode } from '../errors.js';
+import { flat } from '../flat-string.js';
 import { drainTo, type PushSink } from '../hub/push.js';
 import { resultBytes } from './result-json.js';
 import { textFrame } from './ws-frame.js';
@@ -453,15 +454,9 @@ function closeUninitialised(socket: WebSocket): void {
   socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
 }
 
-/**
- * In one piece: a template literal makes a tree of three string cells around the JSON id, which
- * every idle subscription would hold. `normalize()` returns a flat copy, taken only when it is
- * the same text (any id that is already in NFC, which every ASCII id is).
- */
+/** Kept by every subscription, so in one piece. */
 function nextPrefix(id: string): string {
-  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-  const flat = prefix.normalize();
-  return flat === prefix ? flat : prefix;
+  return flat(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {

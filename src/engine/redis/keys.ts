@@ -1,3 +1,5 @@
+import { flat } from '../../flat-string.js';
+
 /**
  * Key and channel names. Every key of one diagnosis carries the hash tag `{<diagnosisId>}`, so a
  * diagnosis lives in one Redis Cluster slot and each Lua script touches one slot only. Diagnosis
@@ -24,9 +26,14 @@ export function topicKeys(prefix: string, diagnosisId: string): TopicKeys {
     history: `${base}:history`,
     pending: `${base}:pending`,
     subscribers: `${base}:subscribers`,
-    channel: `${base}:live`,
+    channel: channelOf(prefix, diagnosisId),
     idempotency: (key) => `${base}:idempotency:${Buffer.from(key, 'utf8').toString('base64url')}`,
   };
+}
+
+/** The live channel of a diagnosis; in one piece, since the subscriber connection keeps one per watched diagnosis. */
+export function channelOf(prefix: string, diagnosisId: string): string {
+  return flat(`${prefix}{${diagnosisId}}:live`);
 }
 
 /** The diagnosis id of a live channel that `topicKeys` named. */

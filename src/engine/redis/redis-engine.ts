@@ -14,7 +14,7 @@ import {
 } from '../engine.js';
 import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import { DecodedEvents, decodeMessage, decodeReceipt, decodeWindow, encodeDraft, toEvent } from './codec.js';
-import { topicKeys, topicOfChannel } from './keys.js';
+import { channelOf, topicKeys, topicOfChannel } from './keys.js';
 import { Presence } from './presence.js';
 import { ReplyWatchdog } from './reply-watchdog.js';
 import { APPEND, CLAIM, READ, TOPIC_STATS } from './scripts.js';
@@ -222,7 +222,7 @@ export class RedisEngine implements Engine {
     if (counted) void this.count(topic, -1).catch(() => {});
     if (state.size === 0 && this.topics.get(topic) === state) {
       this.topics.delete(topic);
-      void this.subscriber.SUNSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage).catch(() => {});
+      void this.subscriber.SUNSUBSCRIBE(channelOf(this.options.prefix, topic), this.onMessage).catch(() => {});
     }
   }
 
@@ -268,7 +268,7 @@ export class RedisEngine implements Engine {
 
   /** Subscribes an instance-wide channel for the topic; the first listener waits for it. */
   private subscribe(topic: string): Topic {
-    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(topicKeys(this.options.prefix, topic).channel, this.onMessage));
+    const ready = this.subscriberReplies.guard(this.subscriber.SSUBSCRIBE(channelOf(this.options.prefix, topic), this.onMessage));
     const state = new Topic();
     state.ready = ready;
     // Once confirmed, the topic no longer holds its own promise.
