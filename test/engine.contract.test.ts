@@ -850,7 +850,7 @@ describe('Redis engine connection', () => {
     expect(Date.now() - started).toBeLessThan(3_500);
   });
 
-  describe.skipIf(!hasRedisServer())('channels', () => {
+  describe.skipIf(!hasRedisServer())('on a Redis server of its own', () => {
     let server: RedisServer | null = null;
     afterEach(async () => {
       await server?.stop(true);
@@ -892,14 +892,6 @@ describe('Redis engine connection', () => {
       } finally {
         await raw.close();
       }
-    });
-  });
-
-  describe.skipIf(!hasRedisServer())('with a Redis that goes away', () => {
-    let server: RedisServer | null = null;
-    afterEach(async () => {
-      await server?.stop(true);
-      server = null;
     });
 
     it('should tell listeners to resync when only the pub/sub connection drops, so a subscriber misses nothing', async () => {
