@@ -168,6 +168,19 @@ function recorder() {
   };
 }
 
+/**
+ * A new listener on `topic` is the only one the next append (its `n`th draft) reaches, and it
+ * receives that event. Returns the listener.
+ */
+async function aloneHearsTheNext(engine: Engine, topic: string, n: number): Promise<EventListener> {
+  const late = recorder();
+  await engine.listen(topic, late.listener);
+  const receipt = await engine.append(topic, draft(topic, n), null);
+  expect(receipt.liveSubscribers).toBe(1);
+  expect(cursors(await late.received(1))).toEqual([receipt.event.cursor]);
+  return late.listener;
+}
+
 /** Registers a new recorder's listener; returns what removes it. */
 async function listening(engine: Engine, topic: string): Promise<() => void> {
   const { listener } = recorder();
@@ -618,11 +631,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         // With every listener gone and a new one attached, the old ones still get nothing.
         engine.unlisten(topic, staying.listener);
         await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 0);
-        const late = recorder();
-        await engine.listen(topic, late.listener);
-        const third = await engine.append(topic, draft(topic, 3), null);
-        expect(third.liveSubscribers).toBe(1);
-        expect(cursors(await late.received(1))).toEqual([third.event.cursor]);
+        await aloneHearsTheNext(engine, topic, 3);
         expect(staying.events).toHaveLength(2);
         expect(leaving.events).toHaveLength(1);
       });
@@ -880,14 +889,10 @@ describe('Redis engine connection', () => {
         await eventually(subscribers, (n) => n === 0, 3_000);
 
         // And the topic works as before for the next listener.
-        const third = recorder();
-        await engine.listen(topic, third.listener);
-        const receipt = await engine.append(topic, draft(topic, 1), null);
-        expect(receipt.liveSubscribers).toBe(1);
-        expect(cursors(await third.received(1))).toEqual([receipt.event.cursor]);
+        const third = await aloneHearsTheNext(engine, topic, 1);
         expect(first.events).toHaveLength(0);
         expect(second.events).toHaveLength(0);
-        engine.unlisten(topic, third.listener);
+        engine.unlisten(topic, third);
         await eventually(subscribers, (n) => n === 0, 3_000);
       } finally {
         await raw.close();
