@@ -950,6 +950,27 @@ describe('Redis engine connection', () => {
       expect(cursors(await listener.received(2, 5_000)).at(-1)).toBe(retry.event.cursor);
     });
 
+    it('should report heartbeats that Redis leaves unanswered as unavailable, and keep the counts once it answers', async () => {
+      server = await startRedisServer();
+      const errors: unknown[] = [];
+      const engine = track(
+        await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 100, replyTimeoutMs: 300, onError: (e) => errors.push(e) }),
+      );
+      const topic = newTopic('frozen-heartbeat');
+      await engine.listen(topic, recorder().listener);
+
+      server.freeze();
+      try {
+        // Nothing else is asked of Redis meanwhile: only the heartbeat can notice the silence.
+        await eventually(async () => errors, (seen) => seen.some((e) => e instanceof EngineUnavailableError), 3_000);
+      } finally {
+        server.thaw();
+      }
+      await eventually(() => engine.ping().then(() => true, () => false), (ok) => ok, 5_000);
+      expect((await engine.topicStats(topic)).subscribers).toBe(1);
+      expect((await engine.stats()).instances).toBe(1);
+    });
+
     it('should reject appends as unavailable while Redis is down, then resync listeners and work again', async () => {
       server = await startRedisServer();
       const { port } = server;

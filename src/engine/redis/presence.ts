@@ -21,6 +21,8 @@ interface PendingCount {
 export class Presence {
   private readonly keys: ReturnType<typeof presenceKeys>;
   private timer: NodeJS.Timeout | null = null;
+  /** The heartbeat in flight: a beat is skipped rather than queued behind one that Redis has not answered. */
+  private beating: Promise<void> | null = null;
   private flushSoon: NodeJS.Timeout | null = null;
   /** Per-diagnosis count changes of this turn of the event loop, written together at its end. */
   private counts = new Map<string, PendingCount>();
@@ -35,12 +37,20 @@ export class Presence {
     /** The local subscription count and the diagnoses with local subscribers. */
     private readonly local: () => { subscriptions: number; subscribers: Iterable<readonly [string, number]> },
     private readonly onError: (error: unknown) => void,
+    /** Fails a command that Redis does not answer in time (the command connection's ReplyWatchdog). */
+    private readonly guard: <T>(command: Promise<T>) => Promise<T>,
   ) {
     this.keys = presenceKeys(prefix);
   }
 
   start(): Promise<void> {
-    this.timer = setInterval(() => void this.beat().catch(this.onError), this.heartbeatMs).unref();
+    this.timer = setInterval(() => {
+      this.beating ??= this.beat()
+        .catch(this.onError)
+        .finally(() => {
+          this.beating = null;
+        });
+    }, this.heartbeatMs).unref();
     return this.beat();
   }
 
@@ -94,22 +104,22 @@ export class Presence {
     const diagnoses = this.keys.diagnosesOf(this.instanceId);
     if (delta > 0) {
       // One round trip: adding a member that is already there changes nothing.
-      await Promise.all([this.client.hIncrBy(subscribers, this.instanceId, delta), this.client.sAdd(diagnoses, diagnosisId)]);
+      await Promise.all([this.guard(this.client.hIncrBy(subscribers, this.instanceId, delta)), this.guard(this.client.sAdd(diagnoses, diagnosisId))]);
       return;
     }
-    if ((await this.client.hIncrBy(subscribers, this.instanceId, delta)) <= 0) {
-      await Promise.all([this.client.hDel(subscribers, this.instanceId), this.client.sRem(diagnoses, diagnosisId)]);
+    if ((await this.guard(this.client.hIncrBy(subscribers, this.instanceId, delta))) <= 0) {
+      await Promise.all([this.guard(this.client.hDel(subscribers, this.instanceId)), this.guard(this.client.sRem(diagnoses, diagnosisId))]);
     }
   }
 
   /** Live instances, their subscriptions, and the diagnoses with subscribers anywhere. */
   async cluster(): Promise<{ instances: number; subscriptions: number; diagnoses: number }> {
     const now = Date.now();
-    const live = Object.entries(await this.client.hGetAll(this.keys.registry))
+    const live = Object.entries(await this.guard(this.client.hGetAll(this.keys.registry)))
       .map(([id, json]) => [id, JSON.parse(json) as InstanceEntry] as const)
       .filter(([, entry]) => entry.expiresAt > now);
     const sets = live.map(([id]) => this.keys.diagnosesOf(id));
-    const diagnoses = sets.length === 0 ? 0 : (await this.client.sUnion(sets)).length;
+    const diagnoses = sets.length === 0 ? 0 : (await this.guard(this.client.sUnion(sets))).length;
     // This instance's own count is read live; the others' are at most 100 ms old.
     const others = live.filter(([id]) => id !== this.instanceId);
     const subscriptions = others.reduce((sum, [, entry]) => sum + entry.subscriptions, this.local().subscriptions);
@@ -127,7 +137,7 @@ export class Presence {
     // Reaped while alive (a long pause): restore this instance's per-diagnosis counts.
     if (added) await this.restore();
     const now = Date.now();
-    for (const [id, json] of Object.entries(await this.client.hGetAll(this.keys.registry))) {
+    for (const [id, json] of Object.entries(await this.guard(this.client.hGetAll(this.keys.registry)))) {
       if (id !== this.instanceId && (JSON.parse(json) as InstanceEntry).expiresAt <= now) await this.reap(id);
     }
   }
@@ -135,23 +145,23 @@ export class Presence {
   /** Writes this instance's entry; true when it was missing. */
   private async write(): Promise<boolean> {
     const entry: InstanceEntry = { subscriptions: this.local().subscriptions, expiresAt: Date.now() + 2 * this.heartbeatMs };
-    return (await this.client.hSet(this.keys.registry, this.instanceId, JSON.stringify(entry))) === 1;
+    return (await this.guard(this.client.hSet(this.keys.registry, this.instanceId, JSON.stringify(entry)))) === 1;
   }
 
   private async restore(): Promise<void> {
     const { subscribers } = this.local();
     for (const [diagnosisId, count] of subscribers) {
-      await this.client.hSet(topicKeys(this.prefix, diagnosisId).subscribers, this.instanceId, count);
-      await this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId);
+      await this.guard(this.client.hSet(topicKeys(this.prefix, diagnosisId).subscribers, this.instanceId, count));
+      await this.guard(this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId));
     }
   }
 
   private async reap(instanceId: string): Promise<void> {
     const set = this.keys.diagnosesOf(instanceId);
-    for (const diagnosisId of await this.client.sMembers(set)) {
-      await this.client.hDel(topicKeys(this.prefix, diagnosisId).subscribers, instanceId);
+    for (const diagnosisId of await this.guard(this.client.sMembers(set))) {
+      await this.guard(this.client.hDel(topicKeys(this.prefix, diagnosisId).subscribers, instanceId));
     }
-    await this.client.del(set);
-    await this.client.hDel(this.keys.registry, instanceId);
+    await this.guard(this.client.del(set));
+    await this.guard(this.client.hDel(this.keys.registry, instanceId));
   }
 }

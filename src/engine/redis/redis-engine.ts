@@ -97,7 +97,7 @@ export class RedisEngine implements Engine {
     this.presence = new Presence(commands, options.prefix, randomUUID(), options.heartbeatMs ?? 2000, () => ({
       subscriptions: this.localSubscriptions,
       subscribers: this.localCounts(),
-    }), onError);
+    }), onError, (command) => this.commandReplies.guard(command));
     // The subscriber is connected before the engine is built, so every 'ready' from here on is a
     // reconnect: messages published meanwhile are lost, so every listener re-reads history.
     subscriber.on('ready', () => {
@@ -243,8 +243,8 @@ export class RedisEngine implements Engine {
 
   async stats(): Promise<EngineStats> {
     try {
-      const cluster = await this.commandReplies.guard(this.presence.cluster());
-      return { ...cluster, pendingEvents: await this.commandReplies.guard(this.pendingTotal()) };
+      const cluster = await this.presence.cluster();
+      return { ...cluster, pendingEvents: await this.pendingTotal() };
     } catch (error) {
       throw unavailable(error);
     }
@@ -285,7 +285,7 @@ export class RedisEngine implements Engine {
   private async count(topic: string, delta: 1 | -1): Promise<void> {
     this.localSubscriptions += delta;
     try {
-      await this.commandReplies.guard(this.presence.addDiagnosis(topic, delta));
+      await this.presence.addDiagnosis(topic, delta);
     } catch (error) {
       // A listener that failed to start is not counted here either; one that left stays left.
       if (delta === 1) this.localSubscriptions -= 1;
@@ -299,14 +299,25 @@ export class RedisEngine implements Engine {
   }
 
   /** Unexpired pending events over all diagnoses (a scan: for `status`, not for hot paths). */
+  /**
+   * Events pending on every topic: one SCAN page at a time, its counts sent together. Each
+   * command is guarded on its own, so that a long walk over many topics is not taken for a
+   * silent Redis (which would fail every other waiting command with it).
+   */
   private async pendingTotal(): Promise<number> {
+    const match = `${this.options.prefix}{*}:pending`;
+    const cutoff = `(${Date.now() - this.options.limits.ttlMs}`;
     let total = 0;
-    const cutoff = Date.now() - this.options.limits.ttlMs;
-    for await (const keys of this.commands.scanIterator({ MATCH: `${this.options.prefix}{*}:pending`, COUNT: 1000 })) {
-      for (const key of keys) total += await this.commands.zCount(key, `(${cutoff}`, '+inf');
-    }
+    let cursor = '0';
+    do {
+      const page = await this.commandReplies.guard(this.commands.scan(cursor, { MATCH: match, COUNT: 1000 }));
+      cursor = page.cursor;
+      const counts = await Promise.all(page.keys.map((key) => this.commandReplies.guard(this.commands.zCount(key, cutoff, '+inf'))));
+      for (const count of counts) total += count;
+    } while (cursor !== '0');
     return total;
   }
+
 
   private async run(script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
     const options = { keys, arguments: args.map(String) };
