@@ -8,6 +8,8 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import { connect, type AddressInfo } from 'node:net';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GraphQLContext } from '../src/graphql/context.js';
+import { createKnownExecution } from '../src/graphql/known-execution.js';
 import { createHttpListener, KnownOperations } from '../src/transport/http-operations.js';
 import type { HubYoga } from '../src/transport/yoga.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
@@ -58,24 +60,21 @@ describe('the direct HTTP path in front of Yoga', () => {
 
   beforeAll(async () => {
     const known = new KnownOperations();
-    const yoga = createYoga({
-      schema: createSchema({
-        typeDefs: 'type Query { hello(name: String): String } type Mutation { bump(by: Int!): Int } type Subscription { ticks: Int }',
-        resolvers: {
-          Query: { hello: (_: unknown, { name }: { name?: string }) => `hello ${name ?? 'you'}` },
-          Mutation: { bump: (_: unknown, { by }: { by: number }) => (resolverRuns += by) },
-          Subscription: {
-            ticks: {
-              subscribe: async function* () {
-                yield { ticks: 1 };
-              },
+    const schema = createSchema({
+      typeDefs: 'type Query { hello(name: String): String } type Mutation { bump(by: Int!): Int } type Subscription { ticks: Int }',
+      resolvers: {
+        Query: { hello: (_: unknown, { name }: { name?: string }) => `hello ${name ?? 'you'}` },
+        Mutation: { bump: (_: unknown, { by }: { by: number }) => (resolverRuns += by) },
+        Subscription: {
+          ticks: {
+            subscribe: async function* () {
+              yield { ticks: 1 };
             },
           },
         },
-      }),
-      logging: false,
-      plugins: [known.plugin()],
+      },
     });
+    const yoga = createYoga({ schema, logging: false, plugins: [known.plugin()] });
     // The real Yoga, its calls counted: as a Node listener, and through fetch for a body already read.
     const counted = new Proxy(yoga, {
       apply(target, self, args: Parameters<typeof yoga>) {
@@ -97,6 +96,8 @@ describe('the direct HTTP path in front of Yoga', () => {
       path: '/graphql',
       maxBodyBytes: 1000,
       authenticate: async () => ({ principal: null, failure: 'missing' }),
+      // The resolvers here read no context.
+      execute: createKnownExecution({ schema, context: () => ({}) as GraphQLContext, mask: (error) => error as Error, started: () => () => {}, metrics: {} }),
       mask: (error) => error as Error,
       httpDuration: undefined,
     });
@@ -261,15 +262,27 @@ describe('the hub answers the same whichever path serves a request', () => {
     }
   });
 
-  it('counts a request in the HTTP duration histogram on either path', async () => {
-    const count = async () => {
-      const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text();
-      const line = metrics.split('\n').find((row) => row.startsWith('graphql_yoga_http_duration_count{') && row.includes('operationName="Counted"'));
-      return Number(line?.split(' ')[1] ?? 0);
-    };
+  /** A metric's value on /metrics, in the row whose labels include every one of `labels`. */
+  async function metric(name: string, ...labels: string[]): Promise<number> {
+    const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text();
+    const line = metrics.split('\n').find((row) => row.startsWith(`${name}{`) && labels.every((label) => row.includes(label)));
+    return Number(line?.split(' ')[1] ?? 0);
+  }
+
+  it('counts a request in the HTTP duration and execution histograms on either path', async () => {
     const [viaYoga, direct] = await twice({ query: 'query Counted { __typename }' }, { accept: 'application/json' });
     expect([viaYoga.status, direct.status]).toEqual([200, 200]);
-    expect(await count()).toBe(2);
+    for (const name of ['graphql_yoga_http_duration_count', 'graphql_envelop_phase_execute_count', 'graphql_envelop_request_duration_count']) {
+      expect(await metric(name, 'operationName="Counted"', 'operationType="query"'), name).toBe(2);
+    }
+  });
+
+  it('counts an execution error on either path', async () => {
+    const body = { query: 'mutation Refused($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }', variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 99, effectiveness: 0.5 } } };
+    const [viaYoga, direct] = await twice(body, { accept: 'application/json', authorization: `Bearer ${token}` });
+    expect(JSON.parse(direct.body).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(comparable(direct)).toEqual(comparable(viaYoga));
+    expect(await metric('graphql_envelop_error_result', 'operationName="Refused"', 'phase="execute"', 'path="broadcastFeedbackUpdate"')).toBe(2);
   });
 
   it('a broadcast, then its idempotent retry', async () => {

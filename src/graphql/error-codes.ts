@@ -1,4 +1,4 @@
-import { GraphQLError, Kind, type ASTNode } from 'graphql';
+import { GraphQLError, Kind, type ASTNode, type ExecutionResult } from 'graphql';
 import { maskError as yogaMaskError, type Plugin } from 'graphql-yoga';
 import { EngineUnavailableError } from '../hub/hub.js';
 import { ErrorCode } from '../errors.js';
@@ -31,9 +31,9 @@ export function useErrorCodes(): Plugin {
     },
     onExecute: () => ({
       onExecuteDone: ({ result, setResult }) => {
-        if (!isAsyncIterable(result) && result.errors && !('data' in result && result.data)) {
-          setResult({ ...result, errors: result.errors.map(tagVariableError) });
-        }
+        if (isAsyncIterable(result)) return;
+        const tagged = withVariableErrorCodes(result);
+        if (tagged !== result) setResult(tagged);
       },
     }),
     onSubscribe: () => ({
@@ -42,6 +42,12 @@ export function useErrorCodes(): Plugin {
       },
     }),
   };
+}
+
+/** An execution result whose variable coercion failed (errors, no data) with BAD_USER_INPUT on those errors. */
+export function withVariableErrorCodes(result: ExecutionResult): ExecutionResult {
+  if (!result.errors || ('data' in result && result.data)) return result;
+  return { ...result, errors: result.errors.map(tagVariableError) };
 }
 
 const VALUE_KINDS: ReadonlySet<string> = new Set([

@@ -217,7 +217,8 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
   }
 }
 
-function masked(result: ExecutionResult, mask: MaskError): ExecutionResult {
+/** `result` with every error as a client may see it. */
+export function masked(result: ExecutionResult, mask: MaskError): ExecutionResult {
   if (!result.errors) return result;
   return { ...result, errors: result.errors.map((error) => mask(error) as GraphQLError) };
 }

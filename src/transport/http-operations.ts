@@ -1,10 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
 import { processRegularResult, type Plugin } from 'graphql-yoga';
 import type { Histogram } from 'prom-client';
 import type { AuthState } from '../auth/principal.js';
 import { BoundedMap } from '../bounded-map.js';
-import { NO_TRANSPORT } from '../graphql/context.js';
+import type { ExecuteKnown, KnownRequest } from '../graphql/known-execution.js';
 import type { MaskError } from '../graphql/shared-execution.js';
 import type { HubYoga } from './yoga.js';
 
@@ -16,6 +16,8 @@ export interface HttpOperationsDeps {
   readonly maxBodyBytes: number;
   /** Verifies the Authorization header, as Yoga's context factory does. */
   readonly authenticate: (authorization: string | null) => Promise<AuthState>;
+  /** Runs a known query or mutation (graphql/known-execution.ts). */
+  readonly execute: ExecuteKnown;
   /** What a client may see of an error thrown outside execution (logs what it hides). */
   readonly mask: MaskError;
   /** Yoga's HTTP request duration histogram, observed for these requests too. */
@@ -58,11 +60,12 @@ interface Params {
 
 /**
  * GraphQL over HTTP in its most common form, a service POSTing a JSON body with an operation
- * that has been served before, answered on Node's own request and response through the same
- * envelop pipeline as every other operation (the same plugins, limits, error masking and phase
- * metrics; graphql-ws operations take it too). Yoga's request handling around that pipeline
- * (fetch API Request and Response objects, its hook chains) costs several times what a small
- * mutation such as a broadcast costs itself.
+ * that has been served before, answered on Node's own request and response. Its document has
+ * parsed and validated in Yoga, under every plugin's rules; it runs on Yoga's executor with what
+ * the plugins do at execution (the same error codes, masking and execution metrics; see
+ * graphql/known-execution.ts). Yoga's request handling (fetch API Request and Response objects,
+ * its hook chains) and envelop's around execution cost several times what a small mutation
+ * such as a broadcast costs itself.
  *
  * Everything else goes to Yoga, which answers it exactly as before: other methods and paths,
  * CORS requests (any `Origin`), other content types, an `Accept` that is not only JSON, a body without a
@@ -88,7 +91,7 @@ export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
         handOver(yoga, request, response, body).catch(() => response.destroy());
         return;
       }
-      run(deps, request, params)
+      run(deps, request, { document, operation, operationName: params.operationName, variables: params.variables })
         .then((result) => respond(yoga, response, result, media))
         .catch((error: unknown) => respond(yoga, response, { errors: [asGraphQLError(deps.mask(error))] }, media))
         .then((status) => {
@@ -124,21 +127,9 @@ async function handOver(yoga: HubYoga, request: IncomingMessage, response: Serve
   send(response, answer, Buffer.from(await answer.arrayBuffer()));
 }
 
-async function run(deps: HttpOperationsDeps, request: IncomingMessage, params: Params): Promise<ExecutionResult> {
+async function run(deps: HttpOperationsDeps, request: IncomingMessage, known: KnownRequest): Promise<ExecutionResult> {
   const auth = await deps.authenticate(request.headers.authorization ?? null);
-  const { schema, execute, contextFactory, parse, validate } = deps.yoga.getEnveloped({ auth, transport: NO_TRANSPORT, params });
-  // Both are cache hits for a known text; they run so that every plugin sees the usual phases.
-  const document = parse(params.query);
-  const errors = validate(schema, document);
-  if (errors.length > 0) return { errors };
-  const args: ExecutionArgs = {
-    schema,
-    document,
-    operationName: params.operationName,
-    variableValues: params.variables,
-    contextValue: await contextFactory(),
-  };
-  return (await execute(args)) as ExecutionResult;
+  return deps.execute(known, auth);
 }
 
 /** Writes `result` as Yoga's regular result processor would; resolves with the status. */

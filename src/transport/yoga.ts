@@ -6,13 +6,15 @@ import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance, type YogaServerOptions } from 'graphql-yoga';
 import type { DocumentNode, GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
 import type { RequestListener } from 'node:http';
-import type { Histogram } from 'prom-client';
+import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from 'pino';
 import { fromAuthorizationHeader } from '../auth/extract-token.js';
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { Authenticate } from '../auth/verifier.js';
 import type { Config } from '../config.js';
-import type { GraphQLContext } from '../graphql/context.js';
+import type { AuthState } from '../auth/principal.js';
+import { NO_TRANSPORT, type GraphQLContext, type Transport } from '../graphql/context.js';
+import { createKnownExecution } from '../graphql/known-execution.js';
 import { maskError, useErrorCodes } from '../graphql/error-codes.js';
 import { createHubSchema } from '../graphql/schema.js';
 import { useSharedSubscriptionExecution } from '../graphql/shared-execution.js';
@@ -100,20 +102,17 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     return auth;
   };
   const known = new KnownOperations();
+  const schema = createHubSchema();
+  const contextFor = (auth: AuthState, transport: Transport): GraphQLContext => ({ hub, local: connections.local, broadcastRate, auth, transport });
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
-    schema: createHubSchema(),
+    schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    // WebSocket and direct HTTP operations arrive with auth and transport already set.
-    context: async (initial) => {
-      const auth = (initial['auth'] as GraphQLContext['auth'] | undefined) ?? (await authenticateHttp(initial.request.headers.get('authorization')));
-      return {
-        hub,
-        local: connections.local,
-        broadcastRate,
-        auth,
-        transport: (initial['transport'] as GraphQLContext['transport'] | undefined) ?? sseStreams.transport(initial.request, connections),
-      };
-    },
+    // WebSocket operations arrive with auth and transport already set.
+    context: async (initial) =>
+      contextFor(
+        (initial['auth'] as AuthState | undefined) ?? (await authenticateHttp(initial.request.headers.get('authorization'))),
+        (initial['transport'] as Transport | undefined) ?? sseStreams.transport(initial.request, connections),
+      ),
     graphiql: config.graphiql
       ? {
           title: 'Diagnosis update hub',
@@ -131,6 +130,9 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     // with a status and a refused document must look the same on every transport.
     parserAndValidationCache: { errorCache: { get: () => undefined, set: () => {} }, validationCache: false },
     healthCheckEndpoint: '/health',
+    // Known queries and mutations over HTTP run outside envelop (graphql/known-execution.ts),
+    // which does what these plugins do at execution: a plugin that acts on execution must be
+    // mirrored there.
     plugins: [
       useErrorCodes(),
       useValidationSuccessCache(),
@@ -195,14 +197,26 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
       known.plugin(),
     ],
   });
+  const { registry } = metrics;
   const listener = createHttpListener({
     yoga,
     known,
     path: GRAPHQL_PATH,
     maxBodyBytes: limits.maxBodyBytes,
     authenticate: authenticateHttp,
+    execute: createKnownExecution({
+      schema,
+      context: (auth) => contextFor(auth, NO_TRANSPORT),
+      mask: maskAndLog,
+      started: () => inFlight.start(),
+      metrics: {
+        execute: registry.getSingleMetric('graphql_envelop_phase_execute') as Histogram | undefined,
+        request: registry.getSingleMetric('graphql_envelop_request_duration') as Histogram | undefined,
+        errors: registry.getSingleMetric('graphql_envelop_error_result') as Counter | undefined,
+      },
+    }),
     mask: maskAndLog,
-    httpDuration: metrics.registry.getSingleMetric('graphql_yoga_http_duration') as Histogram | undefined,
+    httpDuration: registry.getSingleMetric('graphql_yoga_http_duration') as Histogram | undefined,
   });
   return { yoga, listener };
 }
