@@ -58,7 +58,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const inFlight = new InFlight();
   let accepting = true;
 
-  const { yoga, listener } = createHubHttp({
+  const { yoga, known, execution, listener } = createHubHttp({
     config,
     hub,
     authenticate,
@@ -71,7 +71,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     inFlight,
   });
   const server: Server = createServer(listener);
-  const webSocket = attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits: config.limits });
+  const webSocket = attachWebSocket({ server, yoga, known, execution, authenticate, connections, metrics, logger, limits: config.limits });
 
   return {
     hub,

@@ -8,9 +8,10 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import { connect, type AddressInfo } from 'node:net';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GraphQLContext } from '../src/graphql/context.js';
-import { createKnownExecution } from '../src/graphql/known-execution.js';
-import { createHttpListener, KnownOperations } from '../src/transport/http-operations.js';
+import { NO_TRANSPORT, type GraphQLContext } from '../src/graphql/context.js';
+import { KnownExecution, KnownOperations } from '../src/graphql/known-execution.js';
+import { SharedSubscriptions } from '../src/graphql/shared-execution.js';
+import { createHttpListener } from '../src/transport/http-operations.js';
 import type { HubYoga } from '../src/transport/yoga.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { adminToken } from './helpers/tokens.js';
@@ -97,7 +98,15 @@ describe('the direct HTTP path in front of Yoga', () => {
       maxBodyBytes: 1000,
       authenticate: async () => ({ principal: null, failure: 'missing' }),
       // The resolvers here read no context.
-      execute: createKnownExecution({ schema, context: () => ({}) as GraphQLContext, mask: (error) => error as Error, started: () => () => {}, metrics: {} }),
+      execute: (known, auth) =>
+        new KnownExecution({
+          schema,
+          context: () => ({}) as GraphQLContext,
+          subscriptions: new SharedSubscriptions((error) => error as Error),
+          mask: (error) => error as Error,
+          started: () => () => {},
+          metrics: {},
+        }).execute(known, auth, NO_TRANSPORT),
       mask: (error) => error as Error,
       httpDuration: undefined,
     });

@@ -29,22 +29,18 @@ export function useErrorCodes(): Plugin {
     onValidate: () => ({ result, setResult }) => {
       if (result.length > 0) setResult(result.map((error) => withCode(error, isValueNode(error.nodes?.[0]) ? ErrorCode.BadUserInput : ErrorCode.ValidationFailed)));
     },
-    onExecute: () => ({
-      onExecuteDone: ({ result, setResult }) => {
-        if (isAsyncIterable(result)) return;
-        const tagged = withVariableErrorCodes(result);
-        if (tagged !== result) setResult(tagged);
-      },
-    }),
-    onSubscribe: () => ({
-      onSubscribeResult: ({ result, setResult }) => {
-        if (!isAsyncIterable(result) && result.errors) setResult({ ...result, errors: result.errors.map(tagVariableError) });
-      },
-    }),
+    onExecute: () => ({ onExecuteDone: tagResult }),
+    onSubscribe: () => ({ onSubscribeResult: tagResult }),
   };
 }
 
-/** An execution result whose variable coercion failed (errors, no data) with BAD_USER_INPUT on those errors. */
+function tagResult({ result, setResult }: { result: ExecutionResult | AsyncIterable<unknown>; setResult: (result: ExecutionResult) => void }): void {
+  if (isAsyncIterable(result)) return;
+  const tagged = withVariableErrorCodes(result);
+  if (tagged !== result) setResult(tagged);
+}
+
+/** A result whose operation did not start (errors, no data: a variable did not coerce) with BAD_USER_INPUT on variable errors. */
 export function withVariableErrorCodes(result: ExecutionResult): ExecutionResult {
   if (!result.errors || ('data' in result && result.data)) return result;
   return { ...result, errors: result.errors.map(tagVariableError) };

@@ -1,12 +1,14 @@
 import { normalizedExecutor } from '@graphql-tools/executor';
-import type { DocumentNode, ExecutionResult, GraphQLSchema, OperationDefinitionNode } from 'graphql';
+import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
 import type { Counter, Histogram } from 'prom-client';
 import type { AuthState } from '../auth/principal.js';
-import type { GraphQLContext } from './context.js';
+import { BoundedMap } from '../bounded-map.js';
+import type { GraphQLContext, Transport } from './context.js';
 import { withVariableErrorCodes } from './error-codes.js';
-import { masked, type MaskError } from './shared-execution.js';
+import { masked, type MaskError, type SharedSubscriptions } from './shared-execution.js';
 
-/** A query or mutation whose document has already parsed and validated (see KnownOperations). */
+/** An operation whose document has already parsed and validated (see KnownOperations). */
 export interface KnownRequest {
   readonly document: DocumentNode;
   readonly operation: OperationDefinitionNode;
@@ -14,8 +16,34 @@ export interface KnownRequest {
   readonly variables: Record<string, unknown> | null;
 }
 
-/** Runs a known query or mutation for a caller with `auth`. */
-export type ExecuteKnown = (request: KnownRequest, auth: AuthState) => Promise<ExecutionResult>;
+/** Operation texts that parsed and validated, with their documents; bounded like Yoga's own parse cache. */
+export class KnownOperations {
+  private readonly documents = new BoundedMap<string, DocumentNode>(1000);
+
+  /** The request, when `query` has passed and names an operation of its document; else null. */
+  request(query: string, operationName: string | null, variables: Record<string, unknown> | null): KnownRequest | null {
+    const document = this.documents.get(query);
+    const operation = document && getOperationAST(document, operationName);
+    return document && operation ? { document, operation, operationName, variables } : null;
+  }
+
+  /** Records what Yoga parses and validates without errors (register after the plugins that validate). */
+  plugin(): Plugin {
+    const texts = new WeakMap<DocumentNode, string>();
+    return {
+      onParse: ({ params: { source } }) =>
+        typeof source === 'string'
+          ? ({ result }) => {
+              if (result && !(result instanceof Error)) texts.set(result as DocumentNode, source);
+            }
+          : undefined,
+      onValidate: ({ params: { documentAST } }) => ({ result }) => {
+        const text = texts.get(documentAST);
+        if (text !== undefined && result.length === 0) this.documents.set(text, documentAST);
+      },
+    };
+  }
+}
 
 /** The execution metrics of Yoga's Prometheus plugin (absent when turned off). */
 export interface ExecutionMetrics {
@@ -26,8 +54,9 @@ export interface ExecutionMetrics {
 
 export interface KnownExecutionDeps {
   readonly schema: GraphQLSchema;
-  /** The operation's context, as Yoga's context factory builds it for a caller with `auth`. */
-  readonly context: (auth: AuthState) => GraphQLContext;
+  /** The operation's context, as Yoga's context factory builds it. */
+  readonly context: (auth: AuthState, transport: Transport) => GraphQLContext;
+  readonly subscriptions: SharedSubscriptions;
   /** What a client may see of an error (error-codes.ts), logging what it hides. */
   readonly mask: MaskError;
   /** Marks an execution as started; returns what to call once it is done (shutdown waits for it). */
@@ -36,30 +65,40 @@ export interface KnownExecutionDeps {
 }
 
 /**
- * Executes a known query or mutation on the executor Yoga uses (graphql-tools'), without envelop
- * around it. A document that has parsed and validated has nothing left for the plugins that
- * parse, limit and validate; what the hub's plugins do at execution is done here the same way:
- * BAD_USER_INPUT on variable errors, error masking, the in-flight count that shutdown waits
- * for, and the Prometheus plugin's execute-phase histograms and error counter. Envelop's hook
- * chain around one small mutation costs about as much as the mutation itself: on a broadcast,
- * this takes about a third off the hub's CPU time.
+ * Runs operations whose document has parsed and validated in Yoga, without envelop around them.
+ * Nothing is left for the plugins that parse, limit and validate; what the hub's plugins do at
+ * execution and subscription is done here the same way: BAD_USER_INPUT on variable errors,
+ * error masking, the in-flight count that shutdown waits for, the Prometheus plugin's
+ * execute-phase histograms and error counter, and the shared execution of subscription events.
+ * Queries and mutations run on the executor Yoga uses (graphql-tools'). Envelop's hook chains
+ * around one small operation cost about as much as the operation itself: on a broadcast, this
+ * takes about a quarter off the hub's CPU time.
  *
- * An execution-phase plugin added to Yoga's list must be mirrored here (see yoga.ts).
+ * A plugin added to Yoga's list that acts on execution must be mirrored here (see yoga.ts).
  */
-export function createKnownExecution(deps: KnownExecutionDeps): ExecuteKnown {
-  const { schema, context, mask, started, metrics } = deps;
-  return async ({ document, operation, operationName, variables }, auth) => {
+export class KnownExecution {
+  constructor(private readonly deps: KnownExecutionDeps) {}
+
+  async execute({ document, operation, operationName, variables }: KnownRequest, auth: AuthState, transport: Transport): Promise<ExecutionResult> {
+    const { schema, context, mask, started, metrics } = this.deps;
     const done = started();
     const start = performance.now();
     try {
-      const result = await normalizedExecutor({ schema, document, operationName, variableValues: variables, contextValue: context(auth) });
-      if (!isResult(result)) throw new Error('A query or mutation returned a stream');
+      const result = await normalizedExecutor({ schema, document, operationName, variableValues: variables, contextValue: context(auth, transport) });
+      if (isAsyncIterable(result)) throw new Error('A query or mutation returned a stream');
       observe(metrics, operation, operationName, result, (performance.now() - start) / 1000);
       return masked(withVariableErrorCodes(result), mask);
     } finally {
       done();
     }
-  };
+  }
+
+  /** The subscription's stream, or the result that kept it from starting. */
+  async subscribe({ document, operationName, variables }: KnownRequest, auth: AuthState, transport: Transport): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+    const { schema, context, subscriptions } = this.deps;
+    const outcome = await subscriptions.subscribe({ schema, document, operationName, variableValues: variables, contextValue: context(auth, transport) });
+    return isAsyncIterable(outcome) ? outcome : withVariableErrorCodes(outcome);
+  }
 }
 
 /** What the Prometheus plugin observes when an execution ends, with its labels. */
@@ -72,6 +111,6 @@ function observe(metrics: ExecutionMetrics, operation: OperationDefinitionNode, 
   }
 }
 
-function isResult(value: unknown): value is ExecutionResult {
-  return typeof value === 'object' && value !== null && !(Symbol.asyncIterator in value);
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }

@@ -28,31 +28,38 @@ export type MaskError = (error: unknown) => Error;
  * Root field arguments (`diagnosisId`, `after`) only pick the event stream, so they are not
  * part of the key; an event object is the same for every live subscriber of its diagnosis.
  *
- * The plugin hands envelop the finished stream and ends the subscribe hooks there: the plugins
- * after it (Yoga's error masking among them) would otherwise wrap every subscription's stream
- * in further iterators run for each delivered event. It masks errors itself instead, once per
- * shared result, and plugins that must see subscription results go before it.
+ * Its envelop plugin hands envelop the finished stream and ends the subscribe hooks there: the
+ * plugins after it (Yoga's error masking among them) would otherwise wrap every subscription's
+ * stream in further iterators run for each delivered event. It masks errors itself instead, once
+ * per shared result, and plugins that must see subscription results go before it. A known
+ * subscription document is subscribed here directly (see known-execution.ts).
  */
-export function useSharedSubscriptionExecution(mask: MaskError): Plugin<GraphQLContext> {
-  const groups = new Map<string, ExecutionGroup>();
-  return {
-    onSubscribe({ args, setResultAndStopExecution }) {
-      // envelop waits for a promised result (the types only name the settled ones).
-      setResultAndStopExecution(subscribeShared(args, groups, mask) as unknown as ExecutionResult);
-    },
-  };
+export class SharedSubscriptions {
+  private readonly groups = new Map<string, ExecutionGroup>();
+
+  constructor(private readonly mask: MaskError) {}
+
+  plugin(): Plugin<GraphQLContext> {
+    return {
+      onSubscribe: ({ args, setResultAndStopExecution }) => {
+        // envelop waits for a promised result (the types only name the settled ones).
+        setResultAndStopExecution(this.subscribe(args) as unknown as ExecutionResult);
+      },
+    };
+  }
+
+  /** The subscription's stream of shared results, or the masked result that kept it from starting. */
+  async subscribe(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+    const source = await createSourceEventStream(args);
+    if (!isAsyncIterable(source)) return masked(source, this.mask);
+    return new GroupStream(source[Symbol.asyncIterator](), ExecutionGroup.join(this.groups, args, this.mask), this.mask);
+  }
 }
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
 /** Results an execution group keeps (see ExecutionGroup.results). */
 const RECENT_RESULTS = 256;
-
-async function subscribeShared(args: ExecutionArgs, groups: Map<string, ExecutionGroup>, mask: MaskError) {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return masked(source, mask);
-  return new GroupStream(source[Symbol.asyncIterator](), ExecutionGroup.join(groups, args, mask), mask);
-}
 
 /**
  * The subscribers with one group key. The group executes with the arguments of the subscriber

@@ -1,10 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
-import { processRegularResult, type Plugin } from 'graphql-yoga';
+import { GraphQLError, type ExecutionResult } from 'graphql';
+import { processRegularResult } from 'graphql-yoga';
 import type { Histogram } from 'prom-client';
 import type { AuthState } from '../auth/principal.js';
 import { BoundedMap } from '../bounded-map.js';
-import type { ExecuteKnown, KnownRequest } from '../graphql/known-execution.js';
+import type { KnownOperations, KnownRequest } from '../graphql/known-execution.js';
 import type { MaskError } from '../graphql/shared-execution.js';
 import type { HubYoga } from './yoga.js';
 
@@ -17,37 +17,11 @@ export interface HttpOperationsDeps {
   /** Verifies the Authorization header, as Yoga's context factory does. */
   readonly authenticate: (authorization: string | null) => Promise<AuthState>;
   /** Runs a known query or mutation (graphql/known-execution.ts). */
-  readonly execute: ExecuteKnown;
+  readonly execute: (request: KnownRequest, auth: AuthState) => Promise<ExecutionResult>;
   /** What a client may see of an error thrown outside execution (logs what it hides). */
   readonly mask: MaskError;
   /** Yoga's HTTP request duration histogram, observed for these requests too. */
   readonly httpDuration: Histogram | undefined;
-}
-
-/** Operation texts that parsed and validated, with their documents; bounded like Yoga's own parse cache. */
-export class KnownOperations {
-  private readonly documents = new BoundedMap<string, DocumentNode>(1000);
-
-  get(text: string): DocumentNode | undefined {
-    return this.documents.get(text);
-  }
-
-  /** Records what Yoga parses and validates without errors (register after the plugins that validate). */
-  plugin(): Plugin {
-    const texts = new WeakMap<DocumentNode, string>();
-    return {
-      onParse: ({ params: { source } }) =>
-        typeof source === 'string'
-          ? ({ result }) => {
-              if (result && !(result instanceof Error)) texts.set(result as DocumentNode, source);
-            }
-          : undefined,
-      onValidate: ({ params: { documentAST } }) => ({ result }) => {
-        const text = texts.get(documentAST);
-        if (text !== undefined && result.length === 0) this.documents.set(text, documentAST);
-      },
-    };
-  }
 }
 
 type ResponseMedia = 'application/json' | 'application/graphql-response+json';
@@ -85,20 +59,19 @@ export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
     const started = Date.now();
     readBody(request, (body) => {
       const params = paramsOf(body);
-      const document = params && deps.known.get(params.query);
-      const operation = document && getOperationAST(document, params.operationName);
-      if (!document || !operation || operation.operation === 'subscription') {
+      const known = params && deps.known.request(params.query, params.operationName, params.variables);
+      if (!known || known.operation.operation === 'subscription') {
         handOver(yoga, request, response, body).catch(() => response.destroy());
         return;
       }
-      run(deps, request, { document, operation, operationName: params.operationName, variables: params.variables })
+      run(deps, request, known)
         .then((result) => respond(yoga, response, result, media))
         .catch((error: unknown) => respond(yoga, response, { errors: [asGraphQLError(deps.mask(error))] }, media))
         .then((status) => {
           deps.httpDuration?.observe(
             {
-              operationName: operation.name?.value ?? 'Anonymous',
-              operationType: operation.operation,
+              operationName: known.operation.name?.value ?? 'Anonymous',
+              operationType: known.operation.operation,
               method: 'POST',
               statusCode: status,
               url: `http://${request.headers.host ?? 'localhost'}${request.url ?? ''}`,

@@ -9,6 +9,7 @@ import type { Authenticate } from '../auth/verifier.js';
 import { HubCloseCode } from '../errors.js';
 import type { Config } from '../config.js';
 import type { Transport } from '../graphql/context.js';
+import type { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import type { Metrics } from '../metrics.js';
 import type { EndReason } from '../hub/subscription.js';
 import { timerDelay, type Connections } from './connections.js';
@@ -18,6 +19,9 @@ import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 export interface WebSocketDeps {
   readonly server: Server;
   readonly yoga: HubYoga;
+  /** Documents already parsed and validated in Yoga, and how their operations run outside envelop. */
+  readonly known: KnownOperations;
+  readonly execution: KnownExecution;
   readonly authenticate: Authenticate;
   readonly connections: Connections;
   readonly metrics: Metrics;
@@ -31,12 +35,14 @@ const END_REASONS: Record<EndReason, string> = {
 };
 
 /**
- * graphql-ws (graphql-transport-ws) on the HTTP server's /graphql path. Every operation goes
- * through Yoga's envelop pipeline, so auth, context, validation and error masking are the
+ * graphql-ws (graphql-transport-ws) on the HTTP server's /graphql path. An operation whose
+ * document is new goes through Yoga's envelop pipeline; one whose document has parsed and
+ * validated there before runs without it, as known operations over HTTP do (see
+ * graphql/known-execution.ts). Either way auth, context, validation and error masking are the
  * same as over HTTP. A missing or invalid token at connection_init closes with 4403; so does
  * the token's expiry on an open socket.
  */
-export function attachWebSocket({ server, yoga, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
+export function attachWebSocket({ server, yoga, known, execution, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
   const wss = new WebSocketServer({
     server,
     path: GRAPHQL_PATH,
@@ -102,6 +108,13 @@ export function attachWebSocket({ server, yoga, authenticate, connections, metri
             extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
           }),
         ];
+      }
+      const request = known.request(params.query, params.operationName ?? null, params.variables ?? null);
+      if (request) {
+        return async () =>
+          (request.operation.operation === 'subscription'
+            ? await execution.subscribe(request, state.auth, state)
+            : await execution.execute(request, state.auth, state)) as OperationOutcome;
       }
       const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
         socket,

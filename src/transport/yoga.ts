@@ -14,15 +14,15 @@ import type { Authenticate } from '../auth/verifier.js';
 import type { Config } from '../config.js';
 import type { AuthState } from '../auth/principal.js';
 import { NO_TRANSPORT, type GraphQLContext, type Transport } from '../graphql/context.js';
-import { createKnownExecution } from '../graphql/known-execution.js';
+import { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import { maskError, useErrorCodes } from '../graphql/error-codes.js';
 import { createHubSchema } from '../graphql/schema.js';
-import { useSharedSubscriptionExecution } from '../graphql/shared-execution.js';
+import { SharedSubscriptions } from '../graphql/shared-execution.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics.js';
 import type { Connections } from './connections.js';
 import { useBodyLimit } from './body-limit.js';
-import { createHttpListener, KnownOperations } from './http-operations.js';
+import { createHttpListener } from './http-operations.js';
 import { SseStreams, useSseWithIds } from './sse.js';
 import type { InFlight } from './in-flight.js';
 
@@ -45,8 +45,11 @@ export interface YogaDeps {
 export type HubYoga = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
 
 export interface HubHttp {
-  /** Yoga itself: graphql-ws operations run through its envelop pipeline (`getEnveloped`). */
+  /** Yoga itself: graphql-ws operations with a document not yet known run through its envelop pipeline (`getEnveloped`). */
   readonly yoga: HubYoga;
+  /** Documents that have parsed and validated in Yoga, and how operations with them run. */
+  readonly known: KnownOperations;
+  readonly execution: KnownExecution;
   /** The HTTP server's request listener: common operations directly (http-operations.ts), the rest through Yoga. */
   readonly listener: RequestListener;
 }
@@ -102,6 +105,7 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     return auth;
   };
   const known = new KnownOperations();
+  const subscriptions = new SharedSubscriptions(maskAndLog);
   const schema = createHubSchema();
   const contextFor = (auth: AuthState, transport: Transport): GraphQLContext => ({ hub, local: connections.local, broadcastRate, auth, transport });
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
@@ -130,13 +134,13 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     // with a status and a refused document must look the same on every transport.
     parserAndValidationCache: { errorCache: { get: () => undefined, set: () => {} }, validationCache: false },
     healthCheckEndpoint: '/health',
-    // Known queries and mutations over HTTP run outside envelop (graphql/known-execution.ts),
-    // which does what these plugins do at execution: a plugin that acts on execution must be
-    // mirrored there.
+    // Operations with a known document run outside envelop (graphql/known-execution.ts), which
+    // does what these plugins do at execution and subscription: a plugin that acts there must be
+    // mirrored in it.
     plugins: [
       useErrorCodes(),
       useValidationSuccessCache(),
-      useSharedSubscriptionExecution(maskAndLog),
+      subscriptions.plugin(),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true, ...asValidationErrors },
         maxAliases: { n: limits.maxAliases, ...asValidationErrors },
@@ -198,27 +202,29 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     ],
   });
   const { registry } = metrics;
+  const execution = new KnownExecution({
+    schema,
+    context: contextFor,
+    subscriptions,
+    mask: maskAndLog,
+    started: () => inFlight.start(),
+    metrics: {
+      execute: registry.getSingleMetric('graphql_envelop_phase_execute') as Histogram | undefined,
+      request: registry.getSingleMetric('graphql_envelop_request_duration') as Histogram | undefined,
+      errors: registry.getSingleMetric('graphql_envelop_error_result') as Counter | undefined,
+    },
+  });
   const listener = createHttpListener({
     yoga,
     known,
     path: GRAPHQL_PATH,
     maxBodyBytes: limits.maxBodyBytes,
     authenticate: authenticateHttp,
-    execute: createKnownExecution({
-      schema,
-      context: (auth) => contextFor(auth, NO_TRANSPORT),
-      mask: maskAndLog,
-      started: () => inFlight.start(),
-      metrics: {
-        execute: registry.getSingleMetric('graphql_envelop_phase_execute') as Histogram | undefined,
-        request: registry.getSingleMetric('graphql_envelop_request_duration') as Histogram | undefined,
-        errors: registry.getSingleMetric('graphql_envelop_error_result') as Counter | undefined,
-      },
-    }),
+    execute: (request, auth) => execution.execute(request, auth, NO_TRANSPORT),
     mask: maskAndLog,
     httpDuration: registry.getSingleMetric('graphql_yoga_http_duration') as Histogram | undefined,
   });
-  return { yoga, listener };
+  return { yoga, known, execution, listener };
 }
 
 /**
