@@ -8,9 +8,9 @@ const config: CodegenConfig = {
   // ESM output: relative imports carry their .js extension.
   emitLegacyCommonJSImports: false,
   generates: {
-    // Typed operations for the client module (src/client) and the CLIs.
-    'src/client/generated/': {
-      documents: ['src/client/operations.ts'],
+    // Typed operations for the client package (packages/client, published on its own) and the CLIs.
+    'packages/client/src/generated/': {
+      documents: ['packages/client/src/operations.ts'],
       preset: 'client',
       config: {
         documentMode: 'string',

@@ -89,7 +89,9 @@ function panel(x0: number, y0: number, width: number, height: number, title: str
   for (const s of series) {
     const points = [...s.points].sort((a, b) => a.x - b.x);
     if (s.line && points.length > 1) {
-      out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${points.map((p) => `${xs(p.x).toFixed(1)},${ys(p.y).toFixed(1)}`).join(' ')}"/>`);
+      out.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${points.map((p) => `${xs(p.x).toFixed(1)},${ys(p.y).toFixed(1)}`).join(' ')}"/>`,
+      );
     }
     for (const p of points) {
       const x = xs(p.x);
@@ -108,7 +110,14 @@ function panel(x0: number, y0: number, width: number, height: number, title: str
   return out.join('\n');
 }
 
-function seriesFor(runs: RunResult[], scenarios: string[], pick: (run: RunResult) => number | null, suffix: string, line: boolean, marker: Series['marker']): Series[] {
+function seriesFor(
+  runs: RunResult[],
+  scenarios: string[],
+  pick: (run: RunResult) => number | null,
+  suffix: string,
+  line: boolean,
+  marker: Series['marker'],
+): Series[] {
   return (['reference', 'hub'] as const).map((kind) => ({
     name: `${NAMES[kind]}${suffix}`,
     color: COLORS[kind],

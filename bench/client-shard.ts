@@ -6,15 +6,19 @@
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { subscribeToDiagnosis } from '../packages/client/src/index.js';
 import { hubCursorOffset, isWarmup, referenceCursorOffset, sentAtOf } from './lib/cursor.js';
 import { wallNow } from './lib/stats.js';
 import type {
   CollectRequest,
   CollectResult,
   ConnectRequest,
+  FailoverRequest,
   OpenRequest,
   OpenResult,
   ProgressResult,
+  RecoveryRequest,
+  RecoveryResult,
   ResumeRequest,
   ResumeResult,
   ShardEnvelope,
@@ -399,6 +403,112 @@ async function connect(request: ConnectRequest): Promise<OpenResult> {
   return { setupMs: setupMs.filter((value) => !Number.isNaN(value)), failed, failedSubscriptions: failed, failedDiagnoses: [], failures };
 }
 
+/** S7: a client of the lost instance, and when (wall ms) it came back. */
+interface FailoverClient {
+  /** When its socket to the lost instance closed. */
+  droppedAt: number;
+  reconnectedAt: number;
+  recoveredAt: number;
+  /** Connection attempts since it lost its first connection. */
+  attempts: number;
+}
+let failoverClients: FailoverClient[] = [];
+
+/** One client-module subscription that fails over between instances (see FailoverRequest). */
+function openFailover(request: FailoverRequest, diagnosisId: string, home: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const subscription = new Tracked(diagnosisId, hubCursorOffset, false);
+    const state: FailoverClient = { droppedAt: 0, reconnectedAt: 0, recoveredAt: 0, attempts: 0 };
+    let connects = 0;
+    let primed = false;
+    let onWire = 0;
+    let live = false;
+    let lostOnce = false;
+    const client = subscribeToDiagnosis({
+      url: () => request.wsUrls[(home + connects++) % request.wsUrls.length]!,
+      diagnosisId,
+      token: () => request.token,
+      after: request.after,
+      webSocketImpl: BenchSocket,
+      clientOptions: {
+        on: {
+          connecting: () => {
+            if (lostOnce && state.reconnectedAt === 0) state.attempts += 1;
+          },
+          connected: () => {
+            live = true;
+            if (lostOnce && state.reconnectedAt === 0) state.reconnectedAt = wallNow();
+          },
+          closed: (event) => {
+            if (!live || closing) return;
+            live = false;
+            if (home === request.lost && !lostOnce) {
+              lostOnce = true;
+              state.droppedAt = wallNow();
+            } else {
+              disconnects += 1;
+              fail('socket closed', event);
+            }
+          },
+          message: (message) => {
+            // The first event on the wire is the replayed primer, which is not tracked.
+            if (message.type !== 'next' || onWire++ === 0) return;
+            const event = (message.payload.data as { diagnosisUpdates?: DeliveredEvent } | null | undefined)?.diagnosisUpdates;
+            if (event) subscription.record(event);
+          },
+        },
+      },
+      onEvent: (event) => {
+        if (!primed) {
+          primed = true;
+          tracked.push(subscription);
+          if (home === request.lost) failoverClients.push(state);
+          resolve();
+        } else if (state.reconnectedAt !== 0 && state.recoveredAt === 0 && !event.replayed) state.recoveredAt = wallNow();
+      },
+      onGap: (gap) => fail(`gap ${gap.gapReason} on ${diagnosisId}`),
+      onError: (error) => {
+        fail(`subscription ${diagnosisId} failed`, error);
+        reject(new Error(describe(error)));
+      },
+    });
+    closers.push(() => client.dispose());
+  });
+}
+
+async function failover(request: FailoverRequest): Promise<OpenResult> {
+  closing = false;
+  const setupMs = new Float64Array(request.subscribers.length);
+  const failures: string[] = [];
+  const failedDiagnoses: string[] = [];
+  let failed = 0;
+  await limited(request.subscribers.length, request.concurrency, async (index) => {
+    const started = performance.now();
+    const { diagnosisId, home } = request.subscribers[index]!;
+    try {
+      await withTimeout(openFailover(request, diagnosisId, home), request.timeoutMs, 'subscription setup');
+      setupMs[index] = performance.now() - started;
+    } catch (error) {
+      failed += 1;
+      failedDiagnoses.push(diagnosisId);
+      setupMs[index] = Number.NaN;
+      if (failures.length < 10) failures.push(describe(error));
+    }
+  });
+  return { setupMs: setupMs.filter((value) => !Number.isNaN(value)), failed, failedSubscriptions: failed, failedDiagnoses, failures };
+}
+
+function recovery(request: RecoveryRequest): RecoveryResult {
+  const back = failoverClients.filter((client) => client.recoveredAt !== 0);
+  return {
+    droppedMs: Float64Array.from(back, (client) => client.droppedAt - request.killedAt),
+    reconnectMs: Float64Array.from(back, (client) => client.reconnectedAt - request.killedAt),
+    recoveredMs: Float64Array.from(back, (client) => client.recoveredAt - request.killedAt),
+    notRecovered: failoverClients.length - back.length,
+    attempts: Float64Array.from(back, (client) => client.attempts),
+  };
+}
+
 /** Every connected client subscribes `after` in the same tick; each is timed until it holds `lastOffset`. */
 async function resume(request: ResumeRequest): Promise<ResumeResult> {
   const caughtUpMs = new Float64Array(connected.length).fill(Number.NaN);
@@ -495,6 +605,7 @@ async function close(): Promise<{ closed: number }> {
   tracked = [];
   closers = [];
   connected = [];
+  failoverClients = [];
   latencies = new Float32List();
   delivered = 0;
   firstAt = 0;
@@ -513,6 +624,10 @@ async function handle(request: ShardRequest): Promise<unknown> {
       return connect(request);
     case 'resume':
       return resume(request);
+    case 'failover':
+      return failover(request);
+    case 'recovery':
+      return recovery(request);
     case 'progress':
       return progress();
     case 'collect':

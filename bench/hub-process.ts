@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REDIS_TOPOLOGY_VARIABLES } from '../src/config.js';
 import { track } from './lib/cleanup.js';
 import { cpuSeconds, cpuTimes, openFiles, pinnedCommand, rssBytes } from './lib/proc.js';
 import { sleep } from './lib/stats.js';
@@ -39,6 +40,8 @@ export interface ServerProcess {
   output(): string;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
   stop(graceMs?: number): Promise<void>;
+  /** SIGKILL (the instance is lost: no close frames, no cleanup); resolves when it has exited. */
+  kill(): Promise<void>;
 }
 
 export interface HubOptions {
@@ -129,7 +132,15 @@ export async function startHub(options: HubOptions): Promise<ServerProcess> {
   const env = hubEnv(port, options);
   // BENCH_HUB_PROFILE=<dir>: write a V8 CPU profile of every hub process there (for finding hot spots).
   const profile = process.env['BENCH_HUB_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_HUB_PROFILE']}`] : [];
-  return startServer('hub', port, [process.execPath, ...startFlags(), ...profile, ...PRELOADS, entry], env, options.core, '/graphql', env['REDIS_KEY_PREFIX'] ?? null);
+  return startServer(
+    'hub',
+    port,
+    [process.execPath, ...startFlags(), ...profile, ...PRELOADS, entry],
+    env,
+    options.core,
+    '/graphql',
+    env['REDIS_KEY_PREFIX'] ?? null,
+  );
 }
 
 export async function startReference(core: number | null): Promise<ServerProcess> {
@@ -155,7 +166,7 @@ async function startServer(
   redisPrefix: string | null,
 ): Promise<ServerProcess> {
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => key !== 'NODE_OPTIONS' && key !== 'REDIS_URL' && !key.startsWith('npm_')),
+    Object.entries(process.env).filter(([key]) => key !== 'NODE_OPTIONS' && !REDIS_TOPOLOGY_VARIABLES.includes(key) && !key.startsWith('npm_')),
   );
   const { file, args } = pinnedCommand(core, argv);
   const child: ChildProcess = spawn(file, args, { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -215,6 +226,10 @@ async function startServer(
       const timer = setTimeout(() => running() && child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
+    },
+    async kill() {
+      if (running()) child.kill('SIGKILL');
+      await exited;
     },
   };
 

@@ -32,6 +32,44 @@ export interface OpenResult {
   readonly failures: string[];
 }
 
+/**
+ * S7: one client-package subscription (packages/client) per subscriber, each on its own socket, homed
+ * on instance `home` of `wsUrls` and failing over to the next URL on every reconnect. Each
+ * subscribes `after` the start cursor: the first event (the replayed primer) marks it
+ * established and is not tracked; everything after it is recorded as it arrives on the wire,
+ * before the client module drops repeated cursors, so a duplicate the hub sent is counted.
+ */
+export interface FailoverRequest {
+  readonly op: 'failover';
+  readonly wsUrls: readonly string[];
+  readonly token: string;
+  readonly subscribers: ReadonlyArray<{ readonly diagnosisId: string; readonly home: number }>;
+  readonly after: string;
+  /** The instance that will be killed: the first close of a client homed there is expected. */
+  readonly lost: number;
+  readonly concurrency: number;
+  readonly timeoutMs: number;
+}
+
+/** S7: per client of the lost instance, how long from `killedAt` (wall ms) it took to come back. */
+export interface RecoveryRequest {
+  readonly op: 'recovery';
+  readonly killedAt: number;
+}
+
+export interface RecoveryResult {
+  /** Per client of the lost instance: kill → its socket closed, ms. */
+  readonly droppedMs: Float64Array;
+  /** Per client of the lost instance: kill → connection acknowledged by the survivor, ms. */
+  readonly reconnectMs: Float64Array;
+  /** Per client of the lost instance: kill → first live (not replayed) event after resuming on the survivor, ms. */
+  readonly recoveredMs: Float64Array;
+  /** Clients of the lost instance that never got a live event on the survivor. */
+  readonly notRecovered: number;
+  /** Connection attempts of those clients between the kill and their reconnect (1 = the first retry worked). */
+  readonly attempts: Float64Array;
+}
+
 /** Opens connections without subscribing (hub: up to connection_ack), for `resume`. */
 export interface ConnectRequest {
   readonly op: 'connect';
@@ -101,16 +139,12 @@ export interface CollectResult extends Correctness {
 }
 
 export type ShardRequest =
-  | OpenRequest
-  | ConnectRequest
-  | ResumeRequest
-  | CollectRequest
-  | { readonly op: 'progress' }
-  | { readonly op: 'close' };
+  OpenRequest | ConnectRequest | FailoverRequest | RecoveryRequest | ResumeRequest | CollectRequest | { readonly op: 'progress' } | { readonly op: 'close' };
 
 export interface ShardEnvelope {
   readonly id: number;
   readonly request: ShardRequest;
 }
 
-export type ShardReply = { readonly id: number; readonly ok: true; readonly result: unknown } | { readonly id: number; readonly ok: false; readonly error: string };
+export type ShardReply =
+  { readonly id: number; readonly ok: true; readonly result: unknown } | { readonly id: number; readonly ok: false; readonly error: string };

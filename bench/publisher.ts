@@ -156,12 +156,7 @@ export interface PublishRun {
 let sequence = 0;
 
 /** `count` broadcasts, at most `concurrency` in flight; broadcast i goes to `diagnosisFor(i)`. */
-export async function publishBounded(
-  publisher: Publisher,
-  count: number,
-  concurrency: number,
-  diagnosisFor: (index: number) => string,
-): Promise<PublishRun> {
+export async function publishBounded(publisher: Publisher, count: number, concurrency: number, diagnosisFor: (index: number) => string): Promise<PublishRun> {
   const receipts: Receipt[] = new Array(count);
   let next = 0;
   const startedAt = wallNow();

@@ -17,7 +17,7 @@ import { hubEntry, ROOT, type ServerKind } from './hub-process.js';
 import { installCleanup, killAll } from './lib/cleanup.js';
 import { canPin, machineInfo, pinSelf } from './lib/proc.js';
 import { benchTokens } from './lib/tokens.js';
-import { correctnessProblems, evaluateTargets, markdown, writeResults, type BenchReport } from './report.js';
+import { correctnessProblems, evaluateTargets, markdown, resultName, writeResults, type BenchReport } from './report.js';
 import { FULL, SCENARIOS, SMOKE } from './scenarios/index.js';
 import type { BenchContext, RunResult } from './scenarios/types.js';
 import { ShardPool } from './shards.js';
@@ -26,7 +26,8 @@ const USAGE = `Usage: node --import tsx bench/run.ts [--smoke] [--scenarios S1,S
   --smoke         every scenario shrunk (a few hundred clients, < 60 s); fails only on broken runs or lost/duplicate/out-of-order events
   --scenarios     comma-separated subset of ${SCENARIOS.map((s) => s.id).join(',')} (default: all)
   --redis URL     benchmark the Redis engine (redis://127.0.0.1:6379); default: the in-memory engine
-  --out DIR       where results go (default bench/results, bench/results/smoke with --smoke)
+  --out DIR       where results go (default bench/results, bench/results/smoke with --smoke): <engine>.json
+                  and .svg for a run of every scenario, <engine>-<scenarios>.json and .svg for some, replacing the last
   --servers LIST  reference,hub (default both; one of them to iterate on a scenario)
   --repeat N      measure each scenario N times (default: S3 and S5 3 times, the others once); targets take the median`;
 
@@ -48,7 +49,12 @@ async function main(): Promise<number> {
     return 0;
   }
   const smoke = values.smoke;
-  const wanted = values.scenarios ? values.scenarios.split(',').map((id) => id.trim().toUpperCase()).filter(Boolean) : SCENARIOS.map((s) => s.id);
+  const wanted = values.scenarios
+    ? values.scenarios
+        .split(',')
+        .map((id) => id.trim().toUpperCase())
+        .filter(Boolean)
+    : SCENARIOS.map((s) => s.id);
   const unknown = wanted.filter((id) => !SCENARIOS.some((s) => s.id === id));
   if (unknown.length > 0) throw new UsageError(`unknown scenario(s) ${unknown.join(', ')}\n${USAGE}`);
   const redisUrl = values.redis ?? null;
@@ -58,7 +64,8 @@ async function main(): Promise<number> {
     if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(url.hostname)) throw new UsageError('--redis must be a loopback address');
   }
   const servers = (values.servers ?? 'reference,hub').split(',').map((name) => name.trim());
-  if (servers.length === 0 || servers.some((name) => name !== 'hub' && name !== 'reference')) throw new UsageError(`--servers takes hub and/or reference\n${USAGE}`);
+  if (servers.length === 0 || servers.some((name) => name !== 'hub' && name !== 'reference'))
+    throw new UsageError(`--servers takes hub and/or reference\n${USAGE}`);
   const outDir = path.resolve(ROOT, values.out ?? (smoke ? 'bench/results/smoke' : 'bench/results'));
   let sizes = smoke ? SMOKE : FULL;
   if (values.repeat !== undefined) {
@@ -74,10 +81,14 @@ async function main(): Promise<number> {
   const serverCore = pinned ? 0 : null;
   const loadCore = pinned ? 1 : null;
   const startedAt = new Date();
-  const pinning = pinned ? 'server pinned to core 0, load generator (publisher + client shards) to core 1 (taskset)' : 'not pinned (taskset or a second core unavailable)';
+  const pinning = pinned
+    ? 'server pinned to core 0, load generator (publisher + client shards) to core 1 (taskset)'
+    : 'not pinned (taskset or a second core unavailable)';
   const entry = hubEntry();
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  log(`bench ${smoke ? 'smoke' : 'full'}: ${wanted.join(', ')} on the ${redisUrl ? 'redis' : 'memory'} engine`);
+  log(
+    `bench ${smoke ? 'smoke' : 'full'}: ${wanted.join(', ')} on the ${redisUrl ? 'redis' : 'memory'} engine${wanted.includes('S7') ? ' (S7: on a redis-server of its own)' : ''}`,
+  );
   log(`  ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}; ${pinning}; hub: ${entry}`);
 
   const shards = await ShardPool.start(2, loadCore);
@@ -128,7 +139,12 @@ async function main(): Promise<number> {
     targets: evaluateTargets(runs),
     correctness: { ok: problems.length === 0, problems },
   };
-  const files = writeResults(outDir, report, chartSvg(report));
+  const name = resultName(
+    report.engine,
+    wanted,
+    SCENARIOS.map((s) => s.id),
+  );
+  const files = writeResults(outDir, name, report, chartSvg(report));
   log('');
   log(markdown(report));
   log('');

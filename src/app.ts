@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ALL_SCOPES, loadOrCreateDevSecret, mintToken } from './auth/dev-tokens.js';
@@ -7,11 +7,14 @@ import { createAuthenticator } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import type { Engine } from './engine/engine.js';
+import type { MemoryEngineEvents } from './engine/memory/memory-engine.js';
 import { Hub } from './hub/hub.js';
+import type { SubscriptionEnd } from './hub/subscription-end.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { Connections } from './transport/connections.js';
 import { InFlight } from './transport/in-flight.js';
+import { metricsOnly } from './transport/metrics-endpoint.js';
 import { attachWebSocket } from './transport/websocket.js';
 import { createHubHttp, GRAPHQL_PATH } from './transport/yoga.js';
 
@@ -26,11 +29,14 @@ export interface App {
   readonly hub: Hub;
   /** Tokens signed with the dev secret; null unless the config is in dev mode. */
   readonly devTokens: DevTokens | null;
-  /** Listens on the configured host and port; resolves with the GraphQL URL. */
-  start(): Promise<{ url: string; port: number }>;
+  /**
+   * Listens on the configured host and port (and METRICS_HOST:METRICS_PORT when set); resolves
+   * with the GraphQL URL, the port, the address bound and the metrics listener's port (null without one).
+   */
+  start(): Promise<{ url: string; port: number; address: string; metricsPort: number | null }>;
   /**
    * Stops in order: /ready fails, no new connections, in-flight operations finish (up to 5 s),
-   * WebSockets close with 1001, remaining connections (SSE) close, the engine closes.
+   * WebSockets close with 1012 (Service Restart), remaining connections (SSE) close, the engine closes.
    */
   stop(): Promise<void>;
 }
@@ -49,12 +55,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const devSecret = config.auth.key.kind === 'dev' ? loadOrCreateDevSecret(config.auth.key.secretFile) : null;
   const devTokens = devSecret ? await mintDevTokens(devSecret, config) : null;
   const authenticate = createAuthenticator(config.auth, devSecret);
-  const engine =
-    options.engine ?? (await createEngine(config, (error) => logger.warn({ reason: (error as Error).message }, 'engine connection error')));
   const metrics = new Metrics();
-  const hub = new Hub({ engine, queueLimit: config.limits.subscriberQueue, metrics });
-  const connections = new Connections(() => metrics.slowConsumer());
-  metrics.observe({ connections: connections.count, stats: () => engine.stats() });
+  const engine =
+    options.engine ??
+    (await createEngine(config, {
+      onError: (error) => logger.warn({ reason: (error as Error).message }, 'engine connection error'),
+      memoryEvents: reportEvictions(logger, metrics),
+      observeMemory: (read) => metrics.observeMemory(read),
+    }));
+  const connections = new Connections(config.limits.maxConnectionsPerSubject, () => metrics.slowConsumer());
+  // Counted as the hub ends it, whichever transport serves it (an SSE stream learns of its end
+  // only when it is next read); the transport maps the end to its own close.
+  const onEnded = ({ reason }: SubscriptionEnd) => {
+    if (reason === 'slow-consumer') connections.slowConsumer();
+  };
+  const hub = new Hub({ engine, queueLimit: config.limits.subscriberQueue, metrics, onEnded });
+  metrics.observe({ connections: connections.count, stats: () => hub.stats(config.metrics.statsTtlMs) });
   const inFlight = new InFlight();
   let accepting = true;
 
@@ -70,24 +86,19 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     isAccepting: () => accepting,
     inFlight,
   });
-  const server: Server = createServer(listener);
+  const server: Server = createHttpServer(config.http, listener);
+  const metricsServer = config.metrics.port === null ? null : createHttpServer(config.http, metricsOnly(metrics.registry));
   const webSocket = attachWebSocket({ server, yoga, known, execution, authenticate, connections, metrics, logger, limits: config.limits });
 
   return {
     hub,
     devTokens,
     async start() {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      const { port } = server.address() as AddressInfo;
+      const { port, address } = await listen(server, config.port, config.host, config.http.listenBacklog);
+      const metricsPort = metricsServer && config.metrics.port !== null ? (await listen(metricsServer, config.metrics.port, config.metrics.host)).port : null;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-      logger.info({ port, backend: engine.name }, 'hub listening');
-      return { url: `http://${host}:${port}${GRAPHQL_PATH}`, port };
+      logger.info({ port, backend: engine.name, ...(metricsPort === null ? {} : { metricsHost: config.metrics.host, metricsPort }) }, 'hub listening');
+      return { url: `http://${host}:${port}${GRAPHQL_PATH}`, port, address, metricsPort };
     },
     async stop() {
       accepting = false;
@@ -97,8 +108,67 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       server.closeAllConnections();
       await closed;
       await yoga.dispose();
+      if (metricsServer?.listening) {
+        const metricsClosed = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+        metricsServer.closeAllConnections();
+        await metricsClosed;
+      }
       await hub.close();
       logger.info('hub stopped');
+    },
+  };
+}
+
+/** Listens on `port` at `host` (with Node's backlog of 511 unless given); resolves with the address and port taken (0 picks one). */
+async function listen(server: Server, port: number, host: string, backlog?: number): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host, ...(backlog === undefined ? {} : { backlog }) }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server.address() as AddressInfo;
+}
+
+/**
+ * The node:http server with the configured timeouts and connection cap (Node's defaults hold a
+ * slow request for up to five minutes and accept any number of connections). Node checks the
+ * request and headers timeouts every `connectionsCheckingInterval`, so a request is cut at most a
+ * quarter of its timeout (and never more than a second) after it ran out.
+ */
+function createHttpServer(http: Config['http'], listener: RequestListener): Server {
+  const server = createServer(
+    {
+      requestTimeout: http.requestTimeoutMs,
+      headersTimeout: http.headersTimeoutMs,
+      keepAliveTimeout: http.keepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.max(25, Math.floor(Math.min(http.headersTimeoutMs, http.requestTimeoutMs) / 4))),
+    },
+    listener,
+  );
+  server.maxConnections = http.maxConnections;
+  return server;
+}
+
+/** Evictions and refusals of the memory engine are logged (diagnosis ids only) and counted. */
+function reportEvictions(logger: Logger, metrics: Metrics): MemoryEngineEvents {
+  return {
+    historyEvicted(diagnosisId, events, pendingEvents) {
+      metrics.evicted('history', 'memory_limit', pendingEvents);
+      logger.warn({ diagnosisId, events, pendingEvents }, 'history evicted (MEMORY_MAX_BYTES)');
+    },
+    positionEvicted(diagnosisId) {
+      metrics.evicted('position', 'memory_limit');
+      logger.warn({ diagnosisId }, 'stream position evicted (MEMORY_MAX_BYTES)');
+    },
+    receiptEvicted(diagnosisId, reason) {
+      metrics.evicted('idempotency_key', reason);
+      logger.info({ diagnosisId, reason }, 'idempotency key forgotten early');
+    },
+    full(diagnosisId) {
+      metrics.refused('memory-full');
+      logger.warn({ diagnosisId }, 'broadcast refused: MEMORY_MAX_BYTES reached and every history has listeners');
     },
   };
 }

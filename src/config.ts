@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import type { HistoryLimits } from './engine/engine.js';
+import type { MemoryLimits } from './engine/memory/memory-engine.js';
+import type { RedisTopology } from './engine/redis/connect.js';
+import { RULES, VARIABLES, type Settings, type Shape } from './config/variables.js';
 
 /** How bearer tokens are verified. `dev` uses a random secret kept in a local file. */
 export type KeyConfig =
@@ -10,127 +13,127 @@ export type KeyConfig =
 
 export interface AuthConfig {
   readonly key: KeyConfig;
-  /** Required `iss` claim, when set (JWT_ISSUER). */
+  /** JWT_ISSUER. */
   readonly issuer: string | undefined;
-  /** Required `aud` claim, when set (JWT_AUDIENCE). */
+  /** JWT_AUDIENCE. */
   readonly audience: string | undefined;
 }
 
+/**
+ * The validated configuration. Each field names the variable it comes from; what the variable
+ * means, its default and its range are declared once, in config/variables.ts (and rendered in
+ * docs/configuration.md).
+ */
 export interface Config {
-  /** NODE_ENV: development (default), test or production. */
+  /** NODE_ENV. */
   readonly env: 'development' | 'test' | 'production';
-  /** PORT, default 4000; 0 picks a free port (tests). */
+  /** PORT. */
   readonly port: number;
-  /** HOST, default 0.0.0.0. */
+  /** HOST; unset: 127.0.0.1 in dev mode (no JWT key config), else 0.0.0.0. */
   readonly host: string;
-  /** LOG_LEVEL, default info. */
+  /** LOG_LEVEL. */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** HISTORY_SIZE (100), HISTORY_TTL_SECONDS (86400), HISTORY_META_TTL_SECONDS (604800); idempotency 10 min. */
+  /** HISTORY_SIZE, HISTORY_TTL_SECONDS, HISTORY_META_TTL_SECONDS; idempotency keys: IDEMPOTENCY_TTL_MS. */
   readonly history: HistoryLimits;
+  /** MEMORY_MAX_BYTES, IDEMPOTENCY_KEYS_PER_DIAGNOSIS, IDEMPOTENCY_KEYS_MAX (in-memory engine only). */
+  readonly memory: MemoryLimits;
+  /** JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL (else dev mode with DEV_SECRET_FILE), JWT_ISSUER, JWT_AUDIENCE. */
   readonly auth: AuthConfig;
-  /** GRAPHIQL: serve GraphiQL on GET /graphql. Default on outside production. */
+  /** GRAPHIQL; unset: on outside production. */
   readonly graphiql: boolean;
-  /** INTROSPECTION: answer schema introspection. Default on outside production. */
+  /** INTROSPECTION; unset: on outside production. */
   readonly introspection: boolean;
-  /** CORS_ORIGINS (comma-separated): allowed browser origins; default any outside production, none in it. */
+  /** CORS_ORIGINS; unset: any outside production, none in it. */
   readonly corsOrigins: readonly string[] | '*';
   /**
-   * REDIS_URL, REDIS_KEY_PREFIX (default `hub:`) and REDIS_REPLY_TIMEOUT_MS (default 5000): the
-   * Redis engine; null for the in-memory engine.
+   * The Redis engine (null for the in-memory engine): the topology from REDIS_URL, REDIS_SENTINELS
+   * with REDIS_SENTINEL_NAME, or REDIS_CLUSTER_NODES; REDIS_KEY_PREFIX, REDIS_REPLY_TIMEOUT_MS,
+   * REDIS_MIN_REPLICAS_ACK, REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS.
    */
-  readonly redis: { readonly url: string; readonly prefix: string; readonly replyTimeoutMs: number } | null;
+  readonly redis:
+    | (RedisTopology & {
+        readonly prefix: string;
+        readonly replyTimeoutMs: number;
+        readonly minReplicasAck: number;
+        readonly minReplicasAckTimeoutMs: number;
+      })
+    | null;
+  readonly metrics: {
+    /** METRICS_PORT; null (unset): /metrics on the main port. */
+    readonly port: number | null;
+    /** METRICS_HOST. */
+    readonly host: string;
+    /** METRICS_OPERATION_NAMES. */
+    readonly operationNames: number;
+    /** METRICS_STATS_TTL_MS. */
+    readonly statsTtlMs: number;
+  };
+  /** The node:http server's own limits (every HTTP connection: plain requests, SSE, WebSocket upgrades). */
+  readonly http: {
+    /** HTTP_REQUEST_TIMEOUT_MS. */
+    readonly requestTimeoutMs: number;
+    /** HTTP_HEADERS_TIMEOUT_MS. */
+    readonly headersTimeoutMs: number;
+    /** HTTP_KEEPALIVE_TIMEOUT_MS. */
+    readonly keepAliveTimeoutMs: number;
+    /** MAX_HTTP_CONNECTIONS. */
+    readonly maxConnections: number;
+    /** LISTEN_BACKLOG. */
+    readonly listenBacklog: number;
+  };
   readonly limits: {
-    /** SUBSCRIBER_QUEUE_LIMIT (1000): live events queued for one subscriber before it is closed as slow. */
+    /** SUBSCRIBER_QUEUE_LIMIT. */
     readonly subscriberQueue: number;
-    /** MAX_BODY_BYTES (65536): larger HTTP bodies get 413. */
+    /** MAX_BODY_BYTES. */
     readonly maxBodyBytes: number;
-    /** WS_MAX_PAYLOAD_BYTES (65536): larger WebSocket messages close the socket with 1009. */
+    /** WS_MAX_PAYLOAD_BYTES. */
     readonly wsMaxPayloadBytes: number;
-    /** WS_MAX_BUFFERED_BYTES (1048576): unsent bytes on a socket before its reader is closed as slow (1013). */
+    /** WS_MAX_BUFFERED_BYTES. */
     readonly wsMaxBufferedBytes: number;
-    /** MAX_DEPTH (15): query depth, introspection included. */
+    /** MAX_DEPTH. */
     readonly maxDepth: number;
-    /** MAX_ALIASES (100): aliases per operation. */
+    /** MAX_ALIASES. */
     readonly maxAliases: number;
-    /** MAX_TOKENS (2000): lexical tokens per document. */
+    /** MAX_TOKENS. */
     readonly maxTokens: number;
-    /** MAX_COST (5000): graphql-armor's cost estimate per operation. */
+    /** MAX_COST. */
     readonly maxCost: number;
-    /** MAX_DIRECTIVES (50): directives per operation. */
+    /** MAX_DIRECTIVES. */
     readonly maxDirectives: number;
-    /** WS_INIT_TIMEOUT_MS (3000): time a socket has to send connection_init (else 4408). */
+    /** DOCUMENT_CACHE_BYTES. */
+    readonly documentCacheBytes: number;
+    /** MAX_HISTORY_ITEMS_PER_OPERATION. */
+    readonly maxHistoryItemsPerOperation: number;
+    /** WS_INIT_TIMEOUT_MS. */
     readonly wsInitTimeoutMs: number;
-    /** KEEPALIVE_MS (12000): WebSocket ping and SSE comment interval; a dead peer is dropped within two. */
+    /** KEEPALIVE_MS. */
     readonly keepAliveMs: number;
-    /** MAX_SUBSCRIPTIONS_PER_CONNECTION (100). */
+    /** MAX_SUBSCRIPTIONS_PER_CONNECTION. */
     readonly maxSubscriptionsPerConnection: number;
-    /** MAX_CONNECTIONS_PER_SUBJECT (50): open WebSockets per token subject on one instance (else 4029). */
+    /** MAX_CONNECTIONS_PER_SUBJECT. */
     readonly maxConnectionsPerSubject: number;
-    /** BROADCASTS_PER_SECOND (100): broadcasts per token subject per second on one instance (else RATE_LIMITED). */
+    /** BROADCASTS_PER_SECOND. */
     readonly broadcastsPerSecond: number;
   };
 }
 
+/** How long an idempotency key is remembered: fixed, not a setting. */
 export const IDEMPOTENCY_TTL_MS = 10 * 60 * 1000;
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const optionalText = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+const schema = RULES.reduce(
+  (checked, rule) => checked.refine(rule.holds, { message: rule.message, path: [rule.path] }),
+  z.object(Object.fromEntries(Object.entries(VARIABLES).map(([name, variable]) => [name, variable.schema])) as Shape),
+);
 
-const schema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    PORT: int(0, 65_535).default(4000),
-    HOST: z.string().min(1).default('0.0.0.0'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    HISTORY_SIZE: int(1, 100_000).default(100),
-    HISTORY_TTL_SECONDS: int(1, 31_536_000).default(86_400),
-    HISTORY_META_TTL_SECONDS: int(1, 31_536_000).default(604_800),
-    JWT_SECRET: optionalText.refine((value) => value === undefined || Buffer.byteLength(value) >= 32, {
-      message: 'must be at least 32 bytes (HS256 needs a 256-bit key)',
-    }),
-    JWT_PUBLIC_KEY: optionalText.refine((value) => value === undefined || value.includes('-----BEGIN PUBLIC KEY-----'), {
-      message: 'must be a PEM public key (-----BEGIN PUBLIC KEY-----)',
-    }),
-    JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
-    JWT_ISSUER: optionalText,
-    JWT_AUDIENCE: optionalText,
-    DEV_SECRET_FILE: z.string().min(1).default('.dev-secret'),
-    GRAPHIQL: z.stringbool().optional(),
-    REDIS_URL: optionalText.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
-    REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{0,64}$/, 'must be up to 64 characters of [A-Za-z0-9_.:-]').default('hub:'),
-    REDIS_REPLY_TIMEOUT_MS: int(100, 600_000).default(5000),
-    SUBSCRIBER_QUEUE_LIMIT: int(1, 1_000_000).default(1000),
-    MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(65_536),
-    WS_MAX_PAYLOAD_BYTES: int(1024, 100 * 1024 * 1024).default(65_536),
-    WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1_048_576),
-    MAX_DEPTH: int(1, 1000).default(15),
-    MAX_ALIASES: int(0, 10_000).default(100),
-    MAX_TOKENS: int(10, 1_000_000).default(2000),
-    MAX_COST: int(1, 10_000_000).default(5000),
-    MAX_DIRECTIVES: int(0, 10_000).default(50),
-    WS_INIT_TIMEOUT_MS: int(100, 600_000).default(3000),
-    KEEPALIVE_MS: int(100, 600_000).default(12_000),
-    MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 100_000).default(100),
-    MAX_CONNECTIONS_PER_SUBJECT: int(1, 1_000_000).default(50),
-    BROADCASTS_PER_SECOND: int(1, 1_000_000).default(100),
-    INTROSPECTION: z.stringbool().optional(),
-    CORS_ORIGINS: optionalText,
-  })
-  .refine((env) => [env.JWT_SECRET, env.JWT_PUBLIC_KEY, env.JWT_JWKS_URL].filter(Boolean).length <= 1, {
-    message: 'set only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL',
-    path: ['JWT_SECRET'],
-  })
-  .refine((env) => env.NODE_ENV !== 'production' || env.JWT_SECRET || env.JWT_PUBLIC_KEY || env.JWT_JWKS_URL, {
-    message: 'production needs one of JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL (dev tokens are refused)',
-    path: ['JWT_SECRET'],
-  })
-  .refine((env) => env.HISTORY_META_TTL_SECONDS >= env.HISTORY_TTL_SECONDS, {
-    message: 'must be at least HISTORY_TTL_SECONDS (a position must outlive its events)',
-    path: ['HISTORY_META_TTL_SECONDS'],
-  });
+/** The variables that choose a Redis topology: a child process given one must not inherit another. */
+export const REDIS_TOPOLOGY_VARIABLES: readonly string[] = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_CLUSTER_NODES'];
+
+function redisTopology(e: Settings): RedisTopology | null {
+  if (e.REDIS_URL) return { url: e.REDIS_URL };
+  if (e.REDIS_SENTINELS && e.REDIS_SENTINEL_NAME) return { sentinels: e.REDIS_SENTINELS, sentinelName: e.REDIS_SENTINEL_NAME };
+  if (e.REDIS_CLUSTER_NODES) return { clusterNodes: e.REDIS_CLUSTER_NODES };
+  return null;
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -142,7 +145,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const parsed = schema.safeParse(given);
   if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${z.prettifyError(parsed.error)}`);
-  const e = parsed.data;
+  const e: Settings = parsed.data;
   const key: KeyConfig = e.JWT_SECRET
     ? { kind: 'secret', secret: e.JWT_SECRET }
     : e.JWT_PUBLIC_KEY
@@ -153,7 +156,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
-    host: e.HOST,
+    host: e.HOST ?? (key.kind === 'dev' ? '127.0.0.1' : '0.0.0.0'),
     logLevel: e.LOG_LEVEL,
     history: Object.freeze({
       size: e.HISTORY_SIZE,
@@ -161,17 +164,47 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       metaTtlMs: e.HISTORY_META_TTL_SECONDS * 1000,
       idempotencyTtlMs: IDEMPOTENCY_TTL_MS,
     }),
+    memory: Object.freeze({
+      maxBytes: e.MEMORY_MAX_BYTES,
+      idempotencyKeysPerDiagnosis: e.IDEMPOTENCY_KEYS_PER_DIAGNOSIS,
+      idempotencyKeysMax: e.IDEMPOTENCY_KEYS_MAX,
+    }),
     auth: Object.freeze({ key, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE }),
     graphiql: e.GRAPHIQL ?? e.NODE_ENV !== 'production',
     introspection: e.INTROSPECTION ?? e.NODE_ENV !== 'production',
     corsOrigins: e.CORS_ORIGINS
       ? e.CORS_ORIGINS === '*'
         ? '*'
-        : Object.freeze(e.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean))
+        : Object.freeze(
+            e.CORS_ORIGINS.split(',')
+              .map((origin) => origin.trim())
+              .filter(Boolean),
+          )
       : e.NODE_ENV === 'production'
         ? Object.freeze([])
         : '*',
-    redis: e.REDIS_URL ? Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_KEY_PREFIX, replyTimeoutMs: e.REDIS_REPLY_TIMEOUT_MS }) : null,
+    redis:
+      redisTopology(e) &&
+      Object.freeze({
+        ...redisTopology(e)!,
+        prefix: e.REDIS_KEY_PREFIX,
+        replyTimeoutMs: e.REDIS_REPLY_TIMEOUT_MS,
+        minReplicasAck: e.REDIS_MIN_REPLICAS_ACK,
+        minReplicasAckTimeoutMs: e.REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS,
+      }),
+    metrics: Object.freeze({
+      port: e.METRICS_PORT ?? null,
+      host: e.METRICS_HOST,
+      operationNames: e.METRICS_OPERATION_NAMES,
+      statsTtlMs: e.METRICS_STATS_TTL_MS,
+    }),
+    http: Object.freeze({
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
+      maxConnections: e.MAX_HTTP_CONNECTIONS,
+      listenBacklog: e.LISTEN_BACKLOG,
+    }),
     limits: Object.freeze({
       subscriberQueue: e.SUBSCRIBER_QUEUE_LIMIT,
       maxBodyBytes: e.MAX_BODY_BYTES,
@@ -182,6 +215,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxTokens: e.MAX_TOKENS,
       maxCost: e.MAX_COST,
       maxDirectives: e.MAX_DIRECTIVES,
+      documentCacheBytes: e.DOCUMENT_CACHE_BYTES,
+      maxHistoryItemsPerOperation: e.MAX_HISTORY_ITEMS_PER_OPERATION,
       wsInitTimeoutMs: e.WS_INIT_TIMEOUT_MS,
       keepAliveMs: e.KEEPALIVE_MS,
       maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,

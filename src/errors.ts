@@ -10,6 +10,8 @@ export const ErrorCode = {
   Forbidden: 'FORBIDDEN',
   ValidationFailed: 'GRAPHQL_VALIDATION_FAILED',
   Unavailable: 'SERVICE_UNAVAILABLE',
+  CostLimitExceeded: 'COST_LIMIT_EXCEEDED',
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
 } as const;
 
 export function badUserInput(message: string, field?: string): GraphQLError {
@@ -26,15 +28,26 @@ export function forbidden(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden } });
 }
 
+/** The caller already used this idempotency key for this diagnosis with another input. */
+export function idempotencyKeyReused(): GraphQLError {
+  return new GraphQLError(
+    'This idempotencyKey was already used for this diagnosis with another mutation or input within the last 10 minutes; nothing was stored. Use a new key for a new broadcast.',
+    { extensions: { code: ErrorCode.IdempotencyKeyReused, field: 'idempotencyKey' } },
+  );
+}
+
 /**
  * WebSocket close codes the hub uses besides graphql-ws's own (4400, 4401, 4403, 4408, 4409,
  * 4429, 4500). Every one of them is retried by the stock graphql-ws client.
  */
 export const HubCloseCode = {
-  /** The server is shutting down: reconnect (to another instance) and resume from the last cursor. */
-  GoingAway: 1001,
+  /** The server is shutting down (Service Restart): reconnect, to another instance, and resume from the last cursor. */
+  ServiceRestart: 1012,
   /** The client fell too far behind, or history could not be read: reconnect and resume from the last cursor. */
   TryAgainLater: 1013,
   /** The token subject already has MAX_CONNECTIONS_PER_SUBJECT sockets open: retry later. */
   TooManyConnections: 4029,
 } as const;
+
+/** The reason sent with ServiceRestart. */
+export const SERVICE_RESTART_REASON = 'Service restart: reconnect and resume from your last cursor';

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { devBanner } from './dev-banner.js';
 import { createLogger } from './logger.js';
 
 /** The process entry point: the only module that touches `process`. */
@@ -15,29 +16,25 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   let app;
-  let url;
+  let started;
   try {
     app = await createApp(config, { logger });
-    ({ url } = await app.start());
+    started = await app.start();
   } catch (error) {
     logger.fatal({ reason: (error as Error).message }, 'hub failed to start');
     process.exit(1);
   }
 
-  if (app.devTokens) {
+  if (app.devTokens && config.auth.key.kind === 'dev') {
     // Dev mode only: these tokens are signed with a local random secret (never in production).
     process.stdout.write(
-      [
-        '',
-        `  Diagnosis update hub (dev mode, ${config.history.size} events of history per diagnosis)`,
-        `  GraphQL + GraphiQL: ${url}`,
-        `  Admin token (all scopes, 12 h):`,
-        `    ${app.devTokens.admin}`,
-        `  Reader token (diagnosis-1 only, 12 h):`,
-        `    ${app.devTokens.reader}`,
-        `  More tokens: npm run token -- --sub alice --diagnoses diagnosis-1`,
-        '',
-      ].join('\n') + '\n',
+      `${devBanner({
+        ...started,
+        graphiql: config.graphiql,
+        historySize: config.history.size,
+        secretFile: config.auth.key.secretFile,
+        tokens: app.devTokens,
+      })}\n`,
     );
   }
 

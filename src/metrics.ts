@@ -1,5 +1,8 @@
+import { CloseCode } from 'graphql-ws';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GapReason, StoredEvent } from './domain/events.js';
+import { HubCloseCode } from './errors.js';
+import { SharedResult } from './shared-result.js';
 
 /** What the hub reports while it works; a no-op by default (unit tests, tools). */
 export interface HubMetrics {
@@ -16,9 +19,13 @@ export interface HubMetrics {
 
 export const noMetrics: HubMetrics = { published: () => {}, engineFailed: () => {}, delivered: () => {}, replayed: () => {}, gap: () => {} };
 
+export type Evicted = 'history' | 'position' | 'idempotency_key';
+export type EvictionReason = 'memory_limit' | 'per_diagnosis_limit' | 'total_limit';
+
 /** Live counts read when /metrics is scraped. */
 export interface MetricSources {
   connections(): number;
+  /** The engine's counts (on Redis a walk over its keys; the app gives it a short cache). */
   stats(): Promise<{ subscriptions: number; pendingEvents: number; diagnoses: number }>;
 }
 
@@ -31,20 +38,71 @@ export class Metrics implements HubMetrics {
   readonly registry = new Registry();
   private sources: MetricSources | null = null;
 
-  private readonly replays = new Counter({ name: 'hub_replayed_events_total', help: 'Events delivered from history (resume, pending claim, catch-up)', registers: [this.registry] });
-  private readonly gaps = new Counter({ name: 'hub_gaps_total', help: 'HistoryGap markers delivered, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
-  private readonly broadcasts = new Counter({ name: 'hub_broadcasts_total', help: 'Broadcasts accepted, by event type', labelNames: ['type'] as const, registers: [this.registry] });
-  private readonly refusals = new Counter({ name: 'hub_broadcasts_refused_total', help: 'Broadcasts refused, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
-  private readonly closes = new Counter({ name: 'hub_socket_closes_total', help: 'WebSocket closes, by code (the hub\'s and the clients\')', labelNames: ['code'] as const, registers: [this.registry] });
-  private readonly slowConsumers = new Counter({ name: 'hub_slow_consumers_total', help: 'Subscribers cut off because they stopped reading (WebSocket 1013, SSE stream ended)', registers: [this.registry] });
-  private readonly authFailures = new Counter({ name: 'hub_auth_failures_total', help: 'Rejected tokens, by reason', labelNames: ['reason', 'transport'] as const, registers: [this.registry] });
-  private readonly engineErrors = new Counter({ name: 'hub_engine_errors_total', help: 'Failed engine operations (storage unreachable)', registers: [this.registry] });
+  private readonly replays = new Counter({
+    name: 'hub_replayed_events_total',
+    help: 'Events delivered from history (resume, pending claim, catch-up)',
+    registers: [this.registry],
+  });
+  private readonly gaps = new Counter({
+    name: 'hub_gaps_total',
+    help: 'HistoryGap markers delivered, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly broadcasts = new Counter({
+    name: 'hub_broadcasts_total',
+    help: 'Broadcasts accepted, by event type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  private readonly refusals = new Counter({
+    name: 'hub_broadcasts_refused_total',
+    help: 'Broadcasts refused, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly closes = new Counter({
+    name: 'hub_socket_closes_total',
+    help: "WebSocket closes, by code (the hub's and the clients')",
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  private readonly slowConsumers = new Counter({
+    name: 'hub_slow_consumers_total',
+    help: 'Subscribers cut off because they stopped reading (WebSocket 1013, SSE stream ended)',
+    registers: [this.registry],
+  });
+  private readonly authFailures = new Counter({
+    name: 'hub_auth_failures_total',
+    help: 'Rejected tokens, by reason',
+    labelNames: ['reason', 'transport'] as const,
+    registers: [this.registry],
+  });
+  private readonly engineErrors = new Counter({
+    name: 'hub_engine_errors_total',
+    help: 'Failed engine operations (storage unreachable)',
+    registers: [this.registry],
+  });
+  private readonly evictions = new Counter({
+    name: 'hub_evictions_total',
+    help: 'What the memory engine gave up to stay within its bounds, by what and why',
+    labelNames: ['what', 'reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly evictedPending = new Counter({
+    name: 'hub_evicted_pending_events_total',
+    help: 'Pending (not yet delivered) events dropped with an evicted history',
+    registers: [this.registry],
+  });
+  private memoryEstimate: (() => number) | null = null;
   /** Deliveries are tallied in plain numbers and read by prom-client when /metrics is scraped. */
   private readonly deliveries = new DeliveryTally(this.registry);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     const sources = () => this.sources;
+    // The three engine gauges are collected together: one stats() call serves them all.
+    const stats = new SharedResult(() => this.sources!.stats());
     new Gauge({
       name: 'hub_connections',
       help: 'Open WebSocket connections plus SSE streams on this instance',
@@ -59,12 +117,20 @@ export class Metrics implements HubMetrics {
         help,
         registers: [this.registry],
         async collect() {
-          const from = sources();
-          if (from) this.set(pick(await from.stats()));
+          if (sources()) this.set(pick(await stats.get(0)));
         },
       });
     fromStats('hub_subscriptions', 'Active diagnosisUpdates subscriptions (cluster-wide on Redis)', (s) => s.subscriptions);
     fromStats('hub_diagnoses', 'Diagnoses with at least one subscriber', (s) => s.diagnoses);
+    const memory = () => this.memoryEstimate;
+    new Gauge({
+      name: 'hub_memory_estimate_bytes',
+      help: "The memory engine's estimate of the bytes its histories and idempotency receipts hold (bounded by MEMORY_MAX_BYTES)",
+      registers: [this.registry],
+      collect() {
+        this.set(memory()?.() ?? 0);
+      },
+    });
     fromStats('hub_pending_events', 'Events broadcast while nobody listened and not yet delivered', (s) => s.pendingEvents);
   }
 
@@ -93,23 +159,41 @@ export class Metrics implements HubMetrics {
     this.engineErrors.inc();
   }
 
-  refused(reason: 'rate-limited'): void {
+  refused(reason: 'rate-limited' | 'memory-full'): void {
     this.refusals.inc({ reason });
+  }
+
+  /** The memory engine evicted something to stay within its bounds (fixed label values). */
+  evicted(what: Evicted, reason: EvictionReason, pendingEvents = 0): void {
+    this.evictions.inc({ what, reason });
+    if (pendingEvents > 0) this.evictedPending.inc(pendingEvents);
+  }
+
+  /** Reads the memory engine's byte estimate for `hub_memory_estimate_bytes`. */
+  observeMemory(read: () => number): void {
+    this.memoryEstimate = read;
   }
 
   slowConsumer(): void {
     this.slowConsumers.inc();
   }
 
+  /** A client closes with a code of its choosing: codes outside the known ones count as `other`. */
   closed(code: number): void {
-    this.closes.inc({ code: String(code) });
+    this.closes.inc({ code: LABELLED_CLOSE_CODES.has(code) ? String(code) : 'other' });
   }
 
   authFailed(reason: string, transport: 'http' | 'ws'): void {
     this.authFailures.inc({ reason, transport });
   }
-
 }
+
+/** The WebSocket protocol's registered close codes (1000–1015), graphql-ws's and the hub's. */
+const LABELLED_CLOSE_CODES: ReadonlySet<number> = new Set([
+  ...Array.from({ length: 16 }, (_, i) => 1000 + i),
+  ...Object.values(CloseCode).filter((code): code is number => typeof code === 'number'),
+  ...Object.values(HubCloseCode),
+]);
 
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 

@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { configError } from './helpers/config.js';
 import { broadcastFeedback, eventually, gql, subscribeWs, wsClient } from './helpers/graphql.js';
 import { adminToken, foreignRsaToken, publisherToken, readerToken, signToken, TEST_SECRET, unsignedToken } from './helpers/tokens.js';
-
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -229,15 +229,31 @@ const HTTP_OPERATIONS = OPERATIONS.filter((op) => op.kind !== 'subscription');
 /** Credentials that must be UNAUTHENTICATED: the raw Authorization value (undefined = none). */
 const UNAUTHENTICATED_CASES: ReadonlyArray<{ name: string; authorization: () => Promise<string | undefined>; message: RegExp }> = [
   { name: 'no token', authorization: async () => undefined, message: /required/i },
-  { name: 'expired token (60 s, beyond the 5 s tolerance)', authorization: async () => bearer(await signToken({ scopes: ALL_SCOPES, expiresIn: -60 })), message: /expired/i },
-  { name: 'wrong secret', authorization: async () => bearer(await signToken({ scopes: ALL_SCOPES, secret: 'a-different-secret-of-at-least-32-bytes!!' })), message: /invalid/i },
+  {
+    name: 'expired token (60 s, beyond the 5 s tolerance)',
+    authorization: async () => bearer(await signToken({ scopes: ALL_SCOPES, expiresIn: -60 })),
+    message: /expired/i,
+  },
+  {
+    name: 'wrong secret',
+    authorization: async () => bearer(await signToken({ scopes: ALL_SCOPES, secret: 'a-different-secret-of-at-least-32-bytes!!' })),
+    message: /invalid/i,
+  },
   { name: 'alg none', authorization: async () => bearer(unsignedToken()), message: /invalid/i },
   { name: 'foreign RS256 key', authorization: async () => bearer(await foreignRsaToken()), message: /invalid/i },
   { name: 'missing sub', authorization: async () => bearer(await signRaw({ scope: ALL_SCOPES.join(' '), exp: inOneHour() })), message: /invalid/i },
   { name: 'empty sub', authorization: async () => bearer(await signToken({ sub: '', scopes: ALL_SCOPES })), message: /invalid/i },
   { name: 'missing exp', authorization: async () => bearer(await signRaw({ sub: 'no-exp', scope: ALL_SCOPES.join(' ') })), message: /invalid/i },
-  { name: 'not yet valid (nbf in 60 s)', authorization: async () => bearer(await signRaw({ sub: 'early', scope: ALL_SCOPES.join(' '), exp: inOneHour(), nbf: Math.floor(Date.now() / 1000) + 60 })), message: /invalid/i },
-  { name: 'diagnoses claim not a list of strings', authorization: async () => bearer(await signRaw({ sub: 'odd', scope: ALL_SCOPES.join(' '), exp: inOneHour(), diagnoses: 'd-1' })), message: /invalid/i },
+  {
+    name: 'not yet valid (nbf in 60 s)',
+    authorization: async () => bearer(await signRaw({ sub: 'early', scope: ALL_SCOPES.join(' '), exp: inOneHour(), nbf: Math.floor(Date.now() / 1000) + 60 })),
+    message: /invalid/i,
+  },
+  {
+    name: 'diagnoses claim not a list of strings',
+    authorization: async () => bearer(await signRaw({ sub: 'odd', scope: ALL_SCOPES.join(' '), exp: inOneHour(), diagnoses: 'd-1' })),
+    message: /invalid/i,
+  },
   { name: 'garbage string', authorization: async () => bearer('this-is-not-a-jwt'), message: /invalid/i },
   { name: "'Basic xxx' header", authorization: async () => 'Basic xxx', message: /invalid/i },
   { name: "'Bearer' with no token", authorization: async () => 'Bearer ', message: /invalid/i },
@@ -313,7 +329,12 @@ describe('auth matrix', () => {
     // Nothing is stored when a broadcast is refused...
     expect(await historyOf(hub.url, diagnosisId)).toEqual([]);
     // ...and a refused subscription leaves no subscriber behind.
-    const { body } = await gql(hub.url, `query($id: ID!) { status { diagnosis(id: $id) { subscribers retainedEvents pendingEvents } } }`, { id: diagnosisId }, admin);
+    const { body } = await gql(
+      hub.url,
+      `query($id: ID!) { status { diagnosis(id: $id) { subscribers retainedEvents pendingEvents } } }`,
+      { id: diagnosisId },
+      admin,
+    );
     expect(body.data!['status'].diagnosis).toEqual({ subscribers: 0, retainedEvents: 0, pendingEvents: 0 });
   }
 
@@ -708,22 +729,12 @@ describe('JWT_JWKS_URL mode', () => {
 describe('loadConfig (auth and number settings)', () => {
   const SECRET = 'x'.repeat(32);
 
-  function configError(env: Record<string, string | undefined>): ConfigError {
-    try {
-      loadConfig(env);
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      return error as ConfigError;
-    }
-    throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-  }
-
   it('refuses production without key config, naming JWT_SECRET', () => {
-    const error = configError({ NODE_ENV: 'production' });
-    expect(error.message).toMatch(/JWT_SECRET/);
-    expect(error.message).toMatch(/production/);
+    const message = configError({ NODE_ENV: 'production' });
+    expect(message).toMatch(/JWT_SECRET/);
+    expect(message).toMatch(/production/);
     // Blank values count as unset.
-    expect(configError({ NODE_ENV: 'production', JWT_SECRET: '   ' }).message).toMatch(/JWT_SECRET/);
+    expect(configError({ NODE_ENV: 'production', JWT_SECRET: '   ' })).toMatch(/JWT_SECRET/);
   });
 
   it('accepts production with exactly one key setting', () => {
@@ -742,32 +753,32 @@ describe('loadConfig (auth and number settings)', () => {
       { JWT_SECRET: SECRET, JWT_PUBLIC_KEY: pem },
       { JWT_PUBLIC_KEY: pem, JWT_JWKS_URL: 'https://idp.example.test/jwks.json' },
     ]) {
-      expect(configError(env).message).toMatch(/only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL/);
+      expect(configError(env)).toMatch(/only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL/);
     }
   });
 
   it('refuses a JWT_SECRET shorter than 32 bytes (bytes, not characters)', () => {
-    expect(configError({ JWT_SECRET: 'x'.repeat(31) }).message).toMatch(/JWT_SECRET[\s\S]*32 bytes|32 bytes[\s\S]*JWT_SECRET/);
+    expect(configError({ JWT_SECRET: 'x'.repeat(31) })).toMatch(/JWT_SECRET[\s\S]*32 bytes|32 bytes[\s\S]*JWT_SECRET/);
     expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).auth.key.kind).toBe('secret');
     // 16 characters, 32 UTF-8 bytes.
     expect(loadConfig({ JWT_SECRET: 'é'.repeat(16) }).auth.key.kind).toBe('secret');
   });
 
   it('refuses a JWT_PUBLIC_KEY that is not a PEM public key and a non-http JWKS URL', () => {
-    expect(configError({ JWT_PUBLIC_KEY: 'not a pem' }).message).toMatch(/JWT_PUBLIC_KEY/);
-    expect(configError({ JWT_JWKS_URL: 'ftp://idp.example.test/jwks.json' }).message).toMatch(/JWT_JWKS_URL/);
+    expect(configError({ JWT_PUBLIC_KEY: 'not a pem' })).toMatch(/JWT_PUBLIC_KEY/);
+    expect(configError({ JWT_JWKS_URL: 'ftp://idp.example.test/jwks.json' })).toMatch(/JWT_JWKS_URL/);
   });
 
   it('reports bad numbers, naming the variable', () => {
-    expect(configError({ PORT: 'abc' }).message).toMatch(/PORT/);
-    expect(configError({ PORT: '70000' }).message).toMatch(/PORT/);
-    expect(configError({ PORT: '80.5' }).message).toMatch(/PORT/);
-    expect(configError({ HISTORY_SIZE: 'many' }).message).toMatch(/HISTORY_SIZE/);
-    expect(configError({ MAX_BODY_BYTES: '-1' }).message).toMatch(/MAX_BODY_BYTES/);
+    expect(configError({ PORT: 'abc' })).toMatch(/PORT/);
+    expect(configError({ PORT: '70000' })).toMatch(/PORT/);
+    expect(configError({ PORT: '80.5' })).toMatch(/PORT/);
+    expect(configError({ HISTORY_SIZE: 'many' })).toMatch(/HISTORY_SIZE/);
+    expect(configError({ MAX_BODY_BYTES: '-1' })).toMatch(/MAX_BODY_BYTES/);
   });
 
   it('lists every problem at once', () => {
-    const { message } = configError({ PORT: 'abc', HISTORY_SIZE: 'x', JWT_SECRET: 'short' });
+    const message = configError({ PORT: 'abc', HISTORY_SIZE: 'x', JWT_SECRET: 'short' });
     expect(message).toMatch(/PORT/);
     expect(message).toMatch(/HISTORY_SIZE/);
     expect(message).toMatch(/JWT_SECRET/);
@@ -784,5 +795,19 @@ describe('loadConfig (auth and number settings)', () => {
       return;
     }
     expect(port).toBe(4000);
+  });
+
+  it('refuses a REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS that is not under REDIS_REPLY_TIMEOUT_MS while replicas must confirm', () => {
+    const redis = { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_REPLY_TIMEOUT_MS: '1000' };
+    expect(configError({ ...redis, REDIS_MIN_REPLICAS_ACK: '1', REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS: '1000' })).toMatch(
+      /less than REDIS_REPLY_TIMEOUT_MS[\s\S]*at REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS/,
+    );
+    expect(loadConfig({ ...redis, REDIS_MIN_REPLICAS_ACK: '1', REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS: '999' }).redis).toMatchObject({
+      minReplicasAck: 1,
+      minReplicasAckTimeoutMs: 999,
+    });
+    // Off, the timeout is not used.
+    expect(loadConfig({ ...redis, REDIS_MIN_REPLICAS_ACK_TIMEOUT_MS: '5000' }).redis).toMatchObject({ minReplicasAck: 0 });
+    expect(configError({ REDIS_MIN_REPLICAS_ACK: '-1' })).toMatch(/REDIS_MIN_REPLICAS_ACK/);
   });
 });

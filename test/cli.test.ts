@@ -76,14 +76,37 @@ describe('listen + broadcast', () => {
     await subscribersReach(app.url, admin, id, 1);
 
     const recommendation = await runCli('broadcast', [
-      'recommendation', '--diagnosis', id, '--recommendation', 'r1',
-      '--previous', '{"dose":1,"drug":"a"}', '--current', '{"dose":2,"drug":"a"}', '--reason', 'titration',
-      '--url', app.url, '--json',
+      'recommendation',
+      '--diagnosis',
+      id,
+      '--recommendation',
+      'r1',
+      '--previous',
+      '{"dose":1,"drug":"a"}',
+      '--current',
+      '{"dose":2,"drug":"a"}',
+      '--reason',
+      'titration',
+      '--url',
+      app.url,
+      '--json',
     ]);
     expect(recommendation.code, recommendation.stderr).toBe(0);
     const effectiveness = await runCli('broadcast', [
-      'effectiveness', '--diagnosis', id, '--recommendation', 'r1',
-      '--effectiveness', '0.75', '--confidence', '0.5', '--sample-size', '12', '--url', app.url, '--json',
+      'effectiveness',
+      '--diagnosis',
+      id,
+      '--recommendation',
+      'r1',
+      '--effectiveness',
+      '0.75',
+      '--confidence',
+      '0.5',
+      '--sample-size',
+      '12',
+      '--url',
+      app.url,
+      '--json',
     ]);
     expect(effectiveness.code, effectiveness.stderr).toBe(0);
     const receipts = [recommendation, effectiveness].map((run) => JSON.parse(run.stdout) as { cursor: string; liveSubscribers: number; duplicate: boolean });
@@ -192,12 +215,30 @@ describe('listen + broadcast', () => {
     expect(refused.stderr).toMatch(/^broadcast refused \(BAD_USER_INPUT\): .*rating/);
     expect(refused.stdout).toBe('');
 
-    const forbidden = await runCli('broadcast', ['feedback', '--diagnosis', id, '--feedback', 'f1', '--rating', '3', '--effectiveness', '0.9', '--url', app.url, '--token', await readerToken(id)]);
+    const forbidden = await runCli('broadcast', [
+      'feedback',
+      '--diagnosis',
+      id,
+      '--feedback',
+      'f1',
+      '--rating',
+      '3',
+      '--effectiveness',
+      '0.9',
+      '--url',
+      app.url,
+      '--token',
+      await readerToken(id),
+    ]);
     expect(forbidden.code).toBe(1);
     expect(forbidden.stderr).toMatch(/^broadcast refused \(FORBIDDEN\)/);
 
     // HUB_TOKEN is used when there is no --token.
-    const viaEnv = await runCli('broadcast', ['feedback', '--diagnosis', id, '--feedback', 'f1', '--rating', '3', '--effectiveness', '0.9', '--url', app.url], cliEnv({ HUB_TOKEN: 'not-a-jwt' }));
+    const viaEnv = await runCli(
+      'broadcast',
+      ['feedback', '--diagnosis', id, '--feedback', 'f1', '--rating', '3', '--effectiveness', '0.9', '--url', app.url],
+      cliEnv({ HUB_TOKEN: 'not-a-jwt' }),
+    );
     expect(viaEnv.code).toBe(1);
     expect(viaEnv.stderr).toMatch(/^broadcast refused \(UNAUTHENTICATED\)/);
     expect(await retained(app, id)).toBe(0);
@@ -216,15 +257,55 @@ describe('listen + broadcast', () => {
 describe('bad arguments exit 2 with a clear message and the usage', () => {
   const feedback = (id: string) => ['--diagnosis', id, '--feedback', 'f1', '--rating', '5', '--effectiveness', '0.9'];
   const cases: Array<{ name: string; cli: 'listen' | 'broadcast'; args: (url: string, id: string) => string[]; message: RegExp }> = [
-    { name: 'broadcast: unknown kind', cli: 'broadcast', args: (url, id) => ['praise', ...feedback(id), '--url', url], message: /expected one kind: recommendation, effectiveness or feedback/ },
+    {
+      name: 'broadcast: unknown kind',
+      cli: 'broadcast',
+      args: (url, id) => ['praise', ...feedback(id), '--url', url],
+      message: /expected one kind: recommendation, effectiveness or feedback/,
+    },
     { name: 'broadcast: no kind', cli: 'broadcast', args: (url, id) => [...feedback(id), '--url', url], message: /expected one kind/ },
-    { name: 'broadcast: missing --diagnosis', cli: 'broadcast', args: (url) => ['feedback', '--feedback', 'f1', '--rating', '5', '--effectiveness', '0.9', '--url', url], message: /--diagnosis is required/ },
-    { name: 'broadcast: --rating abc', cli: 'broadcast', args: (url, id) => ['feedback', ...feedback(id).slice(0, 4), '--rating', 'abc', '--effectiveness', '0.9', '--url', url], message: /--rating: expected a number, got "abc"/ },
-    { name: 'broadcast: --effectiveness empty', cli: 'broadcast', args: (url, id) => ['feedback', ...feedback(id).slice(0, 6), '--effectiveness', ' ', '--url', url], message: /--effectiveness: expected a number/ },
-    { name: 'broadcast: --previous not JSON', cli: 'broadcast', args: (url, id) => ['recommendation', '--diagnosis', id, '--recommendation', 'r', '--previous', '{dose: 1', '--current', '{}', '--url', url], message: /--previous: expected a JSON object, got \{dose: 1/ },
-    { name: 'broadcast: --current a JSON array', cli: 'broadcast', args: (url, id) => ['recommendation', '--diagnosis', id, '--recommendation', 'r', '--previous', '{}', '--current', '[1]', '--url', url], message: /--current: expected a JSON object/ },
-    { name: 'broadcast: unknown flag', cli: 'broadcast', args: (url, id) => ['feedback', ...feedback(id), '--bogus', '--url', url], message: /Unknown option '--bogus'/ },
-    { name: 'broadcast: bad --url', cli: 'broadcast', args: (_url, id) => ['feedback', ...feedback(id), '--url', 'ftp://example.com/graphql'], message: /--url: expected http\(s\) or ws\(s\)/ },
+    {
+      name: 'broadcast: missing --diagnosis',
+      cli: 'broadcast',
+      args: (url) => ['feedback', '--feedback', 'f1', '--rating', '5', '--effectiveness', '0.9', '--url', url],
+      message: /--diagnosis is required/,
+    },
+    {
+      name: 'broadcast: --rating abc',
+      cli: 'broadcast',
+      args: (url, id) => ['feedback', ...feedback(id).slice(0, 4), '--rating', 'abc', '--effectiveness', '0.9', '--url', url],
+      message: /--rating: expected a number, got "abc"/,
+    },
+    {
+      name: 'broadcast: --effectiveness empty',
+      cli: 'broadcast',
+      args: (url, id) => ['feedback', ...feedback(id).slice(0, 6), '--effectiveness', ' ', '--url', url],
+      message: /--effectiveness: expected a number/,
+    },
+    {
+      name: 'broadcast: --previous not JSON',
+      cli: 'broadcast',
+      args: (url, id) => ['recommendation', '--diagnosis', id, '--recommendation', 'r', '--previous', '{dose: 1', '--current', '{}', '--url', url],
+      message: /--previous: expected a JSON object, got \{dose: 1/,
+    },
+    {
+      name: 'broadcast: --current a JSON array',
+      cli: 'broadcast',
+      args: (url, id) => ['recommendation', '--diagnosis', id, '--recommendation', 'r', '--previous', '{}', '--current', '[1]', '--url', url],
+      message: /--current: expected a JSON object/,
+    },
+    {
+      name: 'broadcast: unknown flag',
+      cli: 'broadcast',
+      args: (url, id) => ['feedback', ...feedback(id), '--bogus', '--url', url],
+      message: /Unknown option '--bogus'/,
+    },
+    {
+      name: 'broadcast: bad --url',
+      cli: 'broadcast',
+      args: (_url, id) => ['feedback', ...feedback(id), '--url', 'ftp://example.com/graphql'],
+      message: /--url: expected http\(s\) or ws\(s\)/,
+    },
     { name: 'listen: missing --diagnosis', cli: 'listen', args: (url) => ['--url', url], message: /--diagnosis is required/ },
     { name: 'listen: unknown flag', cli: 'listen', args: (url, id) => ['--diagnosis', id, '--url', url, '--since', 'x'], message: /Unknown option '--since'/ },
     { name: 'listen: not a URL', cli: 'listen', args: (_url, id) => ['--diagnosis', id, '--url', 'not a url'], message: /--url: not a URL/ },
@@ -242,11 +323,7 @@ describe('bad arguments exit 2 with a clear message and the usage', () => {
   });
 
   it('--help prints the usage and exits 0', async () => {
-    const [listenHelp, broadcastHelp, tokenHelp] = await Promise.all([
-      runCli('listen', ['--help']),
-      runCli('broadcast', ['-h']),
-      runCli('token', ['--help']),
-    ]);
+    const [listenHelp, broadcastHelp, tokenHelp] = await Promise.all([runCli('listen', ['--help']), runCli('broadcast', ['-h']), runCli('token', ['--help'])]);
     for (const help of [listenHelp, broadcastHelp, tokenHelp]) {
       expect(help.code).toBe(0);
       expect(help.stdout).toMatch(/Usage:/);
@@ -285,6 +362,18 @@ describe('token CLI', () => {
     const id = uniqueId('cli-token-admin');
     const receipt = await broadcastFeedback(app.url, jwt, id, 3);
     expect(receipt.duplicate).toBe(false);
+  });
+
+  it('--sub prometheus --scope hub:status --ttl 365d mints a year-long token that may scrape /metrics', async () => {
+    const result = await runCli('token', ['--sub', 'prometheus', '--scope', 'hub:status', '--ttl', '365d']);
+    expect(result.code, result.stderr).toBe(0);
+    const jwt = result.stdout.trim();
+    const claims = claimsOf(jwt);
+    expect(claims).toMatchObject({ sub: 'prometheus', scope: 'hub:status' });
+    expect((claims['exp'] as number) - (claims['iat'] as number)).toBe(365 * 86_400);
+    const metrics = await fetch(`http://127.0.0.1:${app.port}/metrics`, { headers: { authorization: `Bearer ${jwt}` } });
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^# TYPE hub_connections gauge$/m);
   });
 
   it('a token from another secret is refused by the hub', async () => {

@@ -1,5 +1,5 @@
 /**
- * The client module (src/client) against the real hub: subscribeToDiagnosis keeps one logical
+ * The client package (packages/client) against the real hub: subscribeToDiagnosis keeps one logical
  * subscription whole across connection drops and token expiry (resume from the last cursor,
  * fresh token at every connect, no loss, no duplicates), reports gaps and errors, resumes from
  * a persisted cursor; broadcast() returns receipts and rejects with the hub's error code.
@@ -14,7 +14,7 @@ import {
   type DiagnosisUpdate,
   type HistoryGap,
   type SubscribeToDiagnosisOptions,
-} from '../src/client/index.js';
+} from '../packages/client/src/index.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback } from './helpers/graphql.js';
 import { diagnosisStatus, subscribersReach, uniqueId, until } from './helpers/hub-status.js';
@@ -262,10 +262,7 @@ describe('subscribeToDiagnosis', () => {
     const live = await broadcastFeedback(app.url, admin, id, 3, { feedbackId: 'live' });
     await until(() => second.events.length >= 6, 'the live event');
 
-    expect(second.events.map((event) => [event.cursor, event.replayed])).toEqual([
-      ...missed.map((cursor) => [cursor, true]),
-      [live.event.cursor, false],
-    ]);
+    expect(second.events.map((event) => [event.cursor, event.replayed])).toEqual([...missed.map((cursor) => [cursor, true]), [live.event.cursor, false]]);
     expect(second.gaps).toEqual([]);
     expect(second.errors).toEqual([]);
     expect(second.subscription.lastCursor).toBe(live.event.cursor);
@@ -368,7 +365,14 @@ describe('subscribeToDiagnosis against a scripted peer', () => {
     const server = await scriptedServer([
       { events: [fakeEvent('c1'), fakeEvent('c2')], closeCode: 1013 },
       // A misbehaving peer repeats c2 and sends a gap: the gap goes to onGap, c2 is dropped.
-      { events: [fakeEvent('c2'), { __typename: 'HistoryGap', cursor: 'g3', diagnosisId: 'd', occurredAt: '2024-01-01T00:00:00.000Z', replayed: true, gapReason: 'EXPIRED' }, fakeEvent('c4')], closeCode: 1001 },
+      {
+        events: [
+          fakeEvent('c2'),
+          { __typename: 'HistoryGap', cursor: 'g3', diagnosisId: 'd', occurredAt: '2024-01-01T00:00:00.000Z', replayed: true, gapReason: 'EXPIRED' },
+          fakeEvent('c4'),
+        ],
+        closeCode: 1012,
+      },
       { events: [fakeEvent('c4'), fakeEvent('c5')] },
     ]);
     try {
@@ -444,7 +448,9 @@ describe('broadcast()', () => {
       code: 'BAD_USER_INPUT',
       message: expect.stringMatching(/rating/),
     });
-    await expect(broadcast(app.url, admin, 'effectiveness', { diagnosisId: id, recommendationId: 'r', effectiveness: 1.5, confidence: 0.5, sampleSize: 1 })).rejects.toMatchObject({
+    await expect(
+      broadcast(app.url, admin, 'effectiveness', { diagnosisId: id, recommendationId: 'r', effectiveness: 1.5, confidence: 0.5, sampleSize: 1 }),
+    ).rejects.toMatchObject({
       code: 'BAD_USER_INPUT',
     });
     await expect(broadcast(app.url, admin, 'feedback', { diagnosisId: 'bad id!', feedbackId: 'f', rating: 3, effectiveness: 0.5 })).rejects.toMatchObject({
@@ -453,7 +459,9 @@ describe('broadcast()', () => {
     await expect(broadcast(app.url, 'not-a-jwt', 'feedback', { diagnosisId: id, feedbackId: 'f', rating: 3, effectiveness: 0.5 })).rejects.toMatchObject({
       code: 'UNAUTHENTICATED',
     });
-    await expect(broadcast(app.url, await readerToken(id), 'feedback', { diagnosisId: id, feedbackId: 'f', rating: 3, effectiveness: 0.5 })).rejects.toMatchObject({
+    await expect(
+      broadcast(app.url, await readerToken(id), 'feedback', { diagnosisId: id, feedbackId: 'f', rating: 3, effectiveness: 0.5 }),
+    ).rejects.toMatchObject({
       code: 'FORBIDDEN',
     });
     // Nothing was stored by any refusal.

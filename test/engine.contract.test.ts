@@ -9,23 +9,29 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type RedisClientType } from '@redis/client';
 import { Hub } from '../src/hub/hub.js';
-import type { EndListener } from '../src/hub/subscription.js';
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
+import { connectRedis, type RedisTopology } from '../src/engine/redis/connect.js';
 import { topicKeys } from '../src/engine/redis/keys.js';
 import {
   EngineUnavailableError,
+  IdempotencyKeyReusedError,
+  type AppendOptions,
   type AppendResult,
   type Engine,
-  type EventListener,
   type HistoryLimits,
 } from '../src/engine/engine.js';
 import type { EventDraft, GapEvent, HubEvent, Position, StoredEvent } from '../src/domain/events.js';
+import type { EventListener } from '../src/hub/topic-listeners.js';
+import { fanOut } from './helpers/fan-out.js';
 import { eventually } from './helpers/graphql.js';
 import { freePort, hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { whileSubscribersAreCutOff } from './helpers/redis-faults.js';
+import { startRedisLagProxy, type RedisLagProxy } from './helpers/redis-lag.js';
 
 const redisUrl = inject('redisUrl');
+const clusterNodes = inject('redisCluster');
+const sentinels = inject('redisSentinels');
 
 const LIMITS: HistoryLimits = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 60_000 };
 
@@ -45,10 +51,17 @@ interface Harness {
    * for an idle diagnosis in production).
    */
   idleUntilExpired(topic: string): Promise<void>;
+  /**
+   * Another instance on the same storage whose live deliveries may lag behind its command
+   * replies: for Redis, connected through a proxy that holds what Redis sends on its pub/sub
+   * connection from `holdLive` on (until the engine next asks something on that connection).
+   * The memory engine hands events to listeners inside `append`: itself, with nothing to hold.
+   */
+  lagging(): Promise<{ engine: Engine; holdLive(): void }>;
 }
 
 interface EngineKind {
-  readonly name: 'memory' | 'redis';
+  readonly name: 'memory' | 'redis' | 'redis-sentinel' | 'redis-cluster';
   readonly available: boolean;
   /** Whether `peer()` is a separate instance (counted in `stats().instances`). */
   readonly separatePeers: boolean;
@@ -61,9 +74,11 @@ const track = <E extends Engine>(engine: E): E => {
   opened.push(engine);
   return engine;
 };
+const proxies: RedisLagProxy[] = [];
 afterEach(async () => {
   const engines = opened.splice(0);
   await Promise.allSettled(engines.map((engine) => engine.close()));
+  await Promise.allSettled(proxies.splice(0).map((proxy) => proxy.close()));
 });
 
 const memoryKind: EngineKind = {
@@ -77,27 +92,36 @@ const memoryKind: EngineKind = {
       peer: async () => engine,
       // A new process: a new engine, whose streams get new epochs.
       loseHistory: async () => (engine = track(new MemoryEngine({ limits }))),
+      lagging: async () => ({ engine, holdLive: () => {} }),
       async idleUntilExpired(topic) {
-        await eventually(() => engine.read(topic, null, 1), (window) => window.events.length === 0 && window.lastOffset > 0, 5_000);
+        await eventually(
+          () => engine.read(topic, null, 1),
+          (window) => window.events.length === 0 && window.lastOffset > 0,
+          5_000,
+        );
       },
     };
   },
 };
 
-const redisKind: EngineKind = {
-  name: 'redis',
-  available: redisUrl !== '',
+/**
+ * The Redis engine on one topology. Only standalone Redis sits behind a lag proxy (a Cluster or
+ * Sentinel client finds the nodes' own addresses): elsewhere `lagging` is a plain peer.
+ */
+const redisOn = (name: EngineKind['name'], topology: RedisTopology | null): EngineKind => ({
+  name,
+  available: topology !== null,
   separatePeers: true,
   async create(limits) {
+    const where = topology!;
     const prefix = uniquePrefix();
-    const connect = async () => track(await RedisEngine.connect({ url: redisUrl, prefix, limits, heartbeatMs: 1_000 }));
+    const connect = async () => track(await RedisEngine.connect({ ...where, prefix, limits, heartbeatMs: 1_000 }));
     const engine = await connect();
     let peer: Promise<Engine> | null = null;
     const withRaw = async <T>(use: (raw: RedisClientType) => Promise<T>): Promise<T> => {
-      const raw = createClient({ url: redisUrl }) as RedisClientType;
-      await raw.connect();
+      const raw = await connectRedis(where, { connectTimeoutMs: 3000, onError: () => {} });
       try {
-        return await use(raw);
+        return await use(raw.commands);
       } finally {
         await raw.close();
       }
@@ -105,6 +129,13 @@ const redisKind: EngineKind = {
     return {
       engine,
       peer: () => (peer ??= connect()),
+      async lagging() {
+        if (!('url' in where)) return { engine: await (peer ??= connect()), holdLive: () => {} };
+        const proxy = await startRedisLagProxy(where.url);
+        proxies.push(proxy);
+        const lagging = track(await RedisEngine.connect({ url: proxy.url, prefix, limits, heartbeatMs: 1_000 }));
+        return { engine: lagging, holdLive: () => proxy.hold() };
+      },
       // The topic's position is forgotten (evicted, expired, Redis replaced): the next append starts a new epoch.
       async loseHistory(topic) {
         await withRaw(async (raw) => expect(await raw.del(topicKeys(prefix, topic).meta)).toBe(1));
@@ -112,11 +143,21 @@ const redisKind: EngineKind = {
       },
       async idleUntilExpired(topic) {
         const { history } = topicKeys(prefix, topic);
-        await withRaw((raw) => eventually(() => raw.exists(history), (count) => count === 0, 5_000));
+        await withRaw((raw) =>
+          eventually(
+            () => raw.exists(history),
+            (count) => count === 0,
+            5_000,
+          ),
+        );
       },
     };
   },
-};
+});
+
+const redisKind = redisOn('redis', redisUrl ? { url: redisUrl } : null);
+const sentinelKind = redisOn('redis-sentinel', sentinels ? { sentinels: sentinels.split(','), sentinelName: inject('redisSentinelName') } : null);
+const clusterKind = redisOn('redis-cluster', clusterNodes ? { clusterNodes: clusterNodes.split(',') } : null);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -134,13 +175,16 @@ const draft = (topic: string, n: number): EventDraft => ({
   effectiveness: 0.5,
 });
 
+/** An idempotency key of `subject`. */
+const keyed = (key: string, subject = 'service-a'): AppendOptions => ({ idempotency: { subject, key } });
+
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const offsets = (events: readonly { position: Position }[]): number[] => events.map((e) => e.position.offset);
 const cursors = (events: readonly { cursor: string }[]): string[] => events.map((e) => e.cursor);
 
 async function appendMany(engine: Engine, topic: string, count: number, from = 1): Promise<AppendResult[]> {
   const results: AppendResult[] = [];
-  for (let n = from; n < from + count; n += 1) results.push(await engine.append(topic, draft(topic, n), null));
+  for (let n = from; n < from + count; n += 1) results.push(await engine.append(topic, draft(topic, n)));
   return results;
 }
 
@@ -162,7 +206,11 @@ function recorder() {
     },
     /** Resolves once at least `n` events arrived (live delivery may be asynchronous). */
     async received(n: number, timeoutMs = 3_000): Promise<StoredEvent[]> {
-      await eventually(async () => events.length, (length) => length >= n, timeoutMs);
+      await eventually(
+        async () => events.length,
+        (length) => length >= n,
+        timeoutMs,
+      );
       return events;
     },
   };
@@ -174,8 +222,8 @@ function recorder() {
  */
 async function aloneHearsTheNext(engine: Engine, topic: string, n: number): Promise<EventListener> {
   const late = recorder();
-  await engine.listen(topic, late.listener);
-  const receipt = await engine.append(topic, draft(topic, n), null);
+  await fanOut(engine).listen(topic, late.listener);
+  const receipt = await engine.append(topic, draft(topic, n));
   expect(receipt.liveSubscribers).toBe(1);
   expect(cursors(await late.received(1))).toEqual([receipt.event.cursor]);
   return late.listener;
@@ -184,8 +232,8 @@ async function aloneHearsTheNext(engine: Engine, topic: string, n: number): Prom
 /** Registers a new recorder's listener; returns what removes it. */
 async function listening(engine: Engine, topic: string): Promise<() => void> {
   const { listener } = recorder();
-  await engine.listen(topic, listener);
-  return () => engine.unlisten(topic, listener);
+  await fanOut(engine).listen(topic, listener);
+  return () => fanOut(engine).unlisten(topic, listener);
 }
 
 /** Takes exactly `n` items from an iterator, rejecting when they do not all arrive in time. */
@@ -212,19 +260,20 @@ function asGap(event: HubEvent | undefined): GapEvent {
   return event as GapEvent;
 }
 
-const noEnd: EndListener = {
-  end(reason) {
-    throw new Error(`unexpected end: ${reason}`);
-  },
-};
-
-const hubOver = (engine: Engine) => new Hub({ engine, queueLimit: 100_000 });
+const hubOver = (engine: Engine) =>
+  new Hub({
+    engine,
+    queueLimit: 100_000,
+    onEnded: ({ reason }) => {
+      throw new Error(`unexpected end: ${reason}`);
+    },
+  });
 
 // ---------------------------------------------------------------------------------------------
 // The contract
 // ---------------------------------------------------------------------------------------------
 
-describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))('%s engine', (_name, kind) => {
+describe.each([memoryKind, redisKind, sentinelKind, clusterKind].map((kind) => [kind.name, kind] as const))('%s engine', (_name, kind) => {
   describe.skipIf(!kind.available)('contract', () => {
     const setup = (limits: Partial<HistoryLimits> = {}) => kind.create({ ...LIMITS, ...limits });
 
@@ -236,14 +285,12 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const neighbour = newTopic('order-neighbour');
         const here = recorder();
         const there = recorder();
-        await engine.listen(topic, here.listener);
-        await other.listen(topic, there.listener);
+        await fanOut(engine).listen(topic, here.listener);
+        await fanOut(other).listen(topic, there.listener);
 
         // 100 concurrent appends from both instances, interleaved with appends to another topic.
-        const receipts = await Promise.all(
-          range(1, 100).map((n) => (n % 2 === 0 ? engine : other).append(topic, draft(topic, n), null)),
-        );
-        const neighbours = await Promise.all(range(1, 20).map((n) => engine.append(neighbour, draft(neighbour, n), null)));
+        const receipts = await Promise.all(range(1, 100).map((n) => (n % 2 === 0 ? engine : other).append(topic, draft(topic, n))));
+        const neighbours = await Promise.all(range(1, 20).map((n) => engine.append(neighbour, draft(neighbour, n))));
 
         const epoch = receipts[0]!.event.position.epoch;
         expect(epoch).not.toBe('');
@@ -270,7 +317,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
       it('should hand every reader of the same history the same event objects, so that readers share their execution', async () => {
         const { engine } = await setup();
         const topic = newTopic('shared-reads');
-        await Promise.all(range(1, 10).map((n) => engine.append(topic, draft(topic, n), null)));
+        await Promise.all(range(1, 10).map((n) => engine.append(topic, draft(topic, n))));
         const [first, second] = await Promise.all([engine.read(topic, null, 1_000), engine.read(topic, null, 1_000)]);
         const later = await engine.read(topic, { epoch: first.epoch, offset: 5 }, 1_000);
         expect(offsets(first.events)).toEqual(range(1, 10));
@@ -280,22 +327,23 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
     });
 
     describe('idempotency', () => {
-      it('should answer a repeated key with the original event, marked duplicate, storing and delivering nothing', async () => {
+      it('should answer a repeated key and identical draft with the original position, marked duplicate, storing and delivering nothing', async () => {
         const { engine } = await setup();
         const topic = newTopic('idem');
         const listener = recorder();
-        await engine.listen(topic, listener.listener);
+        await fanOut(engine).listen(topic, listener.listener);
 
-        const original = await engine.append(topic, draft(topic, 1), 'key-1');
-        const repeat = await engine.append(topic, draft(topic, 2), 'key-1');
-        const next = await engine.append(topic, draft(topic, 3), null);
+        const original = await engine.append(topic, draft(topic, 1), keyed('key-1'));
+        const repeat = await engine.append(topic, draft(topic, 1), keyed('key-1'));
+        const next = await engine.append(topic, draft(topic, 3));
 
         expect(original).toMatchObject({ duplicate: false, liveSubscribers: 1 });
         expect(repeat).toMatchObject({ duplicate: true, liveSubscribers: 1 });
         expect(repeat.event.cursor).toBe(original.event.cursor);
         expect(repeat.event.position).toEqual(original.event.position);
-        // The original broadcast comes back, not the retry's payload.
-        expect(repeat.event).toMatchObject({ feedbackId: 'fb-1' });
+        expect(repeat.event.occurredAt.getTime()).toBe(original.event.occurredAt.getTime());
+        // The same event as the original, rebuilt from the identical retry.
+        expect(repeat.event).toEqual(original.event);
         expect(next.event.position.offset).toBe(2);
 
         expect(offsets((await engine.read(topic, null, 10)).events)).toEqual([1, 2]);
@@ -303,12 +351,67 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(cursors(await listener.received(2))).toEqual([original.event.cursor, next.event.cursor]);
       });
 
+      it('should treat key order inside JSON objects as the same input', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('idem-order');
+        const base = { __typename: 'RecommendationUpdate', diagnosisId: topic, recommendationId: 'r', reason: null, changedFields: ['a', 'b'] } as const;
+        const original = await engine.append(topic, { ...base, previous: { a: 1, b: 2 }, current: { a: 2, b: 3 } }, keyed('ordered'));
+        const repeat = await engine.append(topic, { ...base, previous: { b: 2, a: 1 }, current: { b: 3, a: 2 } }, keyed('ordered'));
+        expect(repeat).toMatchObject({ duplicate: true, event: { cursor: original.event.cursor } });
+      });
+
+      // Keys used to be scoped per topic only, so the same key from another caller (or with another
+      // input) came back with the first caller's stored event: one service could read another's event.
+      it('should refuse a repeated key with another draft or another type as reused, storing and delivering nothing', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('idem-reused');
+        const listener = recorder();
+        await fanOut(engine).listen(topic, listener.listener);
+        const original = await engine.append(topic, draft(topic, 1), keyed('key-1'));
+        const otherType: EventDraft = {
+          __typename: 'EffectivenessUpdate',
+          diagnosisId: topic,
+          recommendationId: 'r',
+          effectiveness: 0.5,
+          confidence: 0.5,
+          sampleSize: 1,
+        };
+
+        await expect(engine.append(topic, draft(topic, 2), keyed('key-1'))).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+        await expect(other.append(topic, otherType, keyed('key-1'))).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+        const sentinel = await engine.append(topic, draft(topic, 3));
+
+        expect(offsets((await engine.read(topic, null, 10)).events)).toEqual([1, 2]);
+        expect(cursors(await listener.received(2))).toEqual([original.event.cursor, sentinel.event.cursor]);
+        // The key still answers its own input.
+        expect(await engine.append(topic, draft(topic, 1), keyed('key-1'))).toMatchObject({ duplicate: true, event: { cursor: original.event.cursor } });
+      });
+
+      it('should scope keys to a subject: the same key of another subject stores its own new event', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('idem-subject');
+        const first = await engine.append(topic, draft(topic, 1), keyed('shared-key', 'service-a'));
+        // Identical input and key from another subject, and another input: both are new events.
+        const same = await other.append(topic, draft(topic, 1), keyed('shared-key', 'service-b'));
+        const different = await engine.append(topic, draft(topic, 2), keyed('shared-key', 'service-c'));
+        expect(same).toMatchObject({ duplicate: false, event: { feedbackId: 'fb-1' } });
+        expect(different).toMatchObject({ duplicate: false, event: { feedbackId: 'fb-2' } });
+        expect(offsets([first.event, same.event, different.event])).toEqual([1, 2, 3]);
+        expect((await engine.read(topic, null, 10)).events.map((e) => (e as { feedbackId: string }).feedbackId)).toEqual(['fb-1', 'fb-1', 'fb-2']);
+        // A subject whose name ends like another subject's key does not collide with it.
+        const tricky = await engine.append(topic, draft(topic, 4), keyed('key', 'a\u0000b'));
+        await expect(engine.append(topic, draft(topic, 5), keyed('b\u0000key', 'a'))).resolves.toMatchObject({ duplicate: false });
+        expect(tricky.duplicate).toBe(false);
+      });
+
       it('should scope keys to a topic: the same key on another topic stores a new event', async () => {
         const { engine } = await setup();
         const topic = newTopic('idem-a');
         const other = newTopic('idem-b');
-        const first = await engine.append(topic, draft(topic, 1), 'shared-key');
-        const elsewhere = await engine.append(other, draft(other, 1), 'shared-key');
+        const first = await engine.append(topic, draft(topic, 1), keyed('shared-key'));
+        const elsewhere = await engine.append(other, draft(other, 1), keyed('shared-key'));
         expect(elsewhere.duplicate).toBe(false);
         expect(elsewhere.event.diagnosisId).toBe(other);
         expect(elsewhere.event.position.offset).toBe(1);
@@ -316,16 +419,24 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect((await engine.topicStats(other)).retainedEvents).toBe(1);
       });
 
-      it('should store exactly one event when the same key races from several instances', async () => {
+      it('should store exactly one event when the same key and input race from several instances', async () => {
         const { engine, peer } = await setup();
         const other = await peer();
         const topic = newTopic('idem-race');
-        const results = await Promise.all(
-          range(1, 10).map((n) => (n % 2 === 0 ? engine : other).append(topic, draft(topic, n), 'racy-key')),
-        );
+        const results = await Promise.all(range(1, 10).map((n) => (n % 2 === 0 ? engine : other).append(topic, draft(topic, 1), keyed('racy-key'))));
         expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
         expect(new Set(results.map((r) => r.event.cursor)).size).toBe(1);
         expect((await engine.read(topic, null, 100)).events).toHaveLength(1);
+      });
+
+      it('should forget a key after idempotencyTtlMs', async () => {
+        const { engine } = await setup({ idempotencyTtlMs: 200 });
+        const topic = newTopic('idem-ttl');
+        const first = await engine.append(topic, draft(topic, 1), keyed('short'));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const later = await engine.append(topic, draft(topic, 2), keyed('short'));
+        expect(later.duplicate).toBe(false);
+        expect(later.event.position.offset).toBe(first.event.position.offset + 1);
       });
     });
 
@@ -349,7 +460,8 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const history = await hubOver(engine).history(topic, receipts[1]!.event.position, 100);
         const gap = asGap(history[0]);
         expect(gap.reason).toBe('TRIMMED');
-        expect(gap.position).toEqual({ epoch: receipts[0]!.event.position.epoch, offset: 3 });
+        // (naming the newest dropped event, so that a resume from the gap can be verified)
+        expect(gap.position).toEqual(receipts[2]!.event.position);
         expect(offsets(history.slice(1))).toEqual([4, 5, 6, 7, 8]);
       });
 
@@ -358,7 +470,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
       it('should not count trimmed events as pending after a burst', async () => {
         const { engine } = await setup({ size: 5 });
         const topics = range(1, 5).map(() => newTopic('trim-burst'));
-        for (const topic of topics) await Promise.all(range(1, 102).map((n) => engine.append(topic, draft(topic, n), null)));
+        for (const topic of topics) await Promise.all(range(1, 102).map((n) => engine.append(topic, draft(topic, n))));
         for (const topic of topics) {
           expect(await engine.topicStats(topic), topic).toMatchObject({ retainedEvents: 5, pendingEvents: 5 });
         }
@@ -394,15 +506,15 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const topic = newTopic('expire-then-append');
         const receipts = await appendMany(engine, topic, 3);
         await harness.idleUntilExpired(topic);
-        const fresh = await engine.append(topic, draft(topic, 4), null);
-        expect(fresh.event.position).toEqual({ epoch: receipts[0]!.event.position.epoch, offset: 4 });
+        const fresh = await engine.append(topic, draft(topic, 4));
+        expect(fresh.event.position).toMatchObject({ epoch: receipts[0]!.event.position.epoch, offset: 4 });
 
         const window = await engine.read(topic, null, 100);
         expect(offsets(window.events)).toEqual([4]);
         expect(window).toMatchObject({ firstOffset: 4, lastOffset: 4, droppedBy: 'EXPIRED' });
 
         const hub = hubOver(engine);
-        const iterator = await hub.subscribe(topic, receipts[0]!.event.position, noEnd);
+        const iterator = await hub.subscribe(topic, receipts[0]!.event.position);
         const [gap, event] = await take(iterator, 2);
         expect(asGap(gap)).toMatchObject({ reason: 'EXPIRED', position: receipts[2]!.event.position });
         expect(event?.cursor).toBe(fresh.event.cursor);
@@ -421,7 +533,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         // Nothing to read until something is appended: a resume says the history is lost, then goes live.
         expect(await engine.read(topic, before[2]!.event.position, 100)).toMatchObject({ epoch: '', events: [] });
         const hub = hubOver(engine);
-        const early = await hub.subscribe(topic, before[2]!.event.position, noEnd);
+        const early = await hub.subscribe(topic, before[2]!.event.position);
         const [earlyGap] = await take(early, 1);
         expect(asGap(earlyGap)).toMatchObject({ reason: 'HISTORY_LOST', position: { epoch: '', offset: 0 } });
 
@@ -437,13 +549,13 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(window).toMatchObject({ epoch: newEpoch, firstOffset: 1, lastOffset: 2 });
         expect(cursors(window.events)).toEqual(cursors(after.map((r) => r.event)));
 
-        const resumed = await hub.subscribe(topic, before[2]!.event.position, noEnd);
+        const resumed = await hub.subscribe(topic, before[2]!.event.position);
         const replay = await take(resumed, 3);
         expect(asGap(replay[0])).toMatchObject({ reason: 'HISTORY_LOST', position: { epoch: newEpoch, offset: 0 } });
         expect(cursors(replay.slice(1))).toEqual(cursors(after.map((r) => r.event)));
         expect(replay.slice(1).every((e) => e.replayed)).toBe(true);
 
-        const live = await engine.append(topic, draft(topic, 6), null);
+        const live = await engine.append(topic, draft(topic, 6));
         const [next] = await take(resumed, 1);
         expect(next).toMatchObject({ cursor: live.event.cursor, replayed: false });
         await resumed.return?.();
@@ -473,7 +585,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
       it('should claim a burst of pending events in offset order', async () => {
         const { engine } = await setup();
         const topic = newTopic('claim-burst');
-        await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
+        await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n))));
         const claimed = await engine.claimPending(topic);
         expect(offsets(claimed.events)).toEqual(range(1, 120));
       });
@@ -482,7 +594,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const { engine, peer } = await setup();
         const other = await peer();
         const topic = newTopic('claim-race');
-        const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
+        const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n))));
         const claims = await Promise.all(range(1, 10).map((n) => (n % 2 === 0 ? engine : other).claimPending(topic)));
         const claimed = claims.flatMap((window) => window.events);
         expect(claimed).toHaveLength(120);
@@ -496,8 +608,8 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const other = await peer();
         const topic = newTopic('not-pending');
         const listener = recorder();
-        await other.listen(topic, listener.listener);
-        const receipt = await engine.append(topic, draft(topic, 1), null);
+        await fanOut(other).listen(topic, listener.listener);
+        const receipt = await engine.append(topic, draft(topic, 1));
         expect(receipt.liveSubscribers).toBe(1);
         expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
         expect((await engine.claimPending(topic)).events).toEqual([]);
@@ -512,9 +624,12 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect((await engine.resume(topic, receipts[4]!.event.position)).events).toEqual([]);
         expect((await engine.topicStats(topic)).pendingEvents).toBe(5);
 
-        const window = await engine.resume(topic, receipts[2]!.event.position);
+        const { claimed, claimTicket, ...window } = await engine.resume(topic, receipts[2]!.event.position);
         expect(window).toEqual(await engine.read(topic, receipts[2]!.event.position, 1_000));
+        expect(claimTicket).toEqual(expect.any(Number));
         expect(offsets(window.events)).toEqual([4, 5]);
+        // It says which pending events it marked: those it hands out, and those the cursor covers.
+        expect(claimed).toEqual([1, 2, 3, 4, 5]);
         // The cursor says the client holds 1–3 already; with 4 and 5 delivered, nothing is pending.
         expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
         expect((await engine.claimPending(topic)).events).toEqual([]);
@@ -551,13 +666,96 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
       it('should resume after a position within a burst of pending events', async () => {
         const { engine } = await setup();
         for (const topic of range(1, 5).map(() => newTopic('resume-burst'))) {
-          const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n), null)));
+          const receipts = await Promise.all(range(1, 120).map((n) => engine.append(topic, draft(topic, n))));
           expect(offsets((await engine.resume(topic, receipts[99]!.event.position)).events), topic).toEqual(range(101, 120));
           expect((await engine.topicStats(topic)).pendingEvents, topic).toBe(0);
           // Appended since: pending again, and handed out once.
           await appendMany(engine, topic, 2);
           expect(offsets((await engine.claimPending(topic)).events), topic).toEqual([121, 122]);
         }
+      });
+
+      it('should make claimed events given back pending again, in their place among the pending ones, and each once', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('give-back');
+        const receipts = await appendMany(engine, topic, 4);
+        const { epoch } = receipts[0]!.event.position;
+        const claim = await engine.claimPending(topic);
+        expect(offsets(claim.events)).toEqual([1, 2, 3, 4]);
+        expect(claim.claimTicket).toEqual(expect.any(Number));
+        await engine.restorePending(topic, epoch, [2, 3], claim.claimTicket!);
+        await other.restorePending(topic, epoch, [3, 2], claim.claimTicket!); // given back twice: still pending once
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(2);
+        expect((await engine.stats()).pendingEvents).toBeGreaterThanOrEqual(2);
+        await appendMany(engine, topic, 1, 5);
+        expect(offsets((await other.claimPending(topic)).events)).toEqual([2, 3, 5]);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+      });
+
+      // A resume after the claim delivered them: giving them back would hand them out twice.
+      it('should not give back claimed events that a later resume replayed', async () => {
+        const { engine, peer } = await setup();
+        const other = await peer();
+        const topic = newTopic('give-back-replayed');
+        const receipts = await appendMany(engine, topic, 4);
+        const { epoch } = receipts[0]!.event.position;
+        const claim = await engine.claimPending(topic);
+        expect(offsets(claim.events)).toEqual([1, 2, 3, 4]);
+        // Another instance's resume from a foreign cursor replays everything; one after 2, the rest.
+        expect(offsets((await other.resume(topic, { epoch: 'lost', offset: 3 })).events)).toEqual([1, 2, 3, 4]);
+        await appendMany(engine, topic, 1, 5);
+        await engine.restorePending(topic, epoch, [1, 2, 3, 4], claim.claimTicket!);
+        expect(offsets((await engine.claimPending(topic)).events)).toEqual([5]);
+
+        // A claim after the resume gives back what it took.
+        const again = await appendMany(engine, topic, 2, 6);
+        const late = await engine.claimPending(topic);
+        expect(offsets(late.events)).toEqual([6, 7]);
+        await engine.restorePending(topic, again[0]!.event.position.epoch, [6, 7], late.claimTicket!);
+        expect(offsets((await other.claimPending(topic)).events)).toEqual([6, 7]);
+      });
+
+      it("should give back only retained events of the stream's epoch, without creating a stream", async () => {
+        const { engine } = await setup({ size: 3 });
+        const topic = newTopic('give-back-gone');
+        const receipts = await appendMany(engine, topic, 5);
+        const { epoch } = receipts[0]!.event.position;
+        const { events, claimTicket } = await engine.claimPending(topic);
+        expect(offsets(events)).toEqual([3, 4, 5]);
+        await engine.restorePending(topic, 'another-epoch', [3, 4, 5], claimTicket!);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
+        // 1 and 2 were trimmed; 0 and 99 never existed.
+        await engine.restorePending(topic, epoch, [0, 1, 2, 4, 99], claimTicket!);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(1);
+        expect(offsets((await engine.claimPending(topic)).events)).toEqual([4]);
+
+        const unknown = newTopic('give-back-unknown');
+        await engine.restorePending(unknown, epoch, [1], claimTicket!);
+        expect(await engine.topicStats(unknown)).toEqual({ subscribers: 0, retainedEvents: 0, pendingEvents: 0, lastCursor: null });
+        expect((await engine.read(unknown, null, 10)).epoch).toBe('');
+      });
+
+      it('should tell a resume which pending events it marked, and nothing when none was pending', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('resume-claimed');
+        // The first event is claimed, so only 2 and 3 are pending.
+        const [first] = await appendMany(engine, topic, 1);
+        expect(offsets((await engine.claimPending(topic)).events)).toEqual([1]);
+        await appendMany(engine, topic, 2, 2);
+        expect((await engine.resume(topic, first!.event.position)).claimed).toEqual([2, 3]);
+        expect((await engine.resume(topic, first!.event.position)).claimed).toBeUndefined();
+      });
+
+      it('should tell no two resumes asked at once of the same marked events (Redis: resumes sharing one read are told none)', async () => {
+        const { engine } = await setup();
+        const topic = newTopic('resume-claimed-shared');
+        const [first] = await appendMany(engine, topic, 3);
+        const windows = await Promise.all([engine.resume(topic, first!.event.position), engine.resume(topic, first!.event.position)]);
+        const told = windows.map((window) => window.claimed ?? []);
+        // The memory engine reads each resume on its own: the first marks 1–3, the second finds none pending.
+        expect(told).toEqual(kind.name === 'memory' ? [[1, 2, 3], []] : [[], []]);
+        expect((await engine.topicStats(topic)).pendingEvents).toBe(0);
       });
 
       it('should count pending events per topic and over all topics', async () => {
@@ -581,9 +779,9 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const topic = newTopic('listen');
         const local = recorder();
         const remote = recorder();
-        await engine.listen(topic, local.listener);
-        await other.listen(topic, remote.listener);
-        const receipt = await engine.append(topic, draft(topic, 1), null);
+        await fanOut(engine).listen(topic, local.listener);
+        await fanOut(other).listen(topic, remote.listener);
+        const receipt = await engine.append(topic, draft(topic, 1));
         expect(receipt.liveSubscribers).toBe(2);
         expect(await local.received(1)).toEqual([receipt.event]);
         expect(await remote.received(1)).toEqual([receipt.event]);
@@ -597,12 +795,12 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const first = recorder();
         const second = recorder();
         const unrelated = recorder();
-        await engine.listen(topic, first.listener);
-        await engine.listen(topic, second.listener);
-        await engine.listen(elsewhere, unrelated.listener);
+        await fanOut(engine).listen(topic, first.listener);
+        await fanOut(engine).listen(topic, second.listener);
+        await fanOut(engine).listen(elsewhere, unrelated.listener);
 
         const receipts = await appendMany(engine, topic, 5);
-        const marker = await engine.append(elsewhere, draft(elsewhere, 1), null);
+        const marker = await engine.append(elsewhere, draft(elsewhere, 1));
         expect(receipts.every((r) => r.liveSubscribers === 2)).toBe(true);
         expect(cursors(await first.received(5))).toEqual(cursors(receipts.map((r) => r.event)));
         expect(cursors(await second.received(5))).toEqual(cursors(receipts.map((r) => r.event)));
@@ -614,23 +812,33 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const topic = newTopic('unlisten');
         const leaving = recorder();
         const staying = recorder();
-        await engine.listen(topic, leaving.listener);
-        await engine.listen(topic, staying.listener);
-        const first = await engine.append(topic, draft(topic, 1), null);
+        await fanOut(engine).listen(topic, leaving.listener);
+        await fanOut(engine).listen(topic, staying.listener);
+        const first = await engine.append(topic, draft(topic, 1));
         await leaving.received(1);
 
-        engine.unlisten(topic, leaving.listener);
-        engine.unlisten(topic, leaving.listener);
-        const second = await engine.append(topic, draft(topic, 2), null);
+        fanOut(engine).unlisten(topic, leaving.listener);
+        fanOut(engine).unlisten(topic, leaving.listener);
+        const second = await engine.append(topic, draft(topic, 2));
         // Events reach one instance in order: once `staying` has the second, `leaving` would have had it.
         expect(cursors(await staying.received(2))).toEqual([first.event.cursor, second.event.cursor]);
         expect(cursors(leaving.events)).toEqual([first.event.cursor]);
-        expect((await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 1)).subscribers).toBe(1);
+        expect(
+          (
+            await eventually(
+              () => engine.topicStats(topic),
+              (s) => s.subscribers === 1,
+            )
+          ).subscribers,
+        ).toBe(1);
         expect((await engine.stats()).subscriptions).toBe(1);
 
         // With every listener gone and a new one attached, the old ones still get nothing.
-        engine.unlisten(topic, staying.listener);
-        await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 0);
+        fanOut(engine).unlisten(topic, staying.listener);
+        await eventually(
+          () => engine.topicStats(topic),
+          (s) => s.subscribers === 0,
+        );
         await aloneHearsTheNext(engine, topic, 3);
         expect(staying.events).toHaveLength(2);
         expect(leaving.events).toHaveLength(1);
@@ -640,17 +848,43 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const { engine } = await setup();
         const topic = newTopic('listen-twice');
         const once = recorder();
-        await engine.listen(topic, once.listener);
-        await expect(engine.listen(topic, once.listener)).rejects.toThrow(/already listens/);
+        await fanOut(engine).listen(topic, once.listener);
+        await expect(fanOut(engine).listen(topic, once.listener)).rejects.toThrow(/already listens/);
         expect((await engine.topicStats(topic)).subscribers).toBe(1);
 
-        const receipt = await engine.append(topic, draft(topic, 1), null);
+        const receipt = await engine.append(topic, draft(topic, 1));
         expect(receipt.liveSubscribers).toBe(1);
         expect(cursors(await once.received(1))).toEqual([receipt.event.cursor]);
-        engine.unlisten(topic, once.listener);
-        await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 0);
+        fanOut(engine).unlisten(topic, once.listener);
+        await eventually(
+          () => engine.topicStats(topic),
+          (s) => s.subscribers === 0,
+        );
         expect((await engine.stats()).subscriptions).toBe(0);
       });
+
+      // A subscriber tells what it holds live from what history dropped by this guarantee.
+      it.each(['read', 'resume', 'claimPending'] as const)(
+        'should have handed a listener every event appended after it listened up to what %s saw, before that read resolves',
+        async (method) => {
+          const { lagging } = await setup({ size: 2 });
+          const { engine, holdLive } = await lagging();
+          const topic = newTopic(`caught-up-${method}`);
+          const [first] = await appendMany(engine, topic, 2);
+          const heard = recorder();
+          await fanOut(engine).listen(topic, heard.listener);
+          holdLive();
+          // Offsets 3..5: the history keeps 4 and 5, and 3 is TRIMMED, yet the listener holds all three.
+          const appended = await appendMany(engine, topic, 3, 3);
+          const window = await (method === 'read'
+            ? engine.read(topic, null, 10)
+            : method === 'resume'
+              ? engine.resume(topic, first!.event.position)
+              : engine.claimPending(topic));
+          expect(window.lastOffset).toBe(5);
+          expect(cursors(heard.events)).toEqual(cursors(appended.map((r) => r.event)));
+        },
+      );
     });
 
     describe('resume through the hub', () => {
@@ -665,14 +899,14 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const other = await peer();
         const hub = hubOver(engine);
         const topic = newTopic('race');
-        const first = await engine.append(topic, draft(topic, 0), null);
+        const first = await engine.append(topic, draft(topic, 0));
 
-        const subscribing = hub.subscribe(topic, afterOf(first.event.position), noEnd);
+        const subscribing = hub.subscribe(topic, afterOf(first.event.position));
         const publishing = Promise.all(
           range(1, 200).map(async (n) => {
             if (n % 3 === 1) await Promise.resolve();
             if (n % 3 === 2) await new Promise<void>((resolve) => setImmediate(resolve));
-            return (n % 2 === 0 ? engine : other).append(topic, draft(topic, n), null);
+            return (n % 2 === 0 ? engine : other).append(topic, draft(topic, n));
           }),
         );
         const iterator = await subscribing;
@@ -686,7 +920,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(new Set(cursors(events))).toEqual(new Set(cursors([first, ...receipts].map((r) => r.event)).slice(firstExpected - 1)));
 
         // Nothing more is queued: the next event is the next live one.
-        const live = await other.append(topic, draft(topic, 201), null);
+        const live = await other.append(topic, draft(topic, 201));
         const [next] = await take(iterator, 1);
         expect(next).toMatchObject({ cursor: live.event.cursor, replayed: false });
         await iterator.return?.();
@@ -697,7 +931,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const hub = hubOver(engine);
         const topic = newTopic('resume');
         const receipts = await appendMany(engine, topic, 5);
-        const iterator = await hub.subscribe(topic, receipts[1]!.event.position, noEnd);
+        const iterator = await hub.subscribe(topic, receipts[1]!.event.position);
         const live = await appendMany(engine, topic, 2, 6);
         const events = await take(iterator, 5);
         expect(offsets(events)).toEqual([3, 4, 5, 6, 7]);
@@ -714,16 +948,19 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const { engine, peer } = await setup();
         const other = await peer();
         const topic = newTopic('receipts');
-        expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(0);
+        expect((await engine.append(topic, draft(topic, 1))).liveSubscribers).toBe(0);
         const a = recorder().listener;
-        await engine.listen(topic, a);
-        expect((await engine.append(topic, draft(topic, 2), null)).liveSubscribers).toBe(1);
-        await engine.listen(topic, recorder().listener);
-        await other.listen(topic, recorder().listener);
-        expect((await other.append(topic, draft(topic, 3), null)).liveSubscribers).toBe(3);
-        engine.unlisten(topic, a);
-        await eventually(() => engine.topicStats(topic), (s) => s.subscribers === 2);
-        expect((await engine.append(topic, draft(topic, 4), null)).liveSubscribers).toBe(2);
+        await fanOut(engine).listen(topic, a);
+        expect((await engine.append(topic, draft(topic, 2))).liveSubscribers).toBe(1);
+        await fanOut(engine).listen(topic, recorder().listener);
+        await fanOut(other).listen(topic, recorder().listener);
+        expect((await other.append(topic, draft(topic, 3))).liveSubscribers).toBe(3);
+        fanOut(engine).unlisten(topic, a);
+        await eventually(
+          () => engine.topicStats(topic),
+          (s) => s.subscribers === 2,
+        );
+        expect((await engine.append(topic, draft(topic, 4))).liveSubscribers).toBe(2);
       });
 
       it('should count listeners that come and go all at once', async () => {
@@ -732,17 +969,22 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         const neighbour = newTopic('herd-neighbour');
         const first = await Promise.all(range(1, 200).map(() => listening(engine, topic)));
         const next = await Promise.all(range(1, 3).map(() => listening(engine, neighbour)));
-        expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(200);
+        expect((await engine.append(topic, draft(topic, 1))).liveSubscribers).toBe(200);
         expect(await engine.stats()).toMatchObject({ subscriptions: 203, diagnoses: 2 });
 
         // In one turn: half of them leave while as many others arrive.
         for (const stop of first.slice(0, 100)) stop();
         const second = await Promise.all(range(1, 100).map(() => listening(engine, topic)));
-        expect((await engine.append(topic, draft(topic, 2), null)).liveSubscribers).toBe(200);
+        expect((await engine.append(topic, draft(topic, 2))).liveSubscribers).toBe(200);
 
         for (const stop of [...first.slice(100), ...second, ...next]) stop();
-        expect(await eventually(() => engine.stats(), (s) => s.subscriptions === 0 && s.diagnoses === 0)).toMatchObject({ subscriptions: 0, diagnoses: 0 });
-        expect((await engine.append(topic, draft(topic, 3), null)).liveSubscribers).toBe(0);
+        expect(
+          await eventually(
+            () => engine.stats(),
+            (s) => s.subscriptions === 0 && s.diagnoses === 0,
+          ),
+        ).toMatchObject({ subscriptions: 0, diagnoses: 0 });
+        expect((await engine.append(topic, draft(topic, 3))).liveSubscribers).toBe(0);
         expect((await engine.topicStats(neighbour)).subscribers).toBe(0);
       });
 
@@ -756,41 +998,57 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
 
         const other = await peer();
         const instances = kind.separatePeers ? 2 : 1;
-        const unlisten = [
-          await listening(engine, a),
-          await listening(engine, a),
-          await listening(other, b),
-        ];
+        const unlisten = [await listening(engine, a), await listening(engine, a), await listening(other, b)];
         const pending = await appendMany(engine, quiet, 2);
-        const delivered = await engine.append(a, draft(a, 1), null);
+        const delivered = await engine.append(a, draft(a, 1));
 
         expect(await engine.topicStats(a)).toEqual({ subscribers: 2, retainedEvents: 1, pendingEvents: 0, lastCursor: delivered.event.cursor });
         expect(await engine.topicStats(quiet)).toEqual({ subscribers: 0, retainedEvents: 2, pendingEvents: 2, lastCursor: pending[1]!.event.cursor });
         // Cluster-wide, seen from either instance (other instances report within a moment).
         for (const handle of [engine, other]) {
           expect(
-            await eventually(() => handle.stats(), (s) => s.subscriptions === 3),
+            await eventually(
+              () => handle.stats(),
+              (s) => s.subscriptions === 3,
+            ),
           ).toEqual({ instances, subscriptions: 3, diagnoses: 2, pendingEvents: 2 });
         }
 
         for (const stop of unlisten) stop();
         expect(
-          await eventually(() => engine.stats(), (s) => s.subscriptions === 0 && s.diagnoses === 0),
+          await eventually(
+            () => engine.stats(),
+            (s) => s.subscriptions === 0 && s.diagnoses === 0,
+          ),
         ).toEqual({ instances, subscriptions: 0, diagnoses: 0, pendingEvents: 2 });
-        expect((await eventually(() => engine.topicStats(a), (s) => s.subscribers === 0)).subscribers).toBe(0);
+        expect(
+          (
+            await eventually(
+              () => engine.topicStats(a),
+              (s) => s.subscribers === 0,
+            )
+          ).subscribers,
+        ).toBe(0);
       });
 
       it('should report a closed instance gone', async () => {
         const { engine, peer } = await setup();
         const other = await peer();
         const topic = newTopic('closed-instance');
-        await other.listen(topic, recorder().listener);
+        await fanOut(other).listen(topic, recorder().listener);
         if (kind.separatePeers) {
-          expect((await eventually(() => engine.stats(), (s) => s.subscriptions === 1)).instances).toBe(2);
+          expect(
+            (
+              await eventually(
+                () => engine.stats(),
+                (s) => s.subscriptions === 1,
+              )
+            ).instances,
+          ).toBe(2);
           await other.close();
           expect(await engine.stats()).toMatchObject({ instances: 1, subscriptions: 0, diagnoses: 0 });
           expect((await engine.topicStats(topic)).subscribers).toBe(0);
-          expect((await engine.append(topic, draft(topic, 1), null)).liveSubscribers).toBe(0);
+          expect((await engine.append(topic, draft(topic, 1))).liveSubscribers).toBe(0);
         } else {
           await other.close();
           await expect(engine.ping()).rejects.toThrow();
@@ -822,7 +1080,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         expect(await engine.read(topic, { epoch: 'elsewhere', offset: 3 }, 10)).toMatchObject({ epoch: '', events: [] });
         expect((await engine.claimPending(topic)).events).toEqual([]);
         expect((await engine.topicStats(topic)).lastCursor).toBeNull();
-        expect((await engine.append(topic, draft(topic, 1), null)).event.position.offset).toBe(1);
+        expect((await engine.append(topic, draft(topic, 1))).event.position.offset).toBe(1);
       });
     });
 
@@ -833,7 +1091,7 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
         await expect(engine.ping()).resolves.toBeUndefined();
         await engine.close();
         await expect(engine.ping()).rejects.toThrow();
-        await expect(engine.append(topic, draft(topic, 1), null)).rejects.toThrow();
+        await expect(engine.append(topic, draft(topic, 1))).rejects.toThrow();
       });
     });
   });
@@ -842,6 +1100,42 @@ describe.each([memoryKind, redisKind].map((kind) => [kind.name, kind] as const))
 // ---------------------------------------------------------------------------------------------
 // Redis only: connection failures
 // ---------------------------------------------------------------------------------------------
+
+describe.skipIf(redisUrl === '')('Redis idempotency receipts', () => {
+  it('should store a digest of the input and the position under a key naming the subject, never the event, for idempotencyTtlMs', async () => {
+    const prefix = uniquePrefix();
+    const engine = track(await RedisEngine.connect({ url: redisUrl, prefix, limits: LIMITS, heartbeatMs: 1_000 }));
+    const topic = newTopic('redis-receipt');
+    const marker = 'clinical-note-marker';
+    const stored = await engine.append(
+      topic,
+      {
+        __typename: 'RecommendationUpdate',
+        diagnosisId: topic,
+        recommendationId: 'r',
+        previous: { note: marker },
+        current: { note: marker },
+        reason: marker,
+        changedFields: [],
+      },
+      keyed('key-1', 'service-a'),
+    );
+    const raw = createClient({ url: redisUrl }) as RedisClientType;
+    await raw.connect();
+    try {
+      const name = topicKeys(prefix, topic).idempotency('service-a', 'key-1');
+      expect(name).toContain(Buffer.from('service-a').toString('base64url'));
+      const value = await raw.get(name);
+      expect(value).toMatch(new RegExp(`^[A-Za-z0-9+/]{43}=\\|${stored.event.position.epoch}\\|1\\|\\d+\\|0\\|${stored.event.position.tag}$`));
+      expect(value).not.toContain(marker);
+      const ttl = await raw.pTTL(name);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(LIMITS.idempotencyTtlMs);
+    } finally {
+      await raw.close();
+    }
+  });
+});
 
 describe('Redis engine connection', () => {
   it('should refuse to connect promptly, saying Redis is unreachable', async () => {
@@ -866,6 +1160,21 @@ describe('Redis engine connection', () => {
       server = null;
     });
 
+    // A shutdown during an outage: node-redis's close waits for every pending reply, forever.
+    it('should close within seconds when Redis stopped answering with commands pending', async () => {
+      server = await startRedisServer();
+      const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, replyTimeoutMs: 500 }));
+      const topic = newTopic('close-frozen');
+      await fanOut(engine).listen(topic, recorder().listener);
+      server.freeze();
+      const pending = engine.append(topic, draft(topic, 1)).catch((error: unknown) => error);
+      fanOut(engine).unlisten(topic, recorder().listener);
+      const started = Date.now();
+      await engine.close();
+      expect(Date.now() - started).toBeLessThan(8_000);
+      expect(await pending).toBeInstanceOf(Error);
+    });
+
     it('should leave no channel subscribed when a topic is released, listened to and released again before Redis answers', async () => {
       server = await startRedisServer();
       const prefix = uniquePrefix();
@@ -877,14 +1186,14 @@ describe('Redis engine connection', () => {
         const { channel } = topicKeys(prefix, topic);
         const subscribers = async () => ((await raw.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as [string, number])[1];
         const first = recorder();
-        await engine.listen(topic, first.listener);
+        await fanOut(engine).listen(topic, first.listener);
         expect(await subscribers()).toBe(1);
 
         // Within one turn: released, a new listener (its subscribe in flight), released again.
         const second = recorder();
-        engine.unlisten(topic, first.listener);
-        const listening = engine.listen(topic, second.listener);
-        engine.unlisten(topic, second.listener);
+        fanOut(engine).unlisten(topic, first.listener);
+        const listening = fanOut(engine).listen(topic, second.listener);
+        fanOut(engine).unlisten(topic, second.listener);
         await listening;
         await eventually(subscribers, (n) => n === 0, 3_000);
 
@@ -892,7 +1201,7 @@ describe('Redis engine connection', () => {
         const third = await aloneHearsTheNext(engine, topic, 1);
         expect(first.events).toHaveLength(0);
         expect(second.events).toHaveLength(0);
-        engine.unlisten(topic, third);
+        fanOut(engine).unlisten(topic, third);
         await eventually(subscribers, (n) => n === 0, 3_000);
       } finally {
         await raw.close();
@@ -904,15 +1213,20 @@ describe('Redis engine connection', () => {
       const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 500 }));
       const topic = newTopic('pubsub-drop');
       const listener = recorder();
-      await engine.listen(topic, listener.listener);
-      const first = await engine.append(topic, draft(topic, 1), null);
-      const iterator = await hubOver(engine).subscribe(topic, first.event.position, noEnd);
+      const hub = hubOver(engine);
+      await hub.fanOut.listen(topic, listener.listener);
+      const first = await engine.append(topic, draft(topic, 1));
+      const iterator = await hub.subscribe(topic, first.event.position);
       await listener.received(1);
 
-      const missed = await whileSubscribersAreCutOff(server.url, () => engine.append(topic, draft(topic, 2), null));
+      const missed = await whileSubscribersAreCutOff(server.url, () => engine.append(topic, draft(topic, 2)));
       // Nobody heard it live, and no later event comes to reveal the hole: only a resync can deliver it.
       expect(listener.events).toHaveLength(1);
-      await eventually(async () => listener.resyncs, (n) => n >= 1, 5_000);
+      await eventually(
+        async () => listener.resyncs,
+        (n) => n >= 1,
+        5_000,
+      );
       const [event] = await take(iterator, 1, 5_000);
       expect(event?.cursor).toBe(missed.event.cursor);
       await iterator.return?.();
@@ -924,17 +1238,31 @@ describe('Redis engine connection', () => {
       const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 500, replyTimeoutMs }));
       const topic = newTopic('frozen');
       const listener = recorder();
-      await engine.listen(topic, listener.listener);
-      await engine.append(topic, draft(topic, 1), null);
+      await fanOut(engine).listen(topic, listener.listener);
+      await engine.append(topic, draft(topic, 1));
       await listener.received(1);
 
       server.freeze(); // the connections stay open; Redis answers nothing
       const started = performance.now();
       const outcomes = await Promise.all([
-        engine.append(topic, draft(topic, 2), 'frozen-retry').then(() => null, (e: unknown) => e),
-        engine.ping().then(() => null, (e: unknown) => e),
-        engine.read(topic, null, 10).then(() => null, (e: unknown) => e),
-        engine.listen(newTopic('frozen-new'), recorder().listener).then(() => null, (e: unknown) => e),
+        engine.append(topic, draft(topic, 2), keyed('frozen-retry')).then(
+          () => null,
+          (e: unknown) => e,
+        ),
+        engine.ping().then(
+          () => null,
+          (e: unknown) => e,
+        ),
+        engine.read(topic, null, 10).then(
+          () => null,
+          (e: unknown) => e,
+        ),
+        fanOut(engine)
+          .listen(newTopic('frozen-new'), recorder().listener)
+          .then(
+            () => null,
+            (e: unknown) => e,
+          ),
       ]);
       const waited = performance.now() - started;
       for (const outcome of outcomes) expect(outcome).toBeInstanceOf(EngineUnavailableError);
@@ -942,9 +1270,17 @@ describe('Redis engine connection', () => {
       expect(waited, 'failed after the reply timeout, not after TCP gave up').toBeLessThan(5_000);
 
       server.thaw();
-      await eventually(() => engine.ping().then(() => true, () => false), (ok) => ok, 5_000);
+      await eventually(
+        () =>
+          engine.ping().then(
+            () => true,
+            () => false,
+          ),
+        (ok) => ok,
+        5_000,
+      );
       // The append that timed out reached Redis: a retry with its key is answered as a duplicate.
-      const retry = await engine.append(topic, draft(topic, 2), 'frozen-retry');
+      const retry = await engine.append(topic, draft(topic, 2), keyed('frozen-retry'));
       expect(retry.duplicate).toBe(true);
       expect(offsets((await engine.read(topic, null, 10)).events)).toEqual([1, 2]);
       expect(cursors(await listener.received(2, 5_000)).at(-1)).toBe(retry.event.cursor);
@@ -954,20 +1290,44 @@ describe('Redis engine connection', () => {
       server = await startRedisServer();
       const errors: unknown[] = [];
       const engine = track(
-        await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 100, replyTimeoutMs: 300, onError: (e) => errors.push(e) }),
+        await RedisEngine.connect({
+          url: server.url,
+          prefix: uniquePrefix(),
+          limits: LIMITS,
+          heartbeatMs: 100,
+          replyTimeoutMs: 300,
+          onError: (e) => errors.push(e),
+        }),
       );
       const topic = newTopic('frozen-heartbeat');
-      await engine.listen(topic, recorder().listener);
+      await fanOut(engine).listen(topic, recorder().listener);
 
       server.freeze();
       try {
         // Nothing else is asked of Redis meanwhile: only the heartbeat can notice the silence.
-        await eventually(async () => errors, (seen) => seen.some((e) => e instanceof EngineUnavailableError), 3_000);
+        await eventually(
+          async () => errors,
+          (seen) => seen.some((e) => e instanceof EngineUnavailableError),
+          3_000,
+        );
       } finally {
         server.thaw();
       }
-      await eventually(() => engine.ping().then(() => true, () => false), (ok) => ok, 5_000);
-      expect((await engine.topicStats(topic)).subscribers).toBe(1);
+      await eventually(
+        () =>
+          engine.ping().then(
+            () => true,
+            () => false,
+          ),
+        (ok) => ok,
+        5_000,
+      );
+      // Its lease ran out while Redis was silent; the next heartbeat renews it.
+      await eventually(
+        async () => (await engine.topicStats(topic)).subscribers,
+        (n) => n === 1,
+        2_000,
+      );
       expect((await engine.stats()).instances).toBe(1);
     });
 
@@ -977,12 +1337,12 @@ describe('Redis engine connection', () => {
       const engine = track(await RedisEngine.connect({ url: server.url, prefix: uniquePrefix(), limits: LIMITS, heartbeatMs: 500 }));
       const topic = newTopic('outage');
       const listener = recorder();
-      await engine.listen(topic, listener.listener);
-      const before = await engine.append(topic, draft(topic, 1), null);
+      await fanOut(engine).listen(topic, listener.listener);
+      const before = await engine.append(topic, draft(topic, 1));
       await listener.received(1);
 
       await server.stop(true);
-      const failure = await engine.append(topic, draft(topic, 2), null).then(
+      const failure = await engine.append(topic, draft(topic, 2)).then(
         () => null,
         (e: unknown) => e,
       );
@@ -991,12 +1351,24 @@ describe('Redis engine connection', () => {
       await expect(engine.read(topic, null, 10)).rejects.toBeInstanceOf(EngineUnavailableError);
 
       server = await startRedisServer(port);
-      await eventually(() => engine.ping().then(() => true, () => false), (ok) => ok, 8_000);
+      await eventually(
+        () =>
+          engine.ping().then(
+            () => true,
+            () => false,
+          ),
+        (ok) => ok,
+        8_000,
+      );
       // Messages published while the subscriber connection was down are lost: the listener is told.
-      await eventually(async () => listener.resyncs, (n) => n >= 1, 8_000);
+      await eventually(
+        async () => listener.resyncs,
+        (n) => n >= 1,
+        8_000,
+      );
       // The non-persistent Redis came back empty: a new epoch.
       const after = await eventually(
-        () => engine.append(topic, draft(topic, 3), null).catch(() => null),
+        () => engine.append(topic, draft(topic, 3)).catch(() => null),
         (result) => result !== null,
         8_000,
       );

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { SERVICE_RESTART_REASON } from '../src/errors.js';
 import { serveGraphqlWs } from '../src/transport/graphql-ws-server.js';
 import { forceGc } from './helpers/hostile.js';
 
@@ -35,6 +36,7 @@ async function serve(keepAliveMs: number) {
     logger: pino({ level: 'silent' }),
     onConnect: async () => ({}),
     onStalled: () => {},
+    onEnded: () => {},
     onSubscribe: async () => [],
     onOpen: ({ id }) => opened.push(id),
     onClose: ({ id }, _state, code) => closed.push([id, code]),
@@ -62,7 +64,7 @@ describe('graphql-ws server', () => {
     expect(server.served[0]?.deref()).toBeUndefined();
   });
 
-  it('should tell onClose each socket once, with its code, and close every socket with 1001 on dispose', async () => {
+  it('should tell onClose each socket once, with its code, and close every socket with 1012 (Service Restart) and its reason on dispose', async () => {
     const server = await serve(0);
     const clients = [0, 1, 2].map(() => new WebSocket(server.url, 'graphql-transport-ws'));
     await Promise.all(clients.map((client) => new Promise((resolve) => client.once('open', resolve))));
@@ -72,10 +74,12 @@ describe('graphql-ws server', () => {
     expect(server.opened).toHaveLength(3);
     expect(server.closed).toEqual([[server.opened[0], 4000]]);
 
-    const codes = clients.slice(1).map((client) => new Promise<number>((resolve) => client.once('close', resolve)));
+    const closes = clients
+      .slice(1)
+      .map((client) => new Promise<string>((resolve) => client.once('close', (code, reason) => resolve(`${code} ${String(reason)}`))));
     await server.graphqlWs.dispose(1000);
-    expect(await Promise.all(codes)).toEqual([1001, 1001]);
-    expect(server.closed.map(([, code]) => code)).toEqual([4000, 1001, 1001]);
+    expect(await Promise.all(closes)).toEqual([`1012 ${SERVICE_RESTART_REASON}`, `1012 ${SERVICE_RESTART_REASON}`]);
+    expect(server.closed.map(([, code]) => code)).toEqual([4000, 1012, 1012]);
     expect(new Set(server.closed.map(([id]) => id))).toEqual(new Set(server.opened));
   });
 });

@@ -10,7 +10,6 @@ import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback, eventually, gql, subscribeSse, subscribeWs, wsClient, type GraphQLResponse } from './helpers/graphql.js';
 import { adminToken } from './helpers/tokens.js';
 
-
 // ---------------------------------------------------------------------------------------------
 // Local helpers
 // ---------------------------------------------------------------------------------------------
@@ -64,7 +63,9 @@ const documentFor = (name: MutationName) => {
 function literal(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(literal).join(', ')}]`;
   if (value !== null && typeof value === 'object') {
-    return `{${Object.entries(value).map(([key, item]) => `${key}: ${literal(item)}`).join(', ')}}`;
+    return `{${Object.entries(value)
+      .map(([key, item]) => `${key}: ${literal(item)}`)
+      .join(', ')}}`;
   }
   return JSON.stringify(value);
 }
@@ -84,7 +85,11 @@ describe('GraphQL over HTTP', () => {
   });
 
   /** POSTs with the admin token (by default); every response is checked for leaked stacks. */
-  async function post<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token: string | undefined = admin): Promise<GraphQLResponse<T>> {
+  async function post<T = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token: string | undefined = admin,
+  ): Promise<GraphQLResponse<T>> {
     const response = await gql<T>(hub.url, query, variables, token);
     expectNoStack(response.body);
     return response;
@@ -134,7 +139,14 @@ describe('GraphQL over HTTP', () => {
       { name: 'confidence above 1', mutation: 'effectiveness', change: { confidence: 1.0001 }, field: 'confidence', extensionField: 'confidence' },
       { name: 'confidence below 0', mutation: 'effectiveness', change: { confidence: -1 }, field: 'confidence', extensionField: 'confidence' },
       { name: 'feedback effectiveness above 1', mutation: 'feedback', change: { effectiveness: 2 }, field: 'effectiveness', extensionField: 'effectiveness' },
-      { name: 'feedback effectiveness above 1 (inline literal)', mutation: 'feedback', change: { effectiveness: 1.5 }, inline: true, field: 'effectiveness', extensionField: 'effectiveness' },
+      {
+        name: 'feedback effectiveness above 1 (inline literal)',
+        mutation: 'feedback',
+        change: { effectiveness: 1.5 },
+        inline: true,
+        field: 'effectiveness',
+        extensionField: 'effectiveness',
+      },
       { name: 'rating 0', mutation: 'feedback', change: { rating: 0 }, field: 'rating', extensionField: 'rating' },
       { name: 'rating 6', mutation: 'feedback', change: { rating: 6 }, field: 'rating', extensionField: 'rating' },
       { name: 'rating 2.5 (variable coercion)', mutation: 'feedback', change: { rating: 2.5 }, field: 'rating' },
@@ -142,13 +154,52 @@ describe('GraphQL over HTTP', () => {
       { name: 'sampleSize 1.5 (variable coercion)', mutation: 'effectiveness', change: { sampleSize: 1.5 }, field: 'sampleSize' },
       { name: 'null for a non-null Float', mutation: 'effectiveness', change: { confidence: null }, field: 'confidence' },
       { name: "diagnosisId ''", mutation: 'feedback', change: { diagnosisId: '' }, field: 'diagnosisId', extensionField: 'diagnosisId', badDiagnosisId: true },
-      { name: 'diagnosisId of 65 characters', mutation: 'feedback', change: { diagnosisId: 'd'.repeat(65) }, field: 'diagnosisId', extensionField: 'diagnosisId', badDiagnosisId: true },
-      { name: "diagnosisId 'a b'", mutation: 'effectiveness', change: { diagnosisId: 'a b' }, field: 'diagnosisId', extensionField: 'diagnosisId', badDiagnosisId: true },
-      { name: "diagnosisId 'a/b'", mutation: 'recommendation', change: { diagnosisId: 'a/b' }, field: 'diagnosisId', extensionField: 'diagnosisId', badDiagnosisId: true },
+      {
+        name: 'diagnosisId of 65 characters',
+        mutation: 'feedback',
+        change: { diagnosisId: 'd'.repeat(65) },
+        field: 'diagnosisId',
+        extensionField: 'diagnosisId',
+        badDiagnosisId: true,
+      },
+      {
+        name: "diagnosisId 'a b'",
+        mutation: 'effectiveness',
+        change: { diagnosisId: 'a b' },
+        field: 'diagnosisId',
+        extensionField: 'diagnosisId',
+        badDiagnosisId: true,
+      },
+      {
+        name: "diagnosisId 'a/b'",
+        mutation: 'recommendation',
+        change: { diagnosisId: 'a/b' },
+        field: 'diagnosisId',
+        extensionField: 'diagnosisId',
+        badDiagnosisId: true,
+      },
       { name: "feedbackId ''", mutation: 'feedback', change: { feedbackId: '' }, field: 'feedbackId', extensionField: 'feedbackId' },
-      { name: 'recommendationId of 129 characters', mutation: 'recommendation', change: { recommendationId: 'r'.repeat(129) }, field: 'recommendationId', extensionField: 'recommendationId' },
-      { name: 'previous over 16384 UTF-8 bytes (fewer characters)', mutation: 'recommendation', change: { previous: { note: `${big}éé` } }, field: 'previous', extensionField: 'previous' },
-      { name: 'current over 16384 UTF-8 bytes', mutation: 'recommendation', change: { current: { note: `${big}éé` } }, field: 'current', extensionField: 'current' },
+      {
+        name: 'recommendationId of 129 characters',
+        mutation: 'recommendation',
+        change: { recommendationId: 'r'.repeat(129) },
+        field: 'recommendationId',
+        extensionField: 'recommendationId',
+      },
+      {
+        name: 'previous over 16384 UTF-8 bytes (fewer characters)',
+        mutation: 'recommendation',
+        change: { previous: { note: `${big}éé` } },
+        field: 'previous',
+        extensionField: 'previous',
+      },
+      {
+        name: 'current over 16384 UTF-8 bytes',
+        mutation: 'recommendation',
+        change: { current: { note: `${big}éé` } },
+        field: 'current',
+        extensionField: 'current',
+      },
       { name: 'reason of 1001 characters', mutation: 'recommendation', change: { reason: 'x'.repeat(1001) }, field: 'reason', extensionField: 'reason' },
       { name: "idempotencyKey ''", mutation: 'feedback', change: { idempotencyKey: '' }, field: 'idempotencyKey', extensionField: 'idempotencyKey' },
       { name: 'unknown input field (variables)', mutation: 'feedback', change: { severity: 'high' }, field: 'severity' },
@@ -207,7 +258,10 @@ describe('GraphQL over HTTP', () => {
         const client = wsClient(hub.wsUrl, admin);
         const subscription = subscribeWs(client, { diagnosisId: target });
         try {
-          await eventually(() => status(target), (s) => s.diagnosis.subscribers === 1);
+          await eventually(
+            () => status(target),
+            (s) => s.diagnosis.subscribers === 1,
+          );
           await sendInvalid(testCase, input);
           const sentinel = await broadcastFeedback(hub.url, admin, target, 5);
           expect(sentinel.liveSubscribers).toBe(1);
@@ -229,7 +283,11 @@ describe('GraphQL over HTTP', () => {
       { name: 'effectiveness and confidence 1', mutation: 'effectiveness', change: { effectiveness: 1, confidence: 1 } },
       { name: 'rating 1', mutation: 'feedback', change: { rating: 1, effectiveness: 0 } },
       { name: 'rating 5', mutation: 'feedback', change: { rating: 5, effectiveness: 1 } },
-      { name: 'JSON of exactly 16384 bytes and a 1000-character reason', mutation: 'recommendation', change: { previous: json16384, current: {}, reason: 'y'.repeat(1000) } },
+      {
+        name: 'JSON of exactly 16384 bytes and a 1000-character reason',
+        mutation: 'recommendation',
+        change: { previous: json16384, current: {}, reason: 'y'.repeat(1000) },
+      },
       { name: 'a 64-character diagnosisId of every allowed character class', mutation: 'feedback', change: {}, diagnosisId: `Az09_.:-${'b'.repeat(48)}` },
     ];
 
@@ -293,11 +351,11 @@ describe('GraphQL over HTTP', () => {
       expect(await history(diagnosisId)).toHaveLength(1);
     });
 
-    it('a retry with the same key but another payload still answers with the original event', async () => {
+    it('a retry with the same key but another payload is refused with IDEMPOTENCY_KEY_REUSED', async () => {
       const diagnosisId = uid('idem');
-      const first = await broadcastFeedback(hub.url, admin, diagnosisId, 2, { idempotencyKey: 'key-x' });
-      const retry = await broadcastFeedback(hub.url, admin, diagnosisId, 5, { idempotencyKey: 'key-x' });
-      expect(retry).toMatchObject({ duplicate: true, event: { cursor: first.event.cursor, rating: 2 } });
+      await broadcastFeedback(hub.url, admin, diagnosisId, 2, { idempotencyKey: 'key-x' });
+      const retry = await broadcastFeedback(hub.url, admin, diagnosisId, 5, { idempotencyKey: 'key-x' }).catch((error: Error) => error.message);
+      expect(retry).toMatch(/IDEMPOTENCY_KEY_REUSED/);
       expect((await history(diagnosisId)).map((event) => event['rating'])).toEqual([2]);
     });
 
@@ -327,7 +385,10 @@ describe('GraphQL over HTTP', () => {
       const diagnosisId = uid('idem-live');
       const sse = subscribeSse(hub.url, admin, { diagnosisId });
       try {
-        await eventually(() => status(diagnosisId), (s) => s.diagnosis.subscribers === 1);
+        await eventually(
+          () => status(diagnosisId),
+          (s) => s.diagnosis.subscribers === 1,
+        );
         const first = await broadcastFeedback(hub.url, admin, diagnosisId, 3, { idempotencyKey: 'live-key' });
         const retry = await broadcastFeedback(hub.url, admin, diagnosisId, 3, { idempotencyKey: 'live-key' });
         const sentinel = await broadcastFeedback(hub.url, admin, diagnosisId, 5);
@@ -356,7 +417,10 @@ describe('GraphQL over HTTP', () => {
      * POSTs over node:http with its own agent (fetch's shared pool must not inherit a socket the
      * server may drop). `chunked` streams the body in 8 KiB pieces without a content-length.
      */
-    function rawPost(body: Buffer, { chunked = false, agent = new Agent({ keepAlive: false }) }: { chunked?: boolean; agent?: Agent } = {}): Promise<{ status: number; text: string }> {
+    function rawPost(
+      body: Buffer,
+      { chunked = false, agent = new Agent({ keepAlive: false }) }: { chunked?: boolean; agent?: Agent } = {},
+    ): Promise<{ status: number; text: string }> {
       return new Promise((resolve, reject) => {
         const req = request(
           hub.url,
@@ -416,7 +480,12 @@ describe('GraphQL over HTTP', () => {
       // client reuses the connection. The next request on it must not fail.
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       try {
-        for (const [size, chunked] of [[LIMIT + 1, false], [LIMIT * 4, false], [LIMIT * 4, true], [LIMIT * 32, true]] as const) {
+        for (const [size, chunked] of [
+          [LIMIT + 1, false],
+          [LIMIT * 4, false],
+          [LIMIT * 4, true],
+          [LIMIT * 32, true],
+        ] as const) {
           const refused = await rawPost(bodyOf(uid('keep-alive'), size), { chunked, agent });
           expect(refused.status, `${size} bytes, chunked: ${chunked}`).toBe(413);
           const diagnosisId = uid('keep-alive-next');
@@ -433,12 +502,53 @@ describe('GraphQL over HTTP', () => {
   // -------------------------------------------------------------------------------------------
   describe('error responses', () => {
     const MALFORMED: ReadonlyArray<{ name: string; init: () => RequestInit; url?: (base: string) => string; status: number | 'any' }> = [
-      { name: 'invalid JSON body', status: 400, init: () => ({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: '{"query": ' }) },
-      { name: 'syntax error in the document', status: 'any', init: () => ({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: JSON.stringify({ query: 'query {' }) }) },
-      { name: 'unknown field', status: 'any', init: () => ({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: JSON.stringify({ query: '{ nope }' }) }) },
-      { name: 'missing query', status: 400, init: () => ({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: JSON.stringify({ variables: {} }) }) },
-      { name: 'variables not an object', status: 400, init: () => ({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: JSON.stringify({ query: '{ __typename }', variables: 'x' }) }) },
-      { name: 'mutation over GET', status: 405, url: (base) => `${base}?query=${encodeURIComponent('mutation { __typename }')}`, init: () => ({ method: 'GET', headers: { accept: 'application/graphql-response+json', 'x-graphql-csrf': '1' } }) },
+      {
+        name: 'invalid JSON body',
+        status: 400,
+        init: () => ({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: '{"query": ' }),
+      },
+      {
+        name: 'syntax error in the document',
+        status: 'any',
+        init: () => ({
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+          body: JSON.stringify({ query: 'query {' }),
+        }),
+      },
+      {
+        name: 'unknown field',
+        status: 'any',
+        init: () => ({
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+          body: JSON.stringify({ query: '{ nope }' }),
+        }),
+      },
+      {
+        name: 'missing query',
+        status: 400,
+        init: () => ({
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+          body: JSON.stringify({ variables: {} }),
+        }),
+      },
+      {
+        name: 'variables not an object',
+        status: 400,
+        init: () => ({
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+          body: JSON.stringify({ query: '{ __typename }', variables: 'x' }),
+        }),
+      },
+      {
+        name: 'mutation over GET',
+        status: 405,
+        url: (base) => `${base}?query=${encodeURIComponent('mutation { __typename }')}`,
+        init: () => ({ method: 'GET', headers: { accept: 'application/graphql-response+json', 'x-graphql-csrf': '1' } }),
+      },
       {
         name: 'malformed cursor',
         status: 'any',
@@ -562,7 +672,10 @@ describe('GraphQL over HTTP', () => {
     it('counts pending events, connections and subscriptions as they change', async () => {
       const diagnosisId = uid('status');
       // Every client of earlier tests is disposed; wait until the server has let go of them all.
-      const before = await eventually(() => status(diagnosisId), (s) => s.connections === 0 && s.subscriptions === 0 && s.diagnoses === 0);
+      const before = await eventually(
+        () => status(diagnosisId),
+        (s) => s.connections === 0 && s.subscriptions === 0 && s.diagnoses === 0,
+      );
       const receipt = await broadcastFeedback(hub.url, admin, diagnosisId, 4);
       const afterBroadcast = await status(diagnosisId);
       expect(afterBroadcast.pendingEvents).toBe(before.pendingEvents + 1);
@@ -573,7 +686,10 @@ describe('GraphQL over HTTP', () => {
       try {
         // The pending event is claimed by the new subscriber.
         expect((await subscription.next()).data.diagnosisUpdates).toMatchObject({ cursor: receipt.event.cursor, replayed: true });
-        const during = await eventually(() => status(diagnosisId), (s) => s.diagnosis.subscribers === 1 && s.diagnosis.pendingEvents === 0);
+        const during = await eventually(
+          () => status(diagnosisId),
+          (s) => s.diagnosis.subscribers === 1 && s.diagnosis.pendingEvents === 0,
+        );
         expect(during.connections).toBeGreaterThanOrEqual(before.connections + 1);
         expect(during.subscriptions).toBe(before.subscriptions + 1);
         expect(during.diagnoses).toBe(before.diagnoses + 1);
@@ -582,7 +698,10 @@ describe('GraphQL over HTTP', () => {
         subscription.dispose();
         await client.dispose();
       }
-      const after = await eventually(() => status(diagnosisId), (s) => s.subscriptions === before.subscriptions && s.connections === before.connections);
+      const after = await eventually(
+        () => status(diagnosisId),
+        (s) => s.subscriptions === before.subscriptions && s.connections === before.connections,
+      );
       expect(after.diagnosis).toMatchObject({ subscribers: 0, retainedEvents: 1 });
     });
   });

@@ -11,9 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_TRANSPORT, type GraphQLContext } from '../src/graphql/context.js';
 import { KnownExecution, KnownOperations } from '../src/graphql/known-execution.js';
 import { SharedSubscriptions } from '../src/graphql/shared-execution.js';
+import { Registry } from 'prom-client';
+import { OperationNameLabels } from '../src/metric-labels.js';
+import { createGraphQLMetrics } from '../src/transport/graphql-metrics.js';
 import { createHttpListener } from '../src/transport/http-operations.js';
 import type { HubYoga } from '../src/transport/yoga.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { scrapeMetrics } from './helpers/metrics.js';
 import { adminToken } from './helpers/tokens.js';
 
 interface Reply {
@@ -26,9 +30,19 @@ interface Reply {
  * One request over a fresh connection, as a JSON-only client sends it unless `headers` say
  * otherwise (an `undefined` header is left out); `chunked` sends the body without a Content-Length.
  */
-function post(port: number, body: string, headers: Record<string, string | undefined> = {}, options: { chunked?: boolean; path?: string } = {}): Promise<Reply> {
+function post(
+  port: number,
+  body: string,
+  headers: Record<string, string | undefined> = {},
+  options: { chunked?: boolean; path?: string } = {},
+): Promise<Reply> {
   const sentHeaders: Record<string, string> = {};
-  const wanted = { 'content-type': 'application/json', accept: 'application/json', ...(options.chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }), ...headers };
+  const wanted = {
+    'content-type': 'application/json',
+    accept: 'application/json',
+    ...(options.chunked ? {} : { 'content-length': String(Buffer.byteLength(body)) }),
+    ...headers,
+  };
   for (const [name, value] of Object.entries(wanted)) if (value !== undefined) sentHeaders[name] = value;
   return new Promise((resolve, reject) => {
     const sent = request(
@@ -61,6 +75,7 @@ describe('the direct HTTP path in front of Yoga', () => {
 
   beforeAll(async () => {
     const known = new KnownOperations();
+    const metrics = createGraphQLMetrics(new Registry(), new OperationNameLabels([], 50));
     const schema = createSchema({
       typeDefs: 'type Query { hello(name: String): String } type Mutation { bump(by: Int!): Int } type Subscription { ticks: Int }',
       resolvers: {
@@ -102,13 +117,15 @@ describe('the direct HTTP path in front of Yoga', () => {
         new KnownExecution({
           schema,
           context: () => ({}) as GraphQLContext,
+          readBudget: { check: () => null },
           subscriptions: new SharedSubscriptions((error) => error as Error),
           mask: (error) => error as Error,
           started: () => () => {},
-          metrics: {},
+          metrics: metrics.execution,
         }).execute(known, auth, NO_TRANSPORT),
       mask: (error) => error as Error,
-      httpDuration: undefined,
+      httpDuration: metrics.httpDuration,
+      labels: metrics.execution.labels,
     });
     server = createServer(listener);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -130,7 +147,11 @@ describe('the direct HTTP path in front of Yoga', () => {
     expect(first.calls).toBe(1);
     expect(second.calls).toBe(0);
     expect(JSON.parse(second.reply.body)).toEqual({ data: { hello: 'hello ann' } });
-    expect([second.reply.status, second.reply.headers['content-type'], second.reply.body]).toEqual([first.reply.status, first.reply.headers['content-type'], first.reply.body]);
+    expect([second.reply.status, second.reply.headers['content-type'], second.reply.body]).toEqual([
+      first.reply.status,
+      first.reply.headers['content-type'],
+      first.reply.body,
+    ]);
   });
 
   it('never learns a document that failed validation', async () => {
@@ -251,8 +272,20 @@ describe('the hub answers the same whichever path serves a request', () => {
   const comparable = ({ status, headers, body }: Reply) => ({ status, type: headers['content-type'], body });
 
   it.each([
-    ['a variable of the wrong type', (n: number) => ({ query: `mutation V${n}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`, variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 'five', effectiveness: 0.5 } } })],
-    ['a value the hub refuses', (n: number) => ({ query: `mutation R${n}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`, variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 99, effectiveness: 0.5 } } })],
+    [
+      'a variable of the wrong type',
+      (n: number) => ({
+        query: `mutation V${n}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`,
+        variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 'five', effectiveness: 0.5 } },
+      }),
+    ],
+    [
+      'a value the hub refuses',
+      (n: number) => ({
+        query: `mutation R${n}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`,
+        variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 99, effectiveness: 0.5 } },
+      }),
+    ],
     ['an unknown operation name', (n: number) => ({ query: `query A${n} { __typename } query B${n} { __typename }`, operationName: 'C' })],
     ['a plain query', (n: number) => ({ query: `query Q${n} { __typename }` })],
   ] as const)('%s', async (_name, make) => {
@@ -263,7 +296,10 @@ describe('the hub answers the same whichever path serves a request', () => {
   });
 
   it('a missing or invalid token', async () => {
-    const body = { query: 'mutation Unauthorised($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }', variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 4, effectiveness: 0.5 } } };
+    const body = {
+      query: 'mutation Unauthorised($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }',
+      variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 4, effectiveness: 0.5 } },
+    };
     for (const headers of [{ accept: 'application/json' }, { accept: 'application/json', authorization: 'Bearer not-a-token' }]) {
       const [viaYoga, direct] = await twice(body, headers);
       expect(JSON.parse(direct.body).errors[0].extensions.code).toBe('UNAUTHENTICATED');
@@ -273,7 +309,7 @@ describe('the hub answers the same whichever path serves a request', () => {
 
   /** A metric's value on /metrics, in the row whose labels include every one of `labels`. */
   async function metric(name: string, ...labels: string[]): Promise<number> {
-    const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text();
+    const metrics = await scrapeMetrics(`http://127.0.0.1:${hub.port}`);
     const line = metrics.split('\n').find((row) => row.startsWith(`${name}{`) && labels.every((label) => row.includes(label)));
     return Number(line?.split(' ')[1] ?? 0);
   }
@@ -287,18 +323,28 @@ describe('the hub answers the same whichever path serves a request', () => {
   });
 
   it('counts an execution error on either path', async () => {
-    const body = { query: 'mutation Refused($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }', variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 99, effectiveness: 0.5 } } };
+    const body = {
+      query: 'mutation Refused($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }',
+      variables: { input: { diagnosisId: 'd', feedbackId: 'f', rating: 99, effectiveness: 0.5 } },
+    };
     const [viaYoga, direct] = await twice(body, { accept: 'application/json', authorization: `Bearer ${token}` });
     expect(JSON.parse(direct.body).errors[0].extensions.code).toBe('BAD_USER_INPUT');
     expect(comparable(direct)).toEqual(comparable(viaYoga));
-    expect(await metric('graphql_envelop_error_result', 'operationName="Refused"', 'phase="execute"', 'path="broadcastFeedbackUpdate"')).toBe(2);
+    expect(await metric('graphql_envelop_error_result', 'operationName="Refused"', 'phase="execute"')).toBe(2);
+    // An error's path holds the client's aliases: never a label.
+    expect(await scrapeMetrics(`http://127.0.0.1:${hub.port}`)).not.toMatch(/path="/);
   });
 
   it('a broadcast, then its idempotent retry', async () => {
-    const body = { query: 'mutation Once($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate event { cursor } } }', variables: { input: { diagnosisId: 'direct-1', feedbackId: 'f-1', rating: 4, effectiveness: 0.5, idempotencyKey: 'once' } } };
+    const body = {
+      query: 'mutation Once($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate event { cursor } } }',
+      variables: { input: { diagnosisId: 'direct-1', feedbackId: 'f-1', rating: 4, effectiveness: 0.5, idempotencyKey: 'once' } },
+    };
     const [viaYoga, direct] = await twice(body, { accept: 'application/graphql-response+json', authorization: `Bearer ${token}` });
     expect(JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate.duplicate).toBe(false);
-    expect(JSON.parse(direct.body)).toEqual({ data: { broadcastFeedbackUpdate: { ...JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate, duplicate: true } } });
+    expect(JSON.parse(direct.body)).toEqual({
+      data: { broadcastFeedbackUpdate: { ...JSON.parse(viaYoga.body).data.broadcastFeedbackUpdate, duplicate: true } },
+    });
     expect(direct.status).toBe(200);
   });
 });

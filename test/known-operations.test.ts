@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { wsClient } from './helpers/graphql.js';
 import { uniqueId } from './helpers/hub-status.js';
+import { scrapeMetrics } from './helpers/metrics.js';
 import { adminToken } from './helpers/tokens.js';
 
 /** Everything one operation sends until it completes or fails. */
@@ -42,12 +43,13 @@ describe('an operation whose document is known, over WebSocket', () => {
 
   /** How many times Yoga has parsed operations named `name`. */
   async function parsed(name: string): Promise<number> {
-    const metrics = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
+    const metrics = await scrapeMetrics(`http://127.0.0.1:${app.port}`);
     const line = metrics.split('\n').find((row) => row.startsWith('graphql_envelop_phase_parse_count{') && row.includes(`operationName="${name}"`));
     return Number(line?.split(' ')[1] ?? 0);
   }
 
-  const watch = (name: string) => `subscription ${name}($diagnosisId: ID!, $after: String) { diagnosisUpdates(diagnosisId: $diagnosisId, after: $after) { cursor } }`;
+  const watch = (name: string) =>
+    `subscription ${name}($diagnosisId: ID!, $after: String) { diagnosisUpdates(diagnosisId: $diagnosisId, after: $after) { cursor } }`;
   const broadcast = (name: string) => `mutation ${name}($input: FeedbackUpdateInput!) { broadcastFeedbackUpdate(input: $input) { duplicate } }`;
   const input = (rating: unknown) => ({ input: { diagnosisId: uniqueId('known-ws'), feedbackId: 'f', rating, effectiveness: 0.5, idempotencyKey: 'k' } });
 

@@ -6,6 +6,7 @@
  */
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeCursor, encodeCursor } from '../src/domain/cursor.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback, subscribeWs, wsClient, type EventResult } from './helpers/graphql.js';
 import { subscribersReach, uniqueId, until } from './helpers/hub-status.js';
@@ -80,13 +81,10 @@ async function broadcastMany(target: TestApp, id: string, n: number, tag = 'f'):
   return cursors;
 }
 
-/** A cursor `by` offsets further along the same stream (the format is base64url of `<epoch>:<offset>`). */
+/** A well-formed cursor `by` offsets further along the same stream, ahead of it (no event is there). */
 function bumpCursor(cursor: string, by: number): string {
-  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = decoded.lastIndexOf(':');
-  const offset = Number(decoded.slice(colon + 1));
-  expect(Number.isInteger(offset)).toBe(true);
-  return Buffer.from(`${decoded.slice(0, colon)}:${offset + by}`, 'utf8').toString('base64url');
+  const { epoch, offset } = decodeCursor(cursor)!;
+  return encodeCursor({ epoch, offset: offset + by });
 }
 
 describe('SSE event ids', () => {
@@ -194,19 +192,27 @@ describe('Last-Event-ID', () => {
     }
   });
 
-  it('answers BAD_USER_INPUT, and ends the stream, for a malformed or future Last-Event-ID', async () => {
+  it('answers BAD_USER_INPUT, and ends the stream, for a malformed Last-Event-ID', async () => {
     const id = uniqueId('sse-bad-id');
-    const [cursor] = await broadcastMany(app, id, 1);
-    for (const lastEventId of ['not-a-cursor', bumpCursor(cursor!, 5)]) {
-      const stream = await open(app, { id }, { 'last-event-id': lastEventId });
-      const message = await stream.next();
-      const result = resultOf(message);
-      expect(result.data?.diagnosisUpdates ?? null).toBeNull();
-      expect(result.errors?.map((error) => error.extensions?.['code'])).toEqual(['BAD_USER_INPUT']);
-      expect((await stream.next()).event).toBe('complete');
-      await stream.ended;
-      close(stream);
-    }
+    await broadcastMany(app, id, 1);
+    const stream = await open(app, { id }, { 'last-event-id': 'not-a-cursor' });
+    const message = await stream.next();
+    const result = resultOf(message);
+    expect(result.data?.diagnosisUpdates ?? null).toBeNull();
+    expect(result.errors?.map((error) => error.extensions?.['code'])).toEqual(['BAD_USER_INPUT']);
+    expect((await stream.next()).event).toBe('complete');
+    await stream.ended;
+    close(stream);
+  });
+
+  it('answers a Last-Event-ID ahead of the stream with HISTORY_LOST, then every retained event', async () => {
+    const id = uniqueId('sse-future-id');
+    const sent = await broadcastMany(app, id, 2);
+    const stream = await open(app, { id }, { 'last-event-id': bumpCursor(sent[1]!, 5) });
+    const [gap, ...events] = (await stream.take(3)).map(eventOf);
+    expect(gap).toMatchObject({ __typename: 'HistoryGap', gapReason: 'HISTORY_LOST' });
+    expect(events.map((event) => event.cursor)).toEqual(sent);
+    close(stream);
   });
 });
 

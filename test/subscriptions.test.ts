@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { readFileSync } from 'node:fs';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { startHubProcess } from './helpers/hub-process.js';
+import { scrapeMetrics } from './helpers/metrics.js';
 import { subscribersReach as subscribersReachAt } from './helpers/hub-status.js';
 import {
   broadcastFeedback,
@@ -23,8 +24,8 @@ import {
 } from './helpers/graphql.js';
 import { adminToken } from './helpers/tokens.js';
 import type { Engine } from '../src/engine/engine.js';
+import { decodeCursor, encodeCursor } from '../src/domain/cursor.js';
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
-
 
 // ---------------------------------------------------------------------------------------------
 // Helpers (kept in this file: test/helpers is shared with other work)
@@ -152,7 +153,10 @@ async function status(app: TestApp, diagnosisId: string): Promise<Status> {
 
 /** Waits until the diagnosis has exactly `n` live subscribers (the listener is registered). */
 function subscribersReach(app: TestApp, diagnosisId: string, n: number): Promise<Status> {
-  return eventually(() => status(app, diagnosisId), (s) => s.diagnosis.subscribers === n);
+  return eventually(
+    () => status(app, diagnosisId),
+    (s) => s.diagnosis.subscribers === n,
+  );
 }
 
 const HISTORY = `query H($id: ID!, $after: String, $limit: Int) {
@@ -172,14 +176,10 @@ async function history(app: TestApp, diagnosisId: string, after?: string, limit?
 const cursors = (events: readonly { cursor: string }[]) => events.map((event) => event.cursor);
 const receiptCursors = (receipts: readonly Receipt[]) => receipts.map((receipt) => receipt.event.cursor);
 
-/** A cursor `by` offsets further along the same stream (the format is base64url of `<epoch>:<offset>`). */
+/** A well-formed cursor `by` offsets further along the same stream, ahead of it (no event is there). */
 function bumpCursor(cursor: string, by: number): string {
-  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = decoded.lastIndexOf(':');
-  const epoch = decoded.slice(0, colon);
-  const offset = Number(decoded.slice(colon + 1));
-  expect(Number.isInteger(offset)).toBe(true);
-  return Buffer.from(`${epoch}:${offset + by}`, 'utf8').toString('base64url');
+  const { epoch, offset } = decodeCursor(cursor)!;
+  return encodeCursor({ epoch, offset: offset + by });
 }
 
 /**
@@ -340,28 +340,29 @@ async function slowReadApp(): Promise<{ app: TestApp; probe: { appendsDuringRead
     }
   };
   const slowEngine = (limits: ConstructorParameters<typeof MemoryEngine>[0]['limits']): Engine => {
-  inner = new MemoryEngine({ limits });
-  return {
-    name: inner.name,
-    append: (topic, draft, key) => {
-      if ((reading.get(topic) ?? 0) > 0) overlaps.set(topic, (overlaps.get(topic) ?? 0) + 1);
-      return inner.append(topic, draft, key);
-    },
-    read: (topic, after, limit) => slowly(topic, () => inner.read(topic, after, limit)),
-    claimPending: (topic) => slowly(topic, () => inner.claimPending(topic)),
-    resume: (topic, after) => slowly(topic, () => inner.resume(topic, after)),
-    listen: (topic, listener) => inner.listen(topic, listener),
-    unlisten: (topic, listener) => inner.unlisten(topic, listener),
-    topicStats: (topic) => inner.topicStats(topic),
-    stats: () => inner.stats(),
-    ping: () => inner.ping(),
-    close: () => inner.close(),
-  };
+    inner = new MemoryEngine({ limits });
+    return {
+      name: inner.name,
+      append: (topic, draft, key) => {
+        if ((reading.get(topic) ?? 0) > 0) overlaps.set(topic, (overlaps.get(topic) ?? 0) + 1);
+        return inner.append(topic, draft, key);
+      },
+      read: (topic, after, limit) => slowly(topic, () => inner.read(topic, after, limit)),
+      claimPending: (topic) => slowly(topic, () => inner.claimPending(topic)),
+      resume: (topic, after) => slowly(topic, () => inner.resume(topic, after)),
+      restorePending: (topic, epoch, offsets, ticket) => inner.restorePending(topic, epoch, offsets, ticket),
+      onLive: (handler) => inner.onLive(handler),
+      listen: (topic) => inner.listen(topic),
+      unlisten: (topic) => inner.unlisten(topic),
+      topicStats: (topic) => inner.topicStats(topic),
+      stats: () => inner.stats(),
+      ping: () => inner.ping(),
+      close: () => inner.close(),
+    };
   };
   const app = await startTestApp({ HISTORY_SIZE: '1000' }, { engine: slowEngine });
   return { app, probe: { appendsDuringRead: (topic) => overlaps.get(topic) ?? 0 } };
 }
-
 
 // Apps: one shared app for most tests; apps with special limits are started on first use.
 
@@ -510,11 +511,20 @@ describe.each(TRANSPORTS)('diagnosisUpdates over %s', (kind) => {
     expect(probe.appendsDuringRead(id)).toBeGreaterThan(0);
   });
 
-  it('rejects a malformed cursor and a cursor ahead of the stream with BAD_USER_INPUT, promptly', async () => {
+  it('answers a cursor ahead of the stream with HISTORY_LOST, then every retained event, not an error', async () => {
+    const id = newId(`aheadcursor-${kind}`);
+    const receipts = await broadcastMany(main, id, 2);
+    const sub = subscribe(main, kind, { diagnosisId: id, after: bumpCursor(receipts[1]!.event.cursor, 100) });
+    const [gap, ...events] = await sub.take(3);
+    expect(gap).toMatchObject({ __typename: 'HistoryGap', gapReason: 'HISTORY_LOST', replayed: true });
+    expect(cursors(events)).toEqual(receiptCursors(receipts));
+    await sub.close();
+  });
+
+  it('rejects a malformed cursor with BAD_USER_INPUT, promptly', async () => {
     const id = newId(`badcursor-${kind}`);
-    const receipt = await broadcastFeedback(main.url, token, id, 3);
-    const ahead = bumpCursor(receipt.event.cursor, 100);
-    for (const after of ['garbage', '', ahead]) {
+    await broadcastFeedback(main.url, token, id, 3);
+    for (const after of ['garbage', '']) {
       const startedAt = Date.now();
       const sub = subscribe(main, kind, { diagnosisId: id, after });
       const errors = await subscriptionErrors(sub);
@@ -534,9 +544,7 @@ describe.each(TRANSPORTS)('diagnosisUpdates over %s', (kind) => {
     // Established once a receipt counts the subscriber.
     let probe = await broadcastFeedback(main.url, token, id, 1, { feedbackId: 'probe' });
     while (probe.liveSubscribers < 1) probe = await broadcastFeedback(main.url, token, id, 1, { feedbackId: 'probe' });
-    const receipts = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => broadcastFeedback(main.url, token, id, (i % 5) + 1, { feedbackId: `after-${i}` })),
-    );
+    const receipts = await Promise.all(Array.from({ length: 50 }, (_, i) => broadcastFeedback(main.url, token, id, (i % 5) + 1, { feedbackId: `after-${i}` })));
     expect(receipts.every((receipt) => receipt.liveSubscribers === 1)).toBe(true);
     const expected = new Set(receiptCursors(receipts));
     const seen: string[] = [];
@@ -588,7 +596,10 @@ describe.each(TRANSPORTS)('diagnosisUpdates over %s', (kind) => {
     const first = subscribe(app, kind, { diagnosisId: id });
     const claimed = await first.take(3);
     expect(claimed.map((event) => [event.cursor, event.replayed])).toEqual(pending.map((receipt) => [receipt.event.cursor, true]));
-    await eventually(() => status(app, id), (s) => s.pendingEvents === 0 && s.diagnosis.pendingEvents === 0);
+    await eventually(
+      () => status(app, id),
+      (s) => s.pendingEvents === 0 && s.diagnosis.pendingEvents === 0,
+    );
 
     const live1 = await broadcastFeedback(app.url, token, id, 4, { feedbackId: 'live-1' });
     expect(await first.next()).toMatchObject({ cursor: live1.event.cursor, replayed: false });
@@ -620,7 +631,10 @@ describe.each(TRANSPORTS)('diagnosisUpdates over %s', (kind) => {
     const resumed = subscribe(main, kind, { diagnosisId: id, after: seen.event.cursor });
     const replay = await resumed.take(3);
     expect(replay.map((event) => [event.cursor, event.replayed])).toEqual(pending.map((receipt) => [receipt.event.cursor, true]));
-    await eventually(() => status(main, id), (s) => s.diagnosis.pendingEvents === 0);
+    await eventually(
+      () => status(main, id),
+      (s) => s.diagnosis.pendingEvents === 0,
+    );
     await resumed.close();
     await subscribersReach(main, id, 0);
 
@@ -674,8 +688,16 @@ describe.each(TRANSPORTS)('diagnosisUpdates over %s', (kind) => {
     const upToDateId = newId(`expired-none-${kind}`);
     const old = await broadcastMany(ttl, oldId, 3);
     const upToDate = await broadcastMany(ttl, upToDateId, 3);
-    await eventually(() => history(ttl, oldId), (events) => events.length === 0, 5000);
-    await eventually(() => history(ttl, upToDateId), (events) => events.length === 0, 5000);
+    await eventually(
+      () => history(ttl, oldId),
+      (events) => events.length === 0,
+      5000,
+    );
+    await eventually(
+      () => history(ttl, upToDateId),
+      (events) => events.length === 0,
+      5000,
+    );
 
     // diagnosisHistory agrees with what the resumes below get.
     const expired = await history(ttl, oldId, old[0]!.event.cursor);
@@ -758,14 +780,15 @@ describe('diagnosisHistory', () => {
     expect(await history(small, id, receipts[9]!.event.cursor)).toEqual([]);
     expect(await history(small, newId('history-none'))).toEqual([]);
 
-    const ahead = bumpCursor(receipts[9]!.event.cursor, 100);
+    // A cursor ahead of the stream is not an error: its event was lost (e.g. in a Redis failover).
+    const ahead = await history(small, id, bumpCursor(receipts[9]!.event.cursor, 100));
+    expect(ahead.map((event) => event['gapReason'] ?? event.cursor)).toEqual(['HISTORY_LOST', ...retained]);
     for (const [after, limit] of [
       [undefined, 0],
       [undefined, 1001],
       [undefined, -1],
       ['garbage', undefined],
       ['', undefined],
-      [ahead, undefined],
     ] as const) {
       const { body } = await historyRaw(small, id, after, limit);
       expect(body.errors?.[0]?.extensions?.['code'], `after=${String(after)} limit=${String(limit)}`).toBe('BAD_USER_INPUT');
@@ -783,7 +806,10 @@ describe('diagnosisHistory', () => {
     expect(replay.map((event) => [event.__typename, event.cursor, event.replayed])).toEqual(
       fromOld.map((event) => [event.__typename, event.cursor, event.replayed]),
     );
-    await eventually(() => status(small, id), (s) => s.diagnosis.pendingEvents === 0);
+    await eventually(
+      () => status(small, id),
+      (s) => s.diagnosis.pendingEvents === 0,
+    );
     await sub.close();
   });
 
@@ -890,9 +916,7 @@ describe('slow consumer', () => {
     const receipts: Receipt[] = [first];
     let ended = false;
     for (let i = 0; i < 1500 && !ended; i += 1) {
-      receipts.push(
-        await broadcast(app, 'recommendation', { diagnosisId: id, recommendationId: `r-${i}`, previous: big(i), current: big(i + 1) }),
-      );
+      receipts.push(await broadcast(app, 'recommendation', { diagnosisId: id, recommendationId: `r-${i}`, previous: big(i), current: big(i + 1) }));
       if (i % 20 === 19) ended = (await status(app, id)).diagnosis.subscribers === 0;
     }
     expect(ended, 'the hub ended the slow subscriber').toBe(true);
@@ -901,9 +925,12 @@ describe('slow consumer', () => {
     (raw.socket as unknown as { _socket: import('node:net').Socket })._socket.resume();
     const { code } = await raw.closed;
     expect(code).toBe(1013);
-    const after = await eventually(() => status(app, id), (s) => s.connections === 0 && s.subscriptions === 0);
+    const after = await eventually(
+      () => status(app, id),
+      (s) => s.connections === 0 && s.subscriptions === 0,
+    );
     expect(after.slowConsumers).toBe(1);
-    const metrics = await (await fetch(new URL('/metrics', app.url))).text();
+    const metrics = await scrapeMetrics(new URL(app.url).origin);
     expect(metrics).toMatch(/^hub_slow_consumers_total 1$/m);
 
     // What it got is an in-order prefix; a resume from its last cursor gets all the rest.
@@ -916,6 +943,40 @@ describe('slow consumer', () => {
     expect(cursors(rest)).toEqual(receiptCursors([...receipts.slice(got.length), more]));
     expect(rest.every((event) => event.replayed)).toBe(true);
     await resumed.close();
+    await app.stop();
+  });
+
+  it('closes with 1013 a WebSocket that stops reading during its replay once the replay passes the limit, and its last cursor resumes with nothing lost', async () => {
+    const app = await startTestApp({ WS_MAX_BUFFERED_BYTES: '65536', HISTORY_SIZE: '2000' });
+    const id = newId('slow-replay');
+    const first = await broadcastFeedback(app.url, token, id, 1, { feedbackId: 'first' });
+    // About 8 MB of history: more than the limit and what the kernel takes for a socket nobody reads.
+    const big = (n: number) => Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`field${k}`, `${n}-${k}-`.padEnd(120, 'x')]));
+    const receipts: Receipt[] = [];
+    for (let i = 0; i < 500; i += 1) {
+      receipts.push(await broadcast(app, 'recommendation', { diagnosisId: id, recommendationId: `r-${i}`, previous: big(i), current: big(i + 1) }));
+    }
+
+    // Resume after the first event, and stop reading before any of the replay is read.
+    const raw = await rawSubscribe(app, { diagnosisId: id, after: first.event.cursor });
+    const tcp = (raw.socket as unknown as { _socket: import('node:net').Socket })._socket;
+    tcp.pause();
+    const ended = await eventually(
+      () => status(app, id),
+      (s) => s.slowConsumers === 1 && s.diagnosis.subscribers === 0,
+    );
+    expect(ended.subscriptions).toBe(0);
+
+    // Read again: what the kernel took of the replay, then the close frame.
+    tcp.resume();
+    expect((await raw.closed).code).toBe(1013);
+    const got = cursors(raw.events);
+    expect(got).toEqual(receiptCursors(receipts.slice(0, got.length)));
+    expect(got.length).toBeLessThan(receipts.length);
+    // What a resume from its last cursor replays (read as history: replayed to this process's own
+    // client in one go, megabytes would pass the small limit again).
+    const rest = await history(app, id, got.at(-1) ?? first.event.cursor, receipts.length);
+    expect(cursors(rest)).toEqual(receiptCursors(receipts.slice(got.length)));
     await app.stop();
   });
 
@@ -938,7 +999,12 @@ describe('slow consumer', () => {
         const worker = async () => {
           while (next < 2200) {
             const i = (next += 1);
-            const { body } = await gql(hub.url, BROADCAST.recommendation, { input: { diagnosisId, recommendationId: `r-${i}`, previous: big(i), current: big(i + 1) } }, token);
+            const { body } = await gql(
+              hub.url,
+              BROADCAST.recommendation,
+              { input: { diagnosisId, recommendationId: `r-${i}`, previous: big(i), current: big(i + 1) } },
+              token,
+            );
             if (body.errors) throw new Error(JSON.stringify(body.errors));
             if (i % 100 === 0) peak = Math.max(peak, rssOf(hub.pid));
           }
@@ -975,7 +1041,9 @@ describe('slow consumer', () => {
 
 /** Resident set size of a process, from /proc. */
 function rssOf(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((entry) => entry.startsWith('VmRSS:'));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((entry) => entry.startsWith('VmRSS:'));
   return Number(line?.split(/\s+/)[1] ?? 0) * 1024;
 }
 

@@ -1,13 +1,14 @@
+import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
+
 /**
- * The benchmark's only look inside hub cursors: they are base64url of `<epoch>:<offset>`
+ * The benchmark's only look inside hub cursors, through the hub's own decoder
  * (src/domain/cursor.ts). Offsets give the stored order of concurrent broadcasts, which the
  * receipts alone (arriving in any order) do not. Reference-server cursors are plain integers.
  */
 export function hubCursorOffset(cursor: string): number {
-  const decoded = Buffer.from(cursor, 'base64url').toString('latin1');
-  const offset = Number(decoded.slice(decoded.lastIndexOf(':') + 1));
-  if (!Number.isSafeInteger(offset)) throw new Error(`not a hub cursor: ${cursor}`);
-  return offset;
+  const position = decodeCursor(cursor);
+  if (!position) throw new Error(`not a hub cursor: ${cursor}`);
+  return position.offset;
 }
 
 export function referenceCursorOffset(cursor: string): number {
@@ -16,8 +17,8 @@ export function referenceCursorOffset(cursor: string): number {
   return offset;
 }
 
-/** The cursor "before the first event" of any stream (`:0`): resuming from it replays everything retained. */
-export const START_CURSOR = Buffer.from(':0', 'utf8').toString('base64url');
+/** The cursor "before the first event" of any stream: resuming from it replays everything retained. */
+export const START_CURSOR = encodeCursor({ epoch: '', offset: 0 });
 
 /**
  * Broadcasts carry their send time in `feedbackId` (`b<seq>@<wall ms>`), so a client can measure

@@ -74,8 +74,7 @@ export function machineInfo(): MachineInfo {
 }
 
 /** Whether processes can be pinned to cores: `taskset` exists and there are at least two cores. */
-export const canPin: boolean =
-  process.platform === 'linux' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
+export const canPin: boolean = process.platform === 'linux' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
 
 /** Pins this process (all its threads) to one core; false when pinning is not available. */
 export function pinSelf(core: number): boolean {

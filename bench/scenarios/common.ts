@@ -77,7 +77,9 @@ export async function onServer<T>(ctx: BenchContext, server: ServerProcess, run:
     await closeClients(ctx).catch((error: unknown) => ctx.log(`  closing clients failed: ${String(error)}`));
     await server.stop();
     if (ctx.redisUrl && server.redisPrefix) {
-      await deleteRedisPrefix(ctx.redisUrl, server.redisPrefix).catch((error: unknown) => ctx.log(`  could not delete ${server.redisPrefix}* from Redis: ${String(error)}`));
+      await deleteRedisPrefix(ctx.redisUrl, server.redisPrefix).catch((error: unknown) =>
+        ctx.log(`  could not delete ${server.redisPrefix}* from Redis: ${String(error)}`),
+      );
     }
   }
 }
@@ -241,4 +243,3 @@ export async function hubSubscriptions(ctx: BenchContext, server: ServerProcess)
   const body = (await response.json()) as { data?: { status?: { subscriptions?: number } } };
   return body.data?.status?.subscriptions ?? null;
 }
-

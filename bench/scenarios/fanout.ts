@@ -2,17 +2,7 @@ import type { ServerProcess } from '../hub-process.js';
 import { percentiles, round, sleep, wallNow } from '../lib/stats.js';
 import type { ConnectionSpec } from '../protocol.js';
 import { probeHealth, publishBounded, publishPaced, publisherFor, retries, type Receipt } from '../publisher.js';
-import {
-  collect,
-  expectedFrom,
-  hubSubscriptions,
-  loadCpuSeconds,
-  openSubscriptions,
-  otherCpuMeter,
-  prime,
-  shardsFor,
-  waitForDeliveries,
-} from './common.js';
+import { collect, expectedFrom, hubSubscriptions, loadCpuSeconds, openSubscriptions, otherCpuMeter, prime, shardsFor, waitForDeliveries } from './common.js';
 import type { BenchContext, RunResult } from './types.js';
 
 /** Broadcasts to `active` diagnoses (round-robin) watched by `subscribersPerDiagnosis` sockets each. */
@@ -66,7 +56,8 @@ export async function runFanout(ctx: BenchContext, server: ServerProcess, spec: 
   // Every established subscription of an active diagnosis gets every broadcast to it.
   const missing = new Map<string, number>();
   for (const diagnosisId of opened.failedDiagnoses) missing.set(diagnosisId, (missing.get(diagnosisId) ?? 0) + 1);
-  const audience = (receipts: readonly Receipt[]) => receipts.reduce((sum, receipt) => sum + spec.subscribersPerDiagnosis - (missing.get(receipt.diagnosisId) ?? 0), 0);
+  const audience = (receipts: readonly Receipt[]) =>
+    receipts.reduce((sum, receipt) => sum + spec.subscribersPerDiagnosis - (missing.get(receipt.diagnosisId) ?? 0), 0);
   const publisher = publisherFor(server, ctx.tokens.publisher, spec.concurrency);
   const diagnosisFor = (index: number) => spec.active[index % spec.active.length]!;
   let warmup: Receipt[] = [];

@@ -2,6 +2,7 @@ import type { ServerProcess } from '../hub-process.js';
 import { eachServer } from './common.js';
 import { diagnosisIds, runFanout, type FanoutSpec } from './fanout.js';
 import { runIdle, type IdleSpec } from './idle.js';
+import { recoveryLine, runInstanceLost, type LostSpec } from './lost.js';
 import { runReplay } from './replay.js';
 import type { BenchContext, RunResult } from './types.js';
 
@@ -12,6 +13,7 @@ export interface Sizes {
   readonly s4: ReadonlyArray<{ readonly subscriptions: number; readonly perConnection: number }>;
   readonly s5: { readonly subscribers: number; readonly perSecond: number; readonly seconds: number; readonly warmupSeconds: number };
   readonly s6: { readonly clients: number; readonly missed: number };
+  readonly s7: LostSpec;
   /**
    * How many times a scenario is measured (each time on fresh processes, reference and hub side by
    * side); targets take the median. S3 and S5 swing by a third between runs on a shared machine.
@@ -36,6 +38,7 @@ export const FULL: Sizes = {
   ],
   s5: { subscribers: 1000, perSecond: 20, seconds: 30, warmupSeconds: 3 },
   s6: { clients: 1000, missed: 100 },
+  s7: { subscribers: 5000, diagnoses: 100, perSecond: 200, seconds: 20, killAfterSeconds: 5 },
   repeats: { S3: 3, S5: 3 },
   concurrency: 32,
   idlePerConnection: 100,
@@ -53,6 +56,7 @@ export const SMOKE: Sizes = {
   ],
   s5: { subscribers: 200, perSecond: 20, seconds: 2, warmupSeconds: 1 },
   s6: { clients: 200, missed: 50 },
+  s7: { subscribers: 300, diagnoses: 20, perSecond: 50, seconds: 4, killAfterSeconds: 1 },
   repeats: {},
   concurrency: 16,
   idlePerConnection: 100,
@@ -110,8 +114,7 @@ export const SCENARIOS: readonly ScenarioDefinition[] = [
   },
   {
     id: 'S3',
-    title: (s) =>
-      `spread: ${s.s3.diagnoses} diagnoses × 1 subscriber, ${s.s3.broadcasts} broadcasts round-robin, with ${s.s3.idle.join(' / ')} idle diagnoses`,
+    title: (s) => `spread: ${s.s3.diagnoses} diagnoses × 1 subscriber, ${s.s3.broadcasts} broadcasts round-robin, with ${s.s3.idle.join(' / ')} idle diagnoses`,
     run: async (ctx, s) => {
       const results: RunResult[] = [];
       for (const idleCount of s.s3.idle) {
@@ -171,6 +174,19 @@ export const SCENARIOS: readonly ScenarioDefinition[] = [
     id: 'S6',
     title: (s) => `replay: ${s.s6.clients} clients resume ${s.s6.missed} missed events at once`,
     run: (ctx, s) => bothServers(ctx, (server) => runReplay(ctx, server, s.s6)),
+  },
+  {
+    id: 'S7',
+    title: (s) =>
+      `instance lost: ${s.s7.subscribers} subscribers on 2 instances (Redis), ${s.s7.perSecond} broadcasts/s, one SIGKILLed after ${s.s7.killAfterSeconds} s`,
+    // The hub only: the reference has no second instance to fail over to, nor cursors to resume from.
+    run: async (ctx, s) => {
+      if (!ctx.servers.includes('hub')) return [];
+      const result = await runInstanceLost(ctx, s.s7);
+      ctx.log(summaryLine(result));
+      ctx.log(recoveryLine(result));
+      return [result];
+    },
   },
 ];
 

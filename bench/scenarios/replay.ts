@@ -95,6 +95,9 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
       ownReplayP50Ms: ownReplay.p50,
       ownReplayP99Ms: ownReplay.p99,
       resumeSeconds: round(resumeS, 3),
+      // The clients' decoding is part of time to caught-up: with it near the whole resume, the
+      // load generator rather than the server was the limit.
+      loadCpuSeconds: round(load, 3),
       ...(timedOut > 0 ? { timedOut } : {}),
     },
     errorSamples: [...connected.flatMap((result) => result.failures), ...collected.errorSamples].slice(0, 10),

@@ -9,8 +9,6 @@ export interface Principal {
 }
 
 /** The result of authenticating one request or connection. */
-export type AuthState =
-  | { readonly principal: Principal }
-  | { readonly principal: null; readonly failure: AuthFailureReason };
+export type AuthState = { readonly principal: Principal } | { readonly principal: null; readonly failure: AuthFailureReason };
 
 export type AuthFailureReason = 'missing' | 'invalid' | 'expired';

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { broadcast } from '../client/index.js';
-import { DEFAULT_URL, fail, hubUrls, tokenSource } from './common.js';
+import { broadcast } from '../../packages/client/src/index.js';
+import { Scope } from '../auth/policy.js';
+import { DEFAULT_URL, defaultUrl, fail, hubUrls, tokenSource } from './common.js';
 
 const USAGE = `Sends one broadcast and prints its receipt.
 
@@ -10,7 +11,9 @@ Usage:
   npm run broadcast -- feedback --diagnosis <id> --feedback <id> --rating <1..5> --effectiveness <0..1>
 
 Common: [--idempotency-key <key>] [--url ${DEFAULT_URL}] [--token <jwt>] [--json]
-  --token defaults to HUB_TOKEN, else one minted from JWT_SECRET or the dev secret.`;
+  --url defaults to HUB_URL, else ${DEFAULT_URL}.
+  --token defaults to HUB_TOKEN, else one minted from JWT_SECRET or the dev secret that may
+  broadcast and read the one diagnosis it broadcasts to.`;
 
 let parsed;
 try {
@@ -28,7 +31,7 @@ try {
       'sample-size': { type: 'string' },
       rating: { type: 'string' },
       'idempotency-key': { type: 'string' },
-      url: { type: 'string', default: DEFAULT_URL },
+      url: { type: 'string', default: defaultUrl() },
       token: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -79,7 +82,8 @@ let urls;
 let token;
 try {
   urls = hubUrls(args.url);
-  token = tokenSource(args.token, 'cli-broadcast');
+  // It may read the one diagnosis too, so the receipt shows its live subscribers.
+  token = tokenSource(args.token, 'cli-broadcast', { scopes: [Scope.Broadcast], diagnoses: [common.diagnosisId] });
 } catch (error) {
   fail((error as Error).message, USAGE);
 }
@@ -112,7 +116,7 @@ try {
   process.stdout.write(
     args.json
       ? `${JSON.stringify(receipt)}\n`
-      : `broadcast ${kind} to ${common.diagnosisId}: cursor=${receipt.cursor} liveSubscribers=${receipt.liveSubscribers}${receipt.duplicate ? ' (duplicate: nothing sent again)' : ''}\n`,
+      : `broadcast ${kind} to ${common.diagnosisId}: cursor=${receipt.cursor} liveSubscribers=${receipt.liveSubscribers ?? 'hidden (the token cannot read this diagnosis)'}${receipt.duplicate ? ' (duplicate: nothing sent again)' : ''}\n`,
   );
 } catch (error) {
   const { message, code } = error as Error & { code?: string };

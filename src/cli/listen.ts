@@ -1,26 +1,31 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { subscribeToDiagnosis, type DiagnosisUpdate, type HistoryGap } from '../client/index.js';
-import { DEFAULT_URL, fail, hubUrls, tokenSource } from './common.js';
+import { subscribeToDiagnosis, type DiagnosisUpdate, type HistoryGap } from '../../packages/client/src/index.js';
+import { DEFAULT_URL, defaultUrl, fail, hubUrls, tokenSource } from './common.js';
 
 const USAGE = `Prints a diagnosis's updates as they arrive; reconnects with backoff and resumes from the last cursor.
 
-Usage: npm run listen -- --diagnosis <id> [--url ${DEFAULT_URL}] [--token <jwt>] [--after <cursor>] [--json]
+Usage: npm run listen -- --diagnosis <id> [--url ${DEFAULT_URL}] [--token <jwt>] [--after <cursor>] [--cursor-file <path>] [--json]
 
-  --diagnosis  diagnosis id (required)
-  --url        the hub's GraphQL URL, http(s) or ws(s) (default ${DEFAULT_URL})
-  --token      bearer token (default: HUB_TOKEN, else one minted from JWT_SECRET or the dev secret)
-  --after      resume after this cursor (default: pending events, then live)
-  --json       one raw JSON event per line`;
+  --diagnosis    diagnosis id (required)
+  --url          the hub's GraphQL URL, http(s) or ws(s) (default: HUB_URL, else ${DEFAULT_URL})
+  --token        bearer token (default: HUB_TOKEN, else one minted from JWT_SECRET or the dev secret
+                 that may read this diagnosis only)
+  --after        resume after this cursor (default: the cursor file's, else pending events, then live)
+  --cursor-file  keep the last cursor in this file: start after the one it holds, if any, and store
+                 each event's cursor there, so the same command resumes where the last run stopped
+  --json         one raw JSON event per line`;
 
 let args;
 try {
   args = parseArgs({
     options: {
       diagnosis: { type: 'string' },
-      url: { type: 'string', default: DEFAULT_URL },
+      url: { type: 'string', default: defaultUrl() },
       token: { type: 'string' },
       after: { type: 'string' },
+      'cursor-file': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -35,12 +40,27 @@ if (args.help) {
 }
 if (!args.diagnosis) fail('--diagnosis is required', USAGE);
 
+const cursorFile = args['cursor-file'];
+/** The cursor the file holds; null when there is no file yet (or it is empty). */
+function storedCursor(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8').trim() || null;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    fail(`--cursor-file: ${(error as Error).message}`, USAGE);
+  }
+}
+const after = args.after ?? (cursorFile ? storedCursor(cursorFile) : null);
+const remember = (cursor: string) => {
+  if (cursorFile) writeFileSync(cursorFile, `${cursor}\n`);
+};
+
 const fixedToken = Boolean(args.token ?? process.env['HUB_TOKEN']);
 let urls;
 let token;
 try {
   urls = hubUrls(args.url);
-  token = tokenSource(args.token, 'cli-listen');
+  token = tokenSource(args.token, 'cli-listen', { diagnoses: [args.diagnosis] });
 } catch (error) {
   fail((error as Error).message, USAGE);
 }
@@ -63,7 +83,7 @@ const subscription = subscribeToDiagnosis({
   url: urls.ws,
   diagnosisId: args.diagnosis,
   token,
-  after: args.after ?? null,
+  after,
   webSocketImpl: WebSocket,
   clientOptions: {
     retryWait: async (retries) => {
@@ -84,9 +104,14 @@ const subscription = subscribeToDiagnosis({
       },
     },
   },
-  onEvent: (event) => print(args.json ? JSON.stringify(event) : `${event.occurredAt}  ${describe(event)}${event.replayed ? '  [replayed]' : ''}  cursor=${event.cursor}`),
-  onGap: (gap: HistoryGap) =>
-    print(args.json ? JSON.stringify(gap) : `--- GAP (${gap.gapReason}): some history is gone; reload the diagnosis state ---  cursor=${gap.cursor}`),
+  onEvent: (event) => {
+    print(args.json ? JSON.stringify(event) : `${event.occurredAt}  ${describe(event)}${event.replayed ? '  [replayed]' : ''}  cursor=${event.cursor}`);
+    remember(event.cursor);
+  },
+  onGap: (gap: HistoryGap) => {
+    print(args.json ? JSON.stringify(gap) : `--- GAP (${gap.gapReason}): some history is gone; reload the diagnosis state ---  cursor=${gap.cursor}`);
+    remember(gap.cursor);
+  },
   onError: (error) => {
     log(`error: ${Array.isArray(error) ? error.map((e: { message: string }) => e.message).join('; ') : ((error as Error).message ?? String(error))}`);
     process.exitCode = 1;

@@ -26,7 +26,10 @@ function parseTtl(text: string): number {
 }
 
 const split = (values: string[] | undefined, separator: RegExp) =>
-  (values ?? []).flatMap((value) => value.split(separator)).map((part) => part.trim()).filter(Boolean);
+  (values ?? [])
+    .flatMap((value) => value.split(separator))
+    .map((part) => part.trim())
+    .filter(Boolean);
 
 let args;
 try {

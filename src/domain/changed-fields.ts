@@ -3,14 +3,9 @@
  * changed), sorted. Values are compared as JSON: object key order does not matter. Only own
  * keys count (a JSON key may be named `__proto__`).
  */
-export function changedFields(
-  previous: Readonly<Record<string, unknown>>,
-  current: Readonly<Record<string, unknown>>,
-): string[] {
+export function changedFields(previous: Readonly<Record<string, unknown>>, current: Readonly<Record<string, unknown>>): string[] {
   const keys = new Set([...Object.keys(previous), ...Object.keys(current)]);
-  return [...keys]
-    .filter((key) => !(Object.hasOwn(previous, key) && Object.hasOwn(current, key) && jsonEqual(previous[key], current[key])))
-    .sort();
+  return [...keys].filter((key) => !(Object.hasOwn(previous, key) && Object.hasOwn(current, key) && jsonEqual(previous[key], current[key]))).sort();
 }
 
 function jsonEqual(a: unknown, b: unknown): boolean {

@@ -7,6 +7,14 @@
 export interface Position {
   readonly epoch: string;
   readonly offset: number;
+  /**
+   * Identifies the event at this position, so that a cursor names its event and not only its
+   * place: when history is replaced (writes lost in a Redis failover, a restore from backup),
+   * a new event can take a lost one's offset in the same epoch, but not its tag. Absent where
+   * no event is known: a cursor made before events had tags, a gap's or an empty stream's
+   * position. See cursor.ts.
+   */
+  readonly tag?: string;
 }
 
 interface EventBase {
@@ -46,7 +54,7 @@ export interface FeedbackEvent extends EventBase {
 /** A broadcast event as stored in history. */
 export type StoredEvent = RecommendationEvent | EffectivenessEvent | FeedbackEvent;
 
-export type GapReason = 'TRIMMED' | 'EXPIRED' | 'HISTORY_LOST';
+export type GapReason = 'TRIMMED' | 'EXPIRED' | 'EVICTED' | 'HISTORY_LOST';
 
 /** Marks events that a resume asked for but history no longer has. Never stored. */
 export interface GapEvent extends EventBase {
@@ -65,12 +73,7 @@ type Unstamped<T> = T extends unknown ? Omit<T, keyof Omit<EventBase, 'diagnosis
 export type EventDraft = Unstamped<StoredEvent>;
 
 /** Turns a draft into the stored event at `position`. */
-export function stampEvent(
-  draft: EventDraft,
-  position: Position,
-  cursor: string,
-  occurredAt: Date,
-): StoredEvent {
+export function stampEvent(draft: EventDraft, position: Position, cursor: string, occurredAt: Date): StoredEvent {
   // Object.assign rather than `{ ...draft, position }`: on Node 20 a spread followed by more
   // properties takes a slow path that costs microseconds per event.
   return Object.freeze(Object.assign({}, draft, { position, cursor, occurredAt, replayed: false })) as StoredEvent;

@@ -8,16 +8,18 @@ import type { EventDraft } from './events.js';
 export const MAX_JSON_BYTES = 16_384;
 export const MAX_REASON_CHARS = 1_000;
 
-const diagnosisId = z
-  .string()
-  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9_.:-]');
+const diagnosisId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9_.:-]');
 const entityId = z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters');
 const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
-const jsonObject = z
-  .record(z.string(), z.unknown())
-  .refine((value) => jsonBytes(value) <= MAX_JSON_BYTES, {
-    message: `must serialise to at most ${MAX_JSON_BYTES} bytes of JSON`,
-  });
+/** A JSON object with its size as JSON, measured once here and counted by the memory engine. */
+const jsonObject = z.record(z.string(), z.unknown()).transform((value, context) => {
+  const bytes = jsonBytes(value);
+  if (bytes > MAX_JSON_BYTES) {
+    context.addIssue({ code: 'custom', message: `must serialise to at most ${MAX_JSON_BYTES} bytes of JSON` });
+    return z.NEVER;
+  }
+  return { value, bytes };
+});
 
 /** Size of a value as JSON; infinite when it cannot be serialised (e.g. nested too deeply). */
 function jsonBytes(value: unknown): number {
@@ -27,11 +29,7 @@ function jsonBytes(value: unknown): number {
     return Number.POSITIVE_INFINITY;
   }
 }
-const idempotencyKey = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(128, 'must be at most 128 characters')
-  .nullish();
+const idempotencyKey = z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters').nullish();
 
 const recommendation = z.strictObject({
   diagnosisId,
@@ -62,27 +60,32 @@ const feedback = z.strictObject({
 export interface ValidBroadcast {
   readonly draft: EventDraft;
   readonly idempotencyKey: string | null;
+  /** Bytes of the free-form content (`previous` and `current` as JSON, `reason`); 0 for the other types. */
+  readonly payloadBytes: number;
 }
 
 export function validateRecommendation(input: unknown): ValidBroadcast {
-  const { idempotencyKey, reason, ...rest } = parse(recommendation, input);
+  const { idempotencyKey, reason, previous, current, ...rest } = parse(recommendation, input);
   const draft: EventDraft = {
     __typename: 'RecommendationUpdate',
     ...rest,
+    previous: previous.value,
+    current: current.value,
     reason: reason ?? null,
-    changedFields: changedFields(rest.previous, rest.current),
+    changedFields: changedFields(previous.value, current.value),
   };
-  return { draft, idempotencyKey: idempotencyKey ?? null };
+  const payloadBytes = previous.bytes + current.bytes + Buffer.byteLength(reason ?? '', 'utf8');
+  return { draft, idempotencyKey: idempotencyKey ?? null, payloadBytes };
 }
 
 export function validateEffectiveness(input: unknown): ValidBroadcast {
   const { idempotencyKey, ...rest } = parse(effectiveness, input);
-  return { draft: { __typename: 'EffectivenessUpdate', ...rest }, idempotencyKey: idempotencyKey ?? null };
+  return { draft: { __typename: 'EffectivenessUpdate', ...rest }, idempotencyKey: idempotencyKey ?? null, payloadBytes: 0 };
 }
 
 export function validateFeedback(input: unknown): ValidBroadcast {
   const { idempotencyKey, ...rest } = parse(feedback, input);
-  return { draft: { __typename: 'FeedbackUpdate', ...rest }, idempotencyKey: idempotencyKey ?? null };
+  return { draft: { __typename: 'FeedbackUpdate', ...rest }, idempotencyKey: idempotencyKey ?? null, payloadBytes: 0 };
 }
 
 /** Checks a diagnosis id argument of a query or subscription. */

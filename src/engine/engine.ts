@@ -12,24 +12,43 @@ export interface Engine {
   readonly name: string;
 
   /**
-   * Stores a broadcast in the topic's history and delivers it to every listener of the topic,
-   * on every instance, as one atomic step: all listeners and all readers see one total order per
-   * topic, and once the returned promise resolves, every listener that was registered (its
-   * `listen` promise resolved) before the call will receive the event.
+   * Stores a broadcast in the topic's history and delivers it to every instance that counts a
+   * subscriber of the topic, as one atomic step: all subscribers and all readers see one total
+   * order per topic, and once the returned promise resolves, every instance with a subscriber
+   * counted before the call (its `listen` resolved) will hand the event to its handler.
    *
-   * The event is pending when no listener exists anywhere at that moment.
+   * The event is pending when no subscriber is counted anywhere at that moment.
    *
-   * With an `idempotencyKey` already used for this topic within the idempotency window, nothing
-   * is stored or delivered and the original result comes back with `duplicate: true`.
+   * Idempotency: a key is scoped by (subject, topic, key) and remembered for `idempotencyTtlMs`.
+   * When the same subject sends the same key for the same topic again within that window:
+   * - with an identical draft (same type and content, compared through `draftDigest`), nothing is
+   *   stored or delivered, and the result has `duplicate: true`, the original position, cursor,
+   *   occurredAt and liveSubscribers, and an event built from this draft (identical, since the
+   *   input is);
+   * - with another draft (another mutation or other content), it rejects with
+   *   IdempotencyKeyReusedError, storing and delivering nothing.
+   * The same key from another subject never matches: it is a new broadcast. Engines keep the
+   * digest and the position of a key, never the event.
    *
-   * Rejects (storing nothing) when the engine cannot reach its storage.
+   * Rejects (storing nothing) with EngineUnavailableError when the engine cannot reach its
+   * storage, and with EngineFullError when it cannot make room under its memory bound. An engine
+   * that waits for replicas rejects with ReplicasUnconfirmedError when they do not confirm the
+   * event in time: it may then be stored and delivered, and a retry with the same idempotency key
+   * waits for them again before it answers.
    */
-  append(topic: string, draft: EventDraft, idempotencyKey: string | null): Promise<AppendResult>;
+  append(topic: string, draft: EventDraft, options?: AppendOptions): Promise<AppendResult>;
 
   /**
    * The retained events of a topic after `after` (exclusive), oldest first, at most `limit`.
    * With `after` null, or from another epoch, it reads from the oldest retained event.
-   * Never creates a stream.
+   * Never creates a stream. Resolves only once the topic's live events up to what it saw were handed over (see `onLive`).
+   *
+   * `after` is verified first (see HistoryWindow.replaced): when it is of the stream's epoch but
+   * past the stream's last offset, or its tag is not the tag of the event the stream knows at
+   * that offset (retained, or the newest dropped one), the stream is not the history the cursor
+   * was taken from, and the window is read from the oldest retained event with `replaced` set.
+   * A position without a tag, or whose event the stream no longer knows (dropped before the
+   * newest dropped one: a gap covers it anyway), is taken as is.
    */
   read(topic: string, after: Position | null, limit: number): Promise<HistoryWindow>;
 
@@ -42,25 +61,66 @@ export interface Engine {
   /**
    * A subscriber's resume: every retained event after `after`, as `read` without a limit gives
    * them, and, when there are any, every pending event up to the newest of them marked delivered,
-   * in one step.
+   * in one step. The window's `claimed` lists the offsets it marked; resumes that share one read
+   * (asked at once after the same position) are given none, since any of them may deliver them.
    */
   resume(topic: string, after: Position): Promise<HistoryWindow>;
 
   /**
-   * Registers a listener for live events of a topic. Resolves once delivery is guaranteed for
-   * every `append` that starts afterwards. Events reach one listener in order, but a listener
-   * must tolerate a skipped or repeated offset (the hub re-reads history to fill it), and
-   * `resync` tells it that live events may have been missed (e.g. after a reconnect).
-   * A listener object is registered once per topic: listening again with it rejects.
+   * Gives back events that a claim (`claimPending`, or `resume`) marked delivered but that never
+   * reached anyone (the subscriber that claimed them ended first): each offset of `epoch` whose
+   * event is still retained becomes pending again, in its place in the topic's order, in one
+   * step. Offsets of another epoch, or whose events are gone (trimmed, expired, evicted), are
+   * ignored, as is an offset that is pending already. Gives back only what a claim took: an event
+   * that was delivered to a subscriber must not be given back. `ticket` is the claim's window's
+   * `claimTicket`: an offset that a resume made after that claim replayed is not given back
+   * either (that resume delivered it).
    */
-  listen(topic: string, listener: EventListener): Promise<void>;
+  restorePending(topic: string, epoch: string, offsets: readonly number[], ticket: number): Promise<void>;
 
   /**
-   * Removes a listener that `listen` registered (call it once `listen` has resolved). Nothing
-   * happens when it is not registered (any more), so removing twice is harmless. The listener
-   * is the handle: an idle subscription holds no closure for this.
+   * Sets where the engine hands every topic's live events and resyncs on this instance: called
+   * once, by the hub, before any `listen` (a second call throws). The engine delivers nothing
+   * while a topic has no `listen` counted here; the handler fans out to the topic's subscribers.
+   *
+   * Events of one topic reach the handler in order, but a subscriber must tolerate a skipped or
+   * repeated offset (the hub re-reads history to fill it), and `resync` tells it that live events
+   * of the topic may have been missed (e.g. after a reconnect). Handler calls are synchronous:
+   * they must not throw or block.
+   *
+   * Replaced history: a subscriber takes a live event at or below the offset it holds, in the
+   * same epoch, for one it has seen. So when a topic's history is replaced under it (events it
+   * was handed or a read returned are gone and their offsets taken by new events: writes lost
+   * in a Redis failover, a restore from backup), the engine must not hand such events over as they
+   * come: it calls `resync` instead, and the subscriber's read after its last position then finds
+   * that position `replaced`. The rule an engine applies: within one epoch, a stream's offsets
+   * only grow, so a live event at or below the newest offset the instance has seen of the topic
+   * (live, or by a read once its live events caught up) means the stream was replaced. The memory
+   * engine's history cannot be replaced.
+   *
+   * Live events are never behind history: when `read`, `claimPending` or `resume` resolves, every
+   * event of the window's epoch up to its `lastOffset` (returned or already dropped) that was
+   * appended after a `listen` of the topic resolved has already been handed to the handler, while
+   * that listen stays counted. A subscriber relies on it to tell the events it holds live from the
+   * ones that are gone (one that `resync` told of missed events re-reads history instead).
    */
-  unlisten(topic: string, listener: EventListener): void;
+  onLive(handler: LiveEventHandler): void;
+
+  /**
+   * Counts one subscriber of a topic on this instance, and has the topic's live events handed
+   * to the handler (see `onLive`). Resolves once delivery is guaranteed for every `append` that
+   * starts afterwards. Each call is one subscriber: it is counted in `AppendResult.liveSubscribers`,
+   * pending, presence and the stats until its `unlisten`. When it rejects, nothing stays counted
+   * (do not `unlisten` it).
+   */
+  listen(topic: string): Promise<void>;
+
+  /**
+   * Uncounts one subscriber that `listen` counted (call it once that `listen` has resolved, and
+   * once per `listen`: the caller keeps track). With the topic's last subscriber gone its live
+   * events are no longer handed over. Nothing happens when the topic has none counted.
+   */
+  unlisten(topic: string): void;
 
   /** Counts for one topic. */
   topicStats(topic: string): Promise<TopicStats>;
@@ -68,66 +128,43 @@ export interface Engine {
   /** Counts over all topics (cluster-wide for a shared engine). */
   stats(): Promise<EngineStats>;
 
-  /** Resolves when the engine can serve requests; rejects otherwise. */
+  /**
+   * Resolves when the engine can serve requests, broadcasts included: its storage answers and
+   * takes writes (a Redis replica, or a master demoted to one, does not). Rejects otherwise.
+   */
   ping(): Promise<void>;
 
-  /** Releases timers and connections. Listeners receive nothing afterwards. */
+  /** Releases timers and connections. The handler receives nothing afterwards. */
   close(): Promise<void>;
 }
 
-export interface EventListener {
+/** Where an engine hands live events and resyncs (see `Engine.onLive`): the hub's fan-out. */
+export interface LiveEventHandler {
   /** A live event of the topic. Called synchronously by the engine: must not throw or block. */
-  event(event: StoredEvent): void;
-  /** Live delivery was interrupted: re-read history after the last position held. */
-  resync(): void;
+  event(topic: string, event: StoredEvent): void;
+  /** Live delivery of the topic was interrupted: its subscribers re-read history after the last position held. */
+  resync(topic: string): void;
 }
 
-/**
- * The listeners of one topic on one instance, told of its events in the order they were added.
- * Most topics have one (a diagnosis watched by one phone), which is held as is: a Set is made
- * only for a second listener, since even a Set of one costs about 150 bytes.
- */
-export class TopicListeners {
-  private one: EventListener | null = null;
-  private many: Set<EventListener> | null = null;
+export interface AppendOptions {
+  /** Makes the append safe to retry: see `append`. */
+  readonly idempotency?: IdempotencyKey | null;
+  /**
+   * Bytes of the draft's free-form content as validation measured it (`ValidBroadcast`), for
+   * engines that bound their memory; measured from the draft when absent.
+   */
+  readonly payloadBytes?: number;
+}
 
-  get size(): number {
-    return this.many ? this.many.size : this.one ? 1 : 0;
-  }
-
-  /** Adds a listener; one that is already here is a programming error. */
-  add(listener: EventListener): void {
-    if (this.one === listener || this.many?.has(listener)) throw new Error('This listener already listens to the topic');
-    if (this.many) this.many.add(listener);
-    else if (this.one) {
-      this.many = new Set([this.one, listener]);
-      this.one = null;
-    } else this.one = listener;
-  }
-
-  /** Removes a listener; false when it is not here (any more). */
-  delete(listener: EventListener): boolean {
-    if (this.one === listener) {
-      this.one = null;
-      return true;
-    }
-    return this.many?.delete(listener) ?? false;
-  }
-
-  event(event: StoredEvent): void {
-    if (this.one) return this.one.event(event);
-    if (this.many) for (const listener of this.many) listener.event(event);
-  }
-
-  resync(): void {
-    if (this.one) return this.one.resync();
-    if (this.many) for (const listener of this.many) listener.resync();
-  }
+/** An idempotency key as the engine scopes it: the caller's token subject and its key. */
+export interface IdempotencyKey {
+  readonly subject: string;
+  readonly key: string;
 }
 
 export interface AppendResult {
   readonly event: StoredEvent;
-  /** Listeners the event was delivered to when it was appended. */
+  /** Subscribers counted (`listen`) when the event was appended, on every instance. */
   readonly liveSubscribers: number;
   /** True when this answers a retry with a known idempotency key. */
   readonly duplicate: boolean;
@@ -143,7 +180,21 @@ export interface HistoryWindow {
   readonly firstOffset: number;
   /** Why the event at `firstOffset - 1` is gone, when it is. */
   readonly droppedBy: Exclude<GapReason, 'HISTORY_LOST'> | null;
+  /** The tag of the event at `firstOffset - 1` (the newest dropped one), when the stream knows it. */
+  readonly boundaryTag?: string;
+  /**
+   * Set when the read's `after` is of this epoch but not of this history: past its last offset,
+   * or its offset holds another event (see `read`). The events are then read from the oldest.
+   */
+  readonly replaced?: true;
   readonly events: readonly StoredEvent[];
+  /** Offsets of pending events this read marked delivered (a resume), oldest first; absent when none. */
+  readonly claimed?: readonly number[];
+  /**
+   * Present when the read took pending events (`claimPending`'s events, a resume's `claimed`):
+   * orders this claim among the topic's claims and resumes, for `restorePending`.
+   */
+  readonly claimTicket?: number;
 }
 
 export interface TopicStats {
@@ -158,7 +209,7 @@ export interface EngineStats {
   /** Hub instances sharing this engine (1 for a single-process engine). */
   readonly instances: number;
   readonly subscriptions: number;
-  /** Topics with at least one listener. */
+  /** Topics with at least one subscriber. */
   readonly diagnoses: number;
   readonly pendingEvents: number;
 }
@@ -175,10 +226,41 @@ export interface HistoryLimits {
   readonly idempotencyTtlMs: number;
 }
 
+/** The subject already used this idempotency key for this topic with another input; nothing was stored. */
+export class IdempotencyKeyReusedError extends Error {
+  override readonly name = 'IdempotencyKeyReusedError';
+  constructor() {
+    super('The idempotency key was already used with another input');
+  }
+}
+
+/**
+ * The engine holds as much as its memory bound allows and nothing it may evict is left (every
+ * other remaining history has a subscriber); nothing was stored. Clients may retry later.
+ */
+export class EngineFullError extends Error {
+  override readonly name = 'EngineFullError';
+  constructor() {
+    super('The event store is full');
+  }
+}
+
 /** The engine's storage cannot be reached; nothing was stored. Clients may retry. */
 export class EngineUnavailableError extends Error {
-  override readonly name = 'EngineUnavailableError';
-  constructor(cause: unknown) {
-    super('The event store is unavailable', { cause });
+  override readonly name: string = 'EngineUnavailableError';
+  constructor(cause: unknown, message = 'The event store is unavailable') {
+    super(message, { cause });
+  }
+}
+
+/**
+ * Fewer replicas than required confirmed a broadcast in time (REDIS_MIN_REPLICAS_ACK). Unlike
+ * other unavailability, the event may be stored, and delivered live: a retry with the same
+ * idempotency key answers with it (or stores it, when it was not) once replicas confirm it.
+ */
+export class ReplicasUnconfirmedError extends EngineUnavailableError {
+  override readonly name = 'ReplicasUnconfirmedError';
+  constructor(confirmed: number, required: number, timeoutMs: number) {
+    super(new Error(`${confirmed} of ${required} replicas confirmed within ${timeoutMs} ms`), 'The event was not confirmed by enough replicas');
   }
 }

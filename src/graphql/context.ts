@@ -1,7 +1,6 @@
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { AuthState, Principal } from '../auth/principal.js';
 import type { Hub, LocalCounts } from '../hub/hub.js';
-import type { EndReason } from '../hub/subscription.js';
 
 /** What every resolver receives, built the same way for HTTP, SSE and WebSocket operations. */
 export type GraphQLContext = {
@@ -14,14 +13,16 @@ export type GraphQLContext = {
 };
 
 /** For operations that never reach a transport: queries, mutations, a group's shared execution. */
-export const NO_TRANSPORT: Transport = { track: (events) => events, end: () => {} };
+export const NO_TRANSPORT: Transport = { track: (events) => events };
 
-/** The transport-specific part of an operation's life. */
+/**
+ * The transport-specific part of an operation's life. A transport learns that the hub ended a
+ * subscription from the value its stream finishes with (see hub/subscription-end.ts), not from
+ * the context.
+ */
 export interface Transport {
   /** A cursor the transport itself asks to resume after (SSE `Last-Event-ID`); wins over `after`. */
   readonly resumeFrom?: string | null;
   /** Wraps a subscription's event stream for the transport (SSE counts and expires it). */
-  track<T>(events: AsyncIterableIterator<T>, principal: Principal): AsyncIterableIterator<T>;
-  /** The hub ended a subscription on its own: close the connection so the client resumes. */
-  end(reason: EndReason): void;
+  track<T, R>(events: AsyncIterableIterator<T, R>, principal: Principal): AsyncIterableIterator<T, R>;
 }

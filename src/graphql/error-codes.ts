@@ -1,16 +1,32 @@
 import { GraphQLError, Kind, type ASTNode, type ExecutionResult } from 'graphql';
-import { maskError as yogaMaskError, type Plugin } from 'graphql-yoga';
-import { EngineUnavailableError } from '../hub/hub.js';
+import { isAsyncIterable, maskError as yogaMaskError, type Plugin } from 'graphql-yoga';
+import { EngineFullError, EngineUnavailableError, ReplicasUnconfirmedError } from '../hub/hub.js';
 import { ErrorCode } from '../errors.js';
 
 /**
  * Yoga's error masking, except that an unreachable event store is SERVICE_UNAVAILABLE (the
- * client may retry; nothing was stored) rather than an anonymous internal error.
+ * client may retry; nothing was stored, or, when replicas did not confirm a broadcast in time,
+ * it may have been) rather than an anonymous internal error.
  */
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
   const original = error instanceof GraphQLError ? error.originalError : error;
+  if (original instanceof ReplicasUnconfirmedError) {
+    return new GraphQLError(
+      'The event was not confirmed by enough Redis replicas in time; it may have been stored and delivered. Retry with the same idempotencyKey.',
+      {
+        ...(error instanceof GraphQLError ? { nodes: error.nodes ?? null, path: error.path ?? null } : {}),
+        extensions: { code: ErrorCode.Unavailable },
+      },
+    );
+  }
   if (original instanceof EngineUnavailableError) {
     return new GraphQLError('The event store is unavailable; nothing was stored. Retry later.', {
+      ...(error instanceof GraphQLError ? { nodes: error.nodes ?? null, path: error.path ?? null } : {}),
+      extensions: { code: ErrorCode.Unavailable },
+    });
+  }
+  if (original instanceof EngineFullError) {
+    return new GraphQLError('The hub holds as many events as its memory bound allows; nothing was stored. Retry later.', {
       ...(error instanceof GraphQLError ? { nodes: error.nodes ?? null, path: error.path ?? null } : {}),
       extensions: { code: ErrorCode.Unavailable },
     });
@@ -26,9 +42,12 @@ export function maskError(error: unknown, message: string, isDev?: boolean): Err
  */
 export function useErrorCodes(): Plugin {
   return {
-    onValidate: () => ({ result, setResult }) => {
-      if (result.length > 0) setResult(result.map((error) => withCode(error, isValueNode(error.nodes?.[0]) ? ErrorCode.BadUserInput : ErrorCode.ValidationFailed)));
-    },
+    onValidate:
+      () =>
+      ({ result, setResult }) => {
+        if (result.length > 0)
+          setResult(result.map((error) => withCode(error, isValueNode(error.nodes?.[0]) ? ErrorCode.BadUserInput : ErrorCode.ValidationFailed)));
+      },
     onExecute: () => ({ onExecuteDone: tagResult }),
     onSubscribe: () => ({ onSubscribeResult: tagResult }),
   };
@@ -77,8 +96,4 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
     originalError: error.originalError ?? null,
     extensions: { ...error.extensions, code },
   });
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }

@@ -24,8 +24,11 @@ export type BroadcastReceipt = {
   duplicate: Scalars['Boolean']['output'];
   /** The stored event with its cursor: load state, then subscribe `after` it with no gap. */
   event: DiagnosisEvent;
-  /** Subscribers the event was delivered to live when it was accepted. */
-  liveSubscribers: Scalars['Int']['output'];
+  /**
+   * Subscribers the event was delivered to live when it was accepted; null unless the caller may read
+   * the diagnosis (scope `updates:read-all`, or the diagnosis in the token's `diagnoses` claim).
+   */
+  liveSubscribers: Maybe<Scalars['Int']['output']>;
 };
 
 /**
@@ -72,6 +75,7 @@ export type EffectivenessUpdateInput = {
   confidence: Scalars['Float']['input'];
   diagnosisId: Scalars['ID']['input'];
   effectiveness: Scalars['Float']['input'];
+  /** As in RecommendationUpdateInput. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   recommendationId: Scalars['ID']['input'];
   sampleSize: Scalars['Int']['input'];
@@ -95,6 +99,7 @@ export type FeedbackUpdateInput = {
   diagnosisId: Scalars['ID']['input'];
   effectiveness: Scalars['Float']['input'];
   feedbackId: Scalars['ID']['input'];
+  /** As in RecommendationUpdateInput. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   rating: Scalars['Int']['input'];
 };
@@ -112,7 +117,7 @@ export type HistoryGap = DiagnosisEvent & {
   gapReason: HistoryGapReason;
   occurredAt: Scalars['DateTime']['output'];
   /**
-   * Why events are missing: the name of a `HistoryGapReason` value (TRIMMED, EXPIRED or HISTORY_LOST).
+   * Why events are missing: the name of a `HistoryGapReason` value (TRIMMED, EXPIRED, EVICTED or HISTORY_LOST).
    * A String, like `RecommendationUpdate.reason`, so one query can select both without aliases.
    */
   reason: Maybe<Scalars['String']['output']>;
@@ -122,9 +127,17 @@ export type HistoryGap = DiagnosisEvent & {
 
 /** Why events between the requested cursor and the first retained event are missing. */
 export type HistoryGapReason =
+  /** The memory engine dropped the history of a diagnosis nobody listened to, to stay under MEMORY_MAX_BYTES. */
+  | 'EVICTED'
   /** Events older than HISTORY_TTL_SECONDS were dropped. */
   | 'EXPIRED'
-  /** The stream the cursor belongs to no longer exists (e.g. the hub restarted without persistent history). */
+  /**
+   * The cursor is not of the diagnosis's current history: the stream it belongs to no longer exists
+   * (e.g. the hub restarted without persistent history, or Redis was flushed), or history was
+   * replaced under it (writes lost in a Redis failover, a restore from backup), so that its event
+   * is gone: another event now sits at its position, or the stream has not reached it. Everything
+   * retained follows.
+   */
   | 'HISTORY_LOST'
   /** History was capped at HISTORY_SIZE events per diagnosis and older events were dropped. */
   | 'TRIMMED';
@@ -180,10 +193,11 @@ export type Query = {
   /**
    * What a resume `after` this cursor would replay, oldest first (a `HistoryGap` first where a resume
    * would have one); from the oldest retained event when `after` is omitted. Clears nothing.
-   * `limit` defaults to 100, at most 1000.
+   * `limit` defaults to 100, at most 1000. The limits of all diagnosisHistory fields in one query add
+   * up to at most MAX_HISTORY_ITEMS_PER_OPERATION (1000 by default; else COST_LIMIT_EXCEEDED, nothing read).
    */
   diagnosisHistory: Array<DiagnosisEvent>;
-  /** Hub counters. Requires the `hub:status` scope. */
+  /** Hub counters. Requires the `hub:status` scope. At most once per query (else COST_LIMIT_EXCEEDED). */
   status: HubStatus;
 };
 
@@ -214,7 +228,11 @@ export type RecommendationUpdateInput = {
   current: Scalars['JSONObject']['input'];
   /** 1 to 64 characters of [A-Za-z0-9_.:-]. */
   diagnosisId: Scalars['ID']['input'];
-  /** A retry with the same key for the same diagnosis within 10 minutes returns the original receipt. */
+  /**
+   * At most 128 characters. A retry by the same token subject with the same key for the same diagnosis
+   * within 10 minutes and identical input returns the original receipt (`duplicate: true`); with another
+   * mutation or other input it fails with IDEMPOTENCY_KEY_REUSED. Keys of other subjects never match.
+   */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   /** At most 16384 bytes as JSON. */
   previous: Scalars['JSONObject']['input'];
@@ -364,7 +382,7 @@ export type ResolversParentTypes = {
 export type BroadcastReceiptResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BroadcastReceipt'] = ResolversParentTypes['BroadcastReceipt']> = {
   duplicate?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   event?: Resolver<ResolversTypes['DiagnosisEvent'], ParentType, ContextType>;
-  liveSubscribers?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  liveSubscribers?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {

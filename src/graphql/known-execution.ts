@@ -1,11 +1,13 @@
 import { normalizedExecutor } from '@graphql-tools/executor';
 import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Counter, Histogram } from 'prom-client';
 import type { AuthState } from '../auth/principal.js';
-import { BoundedMap } from '../bounded-map.js';
+import type { OperationNameLabels } from '../metric-labels.js';
+import { createDocumentCache, DEFAULT_DOCUMENT_CACHE_BYTES, type DocumentCache } from './document-cache.js';
 import type { GraphQLContext, Transport } from './context.js';
 import { withVariableErrorCodes } from './error-codes.js';
+import type { ReadBudget } from './read-budget.js';
 import { masked, type MaskError, type SharedSubscriptions } from './shared-execution.js';
 
 /** An operation whose document has already parsed and validated (see KnownOperations). */
@@ -16,9 +18,12 @@ export interface KnownRequest {
   readonly variables: Record<string, unknown> | null;
 }
 
-/** Operation texts that parsed and validated, with their documents; bounded like Yoga's own parse cache. */
+/**
+ * Operation texts that parsed and validated, with their documents; bounded by the documents'
+ * estimated bytes, like Yoga's own parse cache (yoga.ts).
+ */
 export class KnownOperations {
-  private readonly documents = new BoundedMap<string, DocumentNode>(1000);
+  constructor(private readonly documents: DocumentCache = createDocumentCache(DEFAULT_DOCUMENT_CACHE_BYTES)) {}
 
   /** The request, when `query` has passed and names an operation of its document; else null. */
   request(query: string, operationName: string | null, variables: Record<string, unknown> | null): KnownRequest | null {
@@ -37,25 +42,31 @@ export class KnownOperations {
               if (result && !(result instanceof Error)) texts.set(result as DocumentNode, source);
             }
           : undefined,
-      onValidate: ({ params: { documentAST } }) => ({ result }) => {
-        const text = texts.get(documentAST);
-        if (text !== undefined && result.length === 0) this.documents.set(text, documentAST);
-      },
+      onValidate:
+        ({ params: { documentAST } }) =>
+        ({ result }) => {
+          const text = texts.get(documentAST);
+          if (text !== undefined && result.length === 0) this.documents.set(text, documentAST);
+        },
     };
   }
 }
 
-/** The execution metrics of Yoga's Prometheus plugin (absent when turned off). */
+/** The execution metrics of Yoga's Prometheus plugin (transport/graphql-metrics.ts), with its label values. */
 export interface ExecutionMetrics {
-  readonly execute?: Histogram | undefined;
-  readonly request?: Histogram | undefined;
-  readonly errors?: Counter | undefined;
+  readonly execute: Histogram<'operationName' | 'operationType'>;
+  readonly request: Histogram<'operationName' | 'operationType'>;
+  readonly errors: Counter<'operationName' | 'operationType' | 'phase'>;
+  /** Bounds operation names as label values, the same instance the plugin's instruments use. */
+  readonly labels: OperationNameLabels;
 }
 
 export interface KnownExecutionDeps {
   readonly schema: GraphQLSchema;
   /** The operation's context, as Yoga's context factory builds it. */
   readonly context: (auth: AuthState, transport: Transport) => GraphQLContext;
+  /** What one query may read (its plugin does the same in Yoga). */
+  readonly readBudget: Pick<ReadBudget, 'check'>;
   readonly subscriptions: SharedSubscriptions;
   /** What a client may see of an error (error-codes.ts), logging what it hides. */
   readonly mask: MaskError;
@@ -67,7 +78,8 @@ export interface KnownExecutionDeps {
 /**
  * Runs operations whose document has parsed and validated in Yoga, without envelop around them.
  * Nothing is left for the plugins that parse, limit and validate; what the hub's plugins do at
- * execution and subscription is done here the same way: BAD_USER_INPUT on variable errors,
+ * execution and subscription is done here the same way: the read budget (checked per execution,
+ * since it depends on variables), BAD_USER_INPUT on variable errors,
  * error masking, the in-flight count that shutdown waits for, the Prometheus plugin's
  * execute-phase histograms and error counter, and the shared execution of subscription events.
  * Queries and mutations run on the executor Yoga uses (graphql-tools'). Envelop's hook chains
@@ -80,7 +92,9 @@ export class KnownExecution {
   constructor(private readonly deps: KnownExecutionDeps) {}
 
   async execute({ document, operation, operationName, variables }: KnownRequest, auth: AuthState, transport: Transport): Promise<ExecutionResult> {
-    const { schema, context, mask, started, metrics } = this.deps;
+    const { schema, context, readBudget, mask, started, metrics } = this.deps;
+    const refusal = readBudget.check(document, operation, variables);
+    if (refusal) return { errors: [refusal] };
     const done = started();
     const start = performance.now();
     try {
@@ -94,23 +108,21 @@ export class KnownExecution {
   }
 
   /** The subscription's stream, or the result that kept it from starting. */
-  async subscribe({ document, operationName, variables }: KnownRequest, auth: AuthState, transport: Transport): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+  async subscribe(
+    { document, operationName, variables }: KnownRequest,
+    auth: AuthState,
+    transport: Transport,
+  ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
     const { schema, context, subscriptions } = this.deps;
     const outcome = await subscriptions.subscribe({ schema, document, operationName, variableValues: variables, contextValue: context(auth, transport) });
     return isAsyncIterable(outcome) ? outcome : withVariableErrorCodes(outcome);
   }
 }
 
-/** What the Prometheus plugin observes when an execution ends, with its labels. */
+/** What the Prometheus plugin observes when an execution ends, with the same (bounded) labels. */
 function observe(metrics: ExecutionMetrics, operation: OperationDefinitionNode, operationName: string | null, result: ExecutionResult, seconds: number): void {
-  const labels = { operationName: operationName || operation.name?.value || 'Anonymous', operationType: operation.operation };
-  metrics.execute?.observe(labels, seconds);
-  metrics.request?.observe(labels, seconds);
-  for (const error of result.errors ?? []) {
-    metrics.errors?.inc({ ...labels, phase: 'execute', ...(error.path ? { path: error.path.join('.') } : {}) });
-  }
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+  const labels = metrics.labels.operation(operationName || operation.name?.value, operation.operation);
+  metrics.execute.observe(labels, seconds);
+  metrics.request.observe(labels, seconds);
+  if (result.errors?.length) metrics.errors.inc({ ...labels, phase: 'execute' }, result.errors.length);
 }

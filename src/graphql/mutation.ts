@@ -1,17 +1,22 @@
-import { requireScope, Scope } from '../auth/policy.js';
+import { canRead, requireScope, Scope } from '../auth/policy.js';
 import type { ValidBroadcast } from '../domain/validate.js';
 import { validateEffectiveness, validateFeedback, validateRecommendation } from '../domain/validate.js';
 import type { Receipt } from '../hub/hub.js';
 import type { GraphQLContext } from './context.js';
 import type { MutationResolvers } from './generated.js';
 
-/** A broadcast is: validate the input → authorise the caller → rate limit → publish → receipt. */
+/**
+ * A broadcast is: validate the input → authorise the caller → rate limit → publish (the key is
+ * the caller's own) → receipt, whose live audience only a caller that may read the diagnosis
+ * learns: to anyone else it would tell whether the patient is online right now.
+ */
 function broadcast(validate: (input: unknown) => ValidBroadcast) {
   return async (_: unknown, { input }: { input: unknown }, { auth, hub, broadcastRate }: GraphQLContext): Promise<Receipt> => {
-    const { draft, idempotencyKey } = validate(input);
+    const valid = validate(input);
     const principal = requireScope(auth, Scope.Broadcast);
     await broadcastRate(principal.subject);
-    return hub.publish(draft, idempotencyKey);
+    const receipt = await hub.publish(valid, principal.subject);
+    return canRead(principal, valid.draft.diagnosisId) ? receipt : { ...receipt, liveSubscribers: null };
   };
 }
 

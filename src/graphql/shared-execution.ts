@@ -1,4 +1,5 @@
-import type { Plugin } from 'graphql-yoga';
+import { createHash } from 'node:crypto';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import {
   createSourceEventStream,
   execute,
@@ -13,6 +14,7 @@ import {
 } from 'graphql';
 import { BoundedMap } from '../bounded-map.js';
 import { isPushable, PUSH, pullTo, type Pushable, type PushSink } from '../hub/push.js';
+import { endOf, type SubscriptionEnd } from '../hub/subscription-end.js';
 import { NO_TRANSPORT, type GraphQLContext } from './context.js';
 
 /** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */
@@ -142,7 +144,7 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
   private chain: Promise<void> | null = null;
 
   constructor(
-    private readonly source: AsyncIterator<unknown>,
+    private readonly source: AsyncIterator<unknown, unknown>,
     group: ExecutionGroup,
     private readonly mask: MaskError,
   ) {
@@ -170,16 +172,24 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
     } else sink.onItem(result);
   }
 
-  /** The source ended by itself (or failed): leaves the group and ends the sink, once. */
-  onEnd(error?: unknown): void {
-    if (this.chain) this.after(() => this.finish(error));
-    else this.finish(error);
+  /**
+   * The source ended by itself (or failed): leaves the group and ends the sink, once, passing on
+   * why the hub ended it. That goes at once, ahead of results still being computed: the transport
+   * closes and its client resumes from its cursor, so they would not be sent.
+   */
+  onEnd(error?: unknown, end?: SubscriptionEnd): void {
+    if (this.chain && end === undefined) this.after(() => this.finish(error, undefined));
+    else this.finish(error, end);
   }
 
-  next(): Promise<IteratorResult<ExecutionResult>> {
+  next(): Promise<IteratorResult<ExecutionResult, SubscriptionEnd | undefined>> {
     return this.source.next().then(
       (step) => {
-        if (step.done || !this.group) return this.leave();
+        if (step.done) {
+          this.leave();
+          return { value: endOf(step.value), done: true }; // why the hub ended it, if it did
+        }
+        if (!this.group) return this.leave();
         const result = this.group.resultFor(step.value);
         return result instanceof Promise ? result.then((value) => ({ value, done: false })) : { value: result, done: false };
       },
@@ -206,18 +216,18 @@ class GroupStream implements AsyncIterableIterator<ExecutionResult>, Pushable<Ex
     return this;
   }
 
-  private finish(error: unknown): void {
+  private finish(error: unknown, end: SubscriptionEnd | undefined): void {
     const sink = this.sink;
     if (!this.group || !sink) return;
     this.leave();
-    sink.onEnd(error === undefined ? undefined : this.mask(error));
+    sink.onEnd(error === undefined ? undefined : this.mask(error), end);
   }
 
   private after(step: () => void | Promise<void>): void {
     this.chain = (this.chain ?? Promise.resolve()).then(step);
   }
 
-  private leave(): IteratorResult<ExecutionResult> {
+  private leave(): IteratorResult<ExecutionResult, undefined> {
     this.group?.leave();
     this.group = null;
     return { value: undefined, done: true };
@@ -241,18 +251,22 @@ function groupKey(args: ExecutionArgs): string {
 /**
  * A short id per distinct document text (parsed documents are cached and shared, so this is
  * mostly one WeakMap lookup), kept short because every subscription holds its group key.
+ * Texts are known by their SHA-256 digest, never kept: a text may be as long as a message, most
+ * of it comments no document limit counts, and this map outlives every subscription.
  */
 const ids = new WeakMap<DocumentNode, number>();
-const idsByText = new Map<string, number>();
+const idsByDigest = new Map<string, number>();
+const MAX_KNOWN_TEXTS = 10_000;
 let nextId = 0;
 function documentId(document: DocumentNode): number {
   let id = ids.get(document);
   if (id === undefined) {
     const text = document.loc?.source.body;
-    id = text === undefined ? undefined : idsByText.get(text);
+    const digest = text === undefined ? undefined : createHash('sha256').update(text).digest('base64');
+    id = digest === undefined ? undefined : idsByDigest.get(digest);
     if (id === undefined) {
-      id = (nextId += 1);
-      if (text !== undefined && idsByText.size < 10_000) idsByText.set(text, id);
+      id = nextId += 1;
+      if (digest !== undefined && idsByDigest.size < MAX_KNOWN_TEXTS) idsByDigest.set(digest, id);
     }
     ids.set(document, id);
   }
@@ -295,8 +309,4 @@ function selectionVariables(document: DocumentNode, operationName: string | null
   names = [...found].sort();
   byOperation.set(operationName, names);
   return names;
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }

@@ -10,7 +10,7 @@ export const Subscription: SubscriptionResolvers = {
       const diagnosisId = validateDiagnosisId(args.diagnosisId);
       const principal = requireRead(auth, diagnosisId);
       const after = transport.resumeFrom ? parseAfter(transport.resumeFrom, 'Last-Event-ID') : parseAfter(args.after);
-      const events = await hub.subscribe(diagnosisId, after, transport);
+      const events = await hub.subscribe(diagnosisId, after);
       return transport.track(events, principal);
     },
     resolve: (event: HubEvent) => event,

@@ -1,16 +1,24 @@
-import { badUserInput } from '../errors.js';
-import { asReplayed, type EventDraft, type HubEvent, type Position } from '../domain/events.js';
-import type { AppendResult, Engine } from '../engine/engine.js';
+import { idempotencyKeyReused } from '../errors.js';
+import { asReplayed, type HubEvent, type Position } from '../domain/events.js';
+import type { ValidBroadcast } from '../domain/validate.js';
+import { IdempotencyKeyReusedError, type AppendResult, type Engine, type EngineStats } from '../engine/engine.js';
 import { noMetrics, type HubMetrics } from '../metrics.js';
+import { SharedResult } from '../shared-result.js';
+import { FanOut } from './fan-out.js';
 import { gapEvent, planResume } from './replay.js';
-import { openSubscription, type EndListener, type SubscriptionSettings } from './subscription.js';
+import { openSubscription, type SubscriptionEnd, type SubscriptionSettings } from './subscription.js';
 
-import { EngineUnavailableError } from '../engine/engine.js';
+import { EngineFullError, EngineUnavailableError, ReplicasUnconfirmedError } from '../engine/engine.js';
 
-export { EngineUnavailableError };
+export { EngineFullError, EngineUnavailableError, ReplicasUnconfirmedError };
 
-/** What a broadcast returns: the stored event with its cursor and the live audience. */
-export type Receipt = AppendResult;
+/**
+ * What a broadcast returns: the stored event with its cursor and the live audience, which only
+ * callers that may read the diagnosis are told (null for the others).
+ */
+export interface Receipt extends Omit<AppendResult, 'liveSubscribers'> {
+  readonly liveSubscribers: number | null;
+}
 
 /** What only this instance knows: its own connections and the readers it cut off. */
 export interface LocalCounts {
@@ -43,6 +51,12 @@ export interface HubOptions {
   readonly now?: () => Date;
   /** Where deliveries, replays and gaps are counted. @default no metrics */
   readonly metrics?: HubMetrics;
+  /**
+   * Told of each subscription the hub ends itself, as it ends it (the instance counts its slow
+   * consumers here: a transport that pulls learns of the end only at its next read). Its stream
+   * finishes with the same value. @default nothing
+   */
+  readonly onEnded?: (end: SubscriptionEnd) => void;
 }
 
 /**
@@ -51,24 +65,42 @@ export interface HubOptions {
  */
 export class Hub {
   private readonly engine: Engine;
+  /** The engine's live events of this instance, fanned out to their listeners (every subscription's). */
+  readonly fanOut: FanOut;
   private readonly now: () => Date;
   private readonly metrics: HubMetrics;
   private readonly subscriptions: SubscriptionSettings;
+  /** The engine's counts: on Redis a walk over every diagnosis's pending set, so callers share it. */
+  private readonly engineStats: SharedResult<EngineStats>;
 
-  constructor({ engine, queueLimit, now = () => new Date(), metrics = noMetrics }: HubOptions) {
+  constructor({ engine, queueLimit, now = () => new Date(), metrics = noMetrics, onEnded = () => {} }: HubOptions) {
     this.engine = engine;
     this.now = now;
     this.metrics = metrics;
-    this.subscriptions = { engine, queueLimit, now, metrics };
+    // The hub fans live events out to its subscriptions; the engine only hands them over.
+    this.fanOut = new FanOut(engine);
+    this.subscriptions = { engine, fanOut: this.fanOut, queueLimit, now, metrics, onEnded };
+    this.engineStats = new SharedResult(() => engine.stats());
   }
 
   get backend(): string {
     return this.engine.name;
   }
 
-  /** Stores and fans out a validated, authorised broadcast. */
-  async publish(draft: EventDraft, idempotencyKey: string | null): Promise<Receipt> {
-    const receipt = await this.counted(this.engine.append(draft.diagnosisId, draft, idempotencyKey));
+  /**
+   * Stores and fans out a validated, authorised broadcast of the token subject `subject`, whose
+   * idempotency key (if any) is its own: IDEMPOTENCY_KEY_REUSED when it used the key for this
+   * diagnosis with another input.
+   */
+  async publish({ draft, idempotencyKey, payloadBytes }: ValidBroadcast, subject: string): Promise<AppendResult> {
+    const idempotency = idempotencyKey === null ? null : { subject, key: idempotencyKey };
+    let receipt: AppendResult;
+    try {
+      receipt = await this.counted(this.engine.append(draft.diagnosisId, draft, { idempotency, payloadBytes }));
+    } catch (error) {
+      if (error instanceof IdempotencyKeyReusedError) throw idempotencyKeyReused();
+      throw error;
+    }
     if (!receipt.duplicate) this.metrics.published(receipt.event);
     return receipt;
   }
@@ -81,7 +113,6 @@ export class Hub {
     const window = await this.counted(this.engine.read(diagnosisId, after, limit));
     if (!after) return window.events.map(asReplayed);
     const plan = planResume(after, window);
-    if (plan.ahead) throw badUserInput('Cursor is ahead of the stream', 'after');
     const events: HubEvent[] = plan.events.map(asReplayed);
     if (plan.gap) events.unshift(gapEvent(diagnosisId, plan.gap.reason, plan.gap.position, this.now()));
     return events.slice(0, limit);
@@ -89,16 +120,26 @@ export class Hub {
 
   /**
    * Live updates of a diagnosis: replay after `after` (or the pending events when it is null),
-   * then live events, each exactly once and in order. `listener` is told when the hub ends the
-   * subscription itself (slow consumer, history unavailable).
+   * then live events, each exactly once and in order. When the hub ends the subscription itself
+   * (slow consumer, history unavailable), the stream finishes with a SubscriptionEnd saying why:
+   * `{ done: true, value: end }`, or a sink's `onEnd(undefined, end)` (see push.ts).
    */
-  subscribe(diagnosisId: string, after: Position | null, listener: EndListener): Promise<AsyncIterableIterator<HubEvent>> {
-    return this.counted(openSubscription(this.subscriptions, diagnosisId, after, listener));
+  subscribe(diagnosisId: string, after: Position | null): Promise<AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>> {
+    return this.counted(openSubscription(this.subscriptions, diagnosisId, after));
   }
 
+  /** Current counts; concurrent calls share one computation (and one Redis walk). */
   async status(local: LocalCounts): Promise<StatusRoot> {
-    const stats = await this.engine.stats();
+    const stats = await this.engineStats.get(0);
     return { backend: this.engine.name, ...local, ...stats };
+  }
+
+  /**
+   * The engine's counts, reused when at most `maxAgeMs` old; concurrent calls share one
+   * computation. For /metrics, whose scrapes need not cost a walk over Redis each.
+   */
+  stats(maxAgeMs: number): Promise<EngineStats> {
+    return this.engineStats.get(maxAgeMs);
   }
 
   async diagnosisStatus(diagnosisId: string): Promise<DiagnosisStatus> {

@@ -1,3 +1,5 @@
+import { endOf, type SubscriptionEnd } from './subscription-end.js';
+
 /**
  * An optional second way to consume a subscription's stream: the consumer hands the stream a
  * sink once, and the stream calls it for every item as it arrives, synchronously, with no
@@ -10,8 +12,12 @@ export const PUSH = Symbol('push');
 export interface PushSink<T> {
   /** An item; must not throw (nor may `onEnd`). */
   onItem(value: T): void;
-  /** The stream ended by itself (or failed); not called after the consumer's own `return()`. */
-  onEnd(error?: unknown): void;
+  /**
+   * The stream ended by itself (or failed: `error`); not called after the consumer's own
+   * `return()`. `end` is set when the hub ended it (see SubscriptionEnd): the transport closes
+   * accordingly, and the client resumes.
+   */
+  onEnd(error?: unknown, end?: SubscriptionEnd): void;
 }
 
 export interface Pushable<T> {
@@ -27,7 +33,7 @@ export function isPushable<T>(stream: object): stream is Pushable<T> {
 }
 
 /** Feeds `sink` from `stream`: by push where the stream can, otherwise by pulling it. */
-export function drainTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
+export function drainTo<T>(stream: AsyncIterator<T, unknown>, sink: PushSink<T>): void {
   if (isPushable<T>(stream)) stream[PUSH](sink);
   else pullTo(stream, sink);
 }
@@ -37,10 +43,10 @@ export function drainTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
  * a loop in an async function: an idle stream then waits as one pending `next()`, not as a
  * suspended function frame.
  */
-export function pullTo<T>(stream: AsyncIterator<T>, sink: PushSink<T>): void {
+export function pullTo<T>(stream: AsyncIterator<T, unknown>, sink: PushSink<T>): void {
   const pull = (): void =>
     void stream.next().then(
-      (step) => (step.done ? sink.onEnd() : (sink.onItem(step.value), pull())),
+      (step) => (step.done ? sink.onEnd(undefined, endOf(step.value)) : (sink.onItem(step.value), pull())),
       (error: unknown) => sink.onEnd(error),
     );
   pull();

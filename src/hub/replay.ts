@@ -7,49 +7,89 @@ import type { HistoryWindow } from '../engine/engine.js';
  * be reported, and how a live event relates to what a subscriber already has.
  */
 
-export type ResumePlan =
-  | { readonly ahead: true }
-  | {
-      readonly ahead: false;
-      /** Set when events between the cursor and the first retained one are gone. */
-      readonly gap: { readonly reason: GapReason; readonly position: Position } | null;
-      readonly events: readonly StoredEvent[];
-      /** The position the subscriber holds once it has consumed the plan. */
-      readonly last: Position;
-    };
+export interface ResumePlan {
+  /** Set when events between the cursor and the first retained one are gone. */
+  readonly gap: { readonly reason: GapReason; readonly position: Position } | null;
+  readonly events: readonly StoredEvent[];
+  /** The position the subscriber holds once it has consumed the plan. */
+  readonly last: Position;
+}
 
 /**
  * What a resume after `after` delivers, given the window the engine read after it.
  * An empty epoch in the cursor stands for "before the stream existed".
+ *
+ * A cursor that is not of the window's history gets a HISTORY_LOST gap, then every retained
+ * event: one of another epoch (the stream was lost and made anew), one the engine found
+ * `replaced` (its offset now holds another event: history was replaced, e.g. writes lost in a
+ * Redis failover or a restore from backup), and one ahead of the stream (its event was lost
+ * and its offset not reached again). Never an error, and never a skip.
+ *
+ * `live` are the events the subscriber received live while the window was being read (in
+ * order): history may have dropped events the subscriber holds there, when broadcasts overtook
+ * the read. Those are delivered from `live`, and a gap only covers what neither holds.
  */
-export function planResume(after: Position, window: HistoryWindow): ResumePlan {
-  const sameHistory = after.epoch === window.epoch || after.epoch === '';
-  const afterOffset = sameHistory ? (after.epoch === '' ? 0 : after.offset) : null;
-  if (afterOffset !== null && afterOffset > window.lastOffset) return { ahead: true };
-
-  const gapPosition = { epoch: window.epoch, offset: window.firstOffset - 1 };
-  let gap: { reason: GapReason; position: Position } | null = null;
-  if (afterOffset === null) gap = { reason: 'HISTORY_LOST', position: gapPosition };
-  else if (afterOffset < gapPosition.offset) gap = { reason: window.droppedBy ?? 'TRIMMED', position: gapPosition };
+export function planResume(after: Position, window: HistoryWindow, live: readonly StoredEvent[] = []): ResumePlan {
+  // (A client's cursor with an empty epoch has offset 0; the hub's own may carry its claimed offset.)
+  const sameHistory = !window.replaced && (after.epoch === window.epoch || after.epoch === '') && after.offset <= window.lastOffset;
+  const afterOffset = sameHistory ? after.offset : null;
 
   const from = afterOffset ?? 0;
-  const events = window.events.filter((event) => event.position.offset > from);
+  const held = heldLive(window, live, from);
+  const gapOffset = window.firstOffset - 1 - held.length;
+  const gapPosition: Position =
+    held.length === 0 && window.boundaryTag ? { epoch: window.epoch, offset: gapOffset, tag: window.boundaryTag } : { epoch: window.epoch, offset: gapOffset };
+  let gap: { reason: GapReason; position: Position } | null = null;
+  if (afterOffset === null) gap = { reason: 'HISTORY_LOST', position: gapPosition };
+  else if (afterOffset < gapOffset) gap = { reason: window.droppedBy ?? 'TRIMMED', position: gapPosition };
+
+  const events = [...held, ...window.events.filter((event) => event.position.offset > from)];
   const newest = events.at(-1);
-  const last = newest ? newest.position : { epoch: window.epoch, offset: Math.max(from, gapPosition.offset) };
-  return { ahead: false, gap, events, last };
+  let last = gapPosition;
+  if (newest) last = newest.position;
+  else if (afterOffset !== null && afterOffset > gapOffset) last = after.epoch === window.epoch ? after : { epoch: window.epoch, offset: afterOffset };
+  return { gap, events, last };
+}
+
+/**
+ * The live events that run without a hole up to the window's first retained event, after
+ * offset `from`, in the window's epoch: what history no longer has but the subscriber does.
+ */
+function heldLive(window: HistoryWindow, live: readonly StoredEvent[], from: number): StoredEvent[] {
+  const held: StoredEvent[] = [];
+  let next = window.firstOffset - 1;
+  for (let i = live.length - 1; i >= 0 && next > from; i -= 1) {
+    const { epoch, offset } = live[i]!.position;
+    if (epoch !== window.epoch || offset > next) continue;
+    if (offset < next) break;
+    held.unshift(live[i]!);
+    next -= 1;
+  }
+  return held;
 }
 
 export type LiveVerdict = 'next' | 'seen' | 'out-of-sequence';
 
 /**
- * How a live event relates to the last position a subscriber holds (given as its two parts: a
- * subscriber keeps them as fields, not as one more object).
+ * How a live event relates to the last position a subscriber holds. An empty epoch stands for a
+ * subscriber that has had no event of the stream's own history read after it (a stream that did
+ * not exist yet, or a pending claim): a listener only ever receives events stored since it
+ * listened, in order, so its first live event past `last.offset` is the next one, whatever its
+ * offset.
+ *
+ * An event at the held offset with another tag is not the one held: the history was replaced
+ * (e.g. writes lost in a Redis failover, their offsets taken by new events), and a re-read finds
+ * the held position gone. A replaced stream that goes past the held offset passes through it, so
+ * nothing past it is taken before this is noticed; the engine usually notices sooner (see
+ * Engine.listen).
  */
-export function classifyLive(lastEpoch: string, lastOffset: number, event: StoredEvent): LiveVerdict {
-  const { epoch, offset } = event.position;
-  if (epoch !== lastEpoch && !(lastEpoch === '' && lastOffset === 0)) return 'out-of-sequence';
-  if (offset <= lastOffset) return 'seen';
-  return offset === lastOffset + 1 ? 'next' : 'out-of-sequence';
+export function classifyLive(last: Position, event: StoredEvent): LiveVerdict {
+  const { epoch, offset, tag } = event.position;
+  if (last.epoch === '') return offset > last.offset ? 'next' : 'seen';
+  if (epoch !== last.epoch) return 'out-of-sequence';
+  if (offset === last.offset && tag && last.tag && tag !== last.tag) return 'out-of-sequence';
+  if (offset <= last.offset) return 'seen';
+  return offset === last.offset + 1 ? 'next' : 'out-of-sequence';
 }
 
 export function gapEvent(diagnosisId: string, reason: GapReason, position: Position, now: Date): GapEvent {

@@ -1,107 +1,158 @@
-import { badUserInput } from '../errors.js';
 import { asReplayed, type HubEvent, type Position, type StoredEvent } from '../domain/events.js';
-import type { Engine, EventListener } from '../engine/engine.js';
+import { EngineUnavailableError, type Engine } from '../engine/engine.js';
 import type { HubMetrics } from '../metrics.js';
 import { classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
+import type { FanOut } from './fan-out.js';
 import { SubscriberQueue } from './subscriber-queue.js';
+import { SubscriptionEnd } from './subscription-end.js';
+import type { EventListener } from './topic-listeners.js';
 
-/** Why the hub ended a subscription on its own. The client should resume from its last cursor. */
-export type EndReason = 'slow-consumer' | 'history-unavailable';
-
-/** Told once when the hub ends a subscription itself; the transport closes accordingly. */
-export interface EndListener {
-  end(reason: EndReason): void;
-}
+export { SubscriptionEnd, type EndReason } from './subscription-end.js';
 
 /** What every subscription of a hub shares (one object, not a copy per subscription). */
 export interface SubscriptionSettings {
   readonly engine: Engine;
+  /** Where a subscription listens to its diagnosis's live events (the hub's one fan-out). */
+  readonly fanOut: FanOut;
   /** Live events a subscriber may have queued beyond its initial replay before it is ended. */
   readonly queueLimit: number;
   readonly now: () => Date;
   readonly metrics: HubMetrics;
+  /** Told of each subscription the hub ends itself, as it ends it (see HubOptions.onEnded). */
+  readonly onEnded: (end: SubscriptionEnd) => void;
 }
 
-type Sync = Extract<ResumePlan, { ahead: false }>;
-
+/** Where a subscriber stands before it holds anything. */
+const BEFORE_ANY: Position = Object.freeze({ epoch: '', offset: 0 });
 
 /**
  * Opens a subscription: listen first, then read history, then merge what arrived meanwhile,
  * so nothing falls between history and live and nothing is delivered twice. `after` resumes
- * after that position; null claims the pending events instead. Rejects with BAD_USER_INPUT
- * when `after` is ahead of the stream.
+ * after that position (a HISTORY_LOST gap first when it is not of the stream's history: see
+ * planResume); null claims the pending events instead. When the hub ends it itself, the stream
+ * finishes with a SubscriptionEnd (see subscriber-queue.ts).
  */
-export async function openSubscription(
-  settings: SubscriptionSettings,
-  diagnosisId: string,
-  after: Position | null,
-  listener: EndListener,
-): Promise<AsyncIterableIterator<HubEvent>> {
-  const subscription = new Subscription(settings, diagnosisId, listener);
+export async function openSubscription(settings: SubscriptionSettings, diagnosisId: string, after: Position | null): Promise<SubscriberQueue<HubEvent>> {
+  const subscription = new Subscription(settings, diagnosisId);
   await subscription.start(after);
   return subscription;
 }
 
 /**
- * The engine's listener for its diagnosis, and the subscriber's queue that it fills: one object
+ * The fan-out's listener for its diagnosis, and the subscriber's queue that it fills: one object
  * per idle subscription rather than several.
  */
 class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
-  /** Position of the newest event this subscriber has been given, in two fields (see classifyLive). */
-  private lastEpoch = '';
-  private lastOffset = 0;
-  /** Live events held back while history is being read; null when live events flow straight through. */
+  /**
+   * Position of the newest event this subscriber has been given (the event's own position
+   * object, shared: nothing is allocated per event), with its tag, so that a re-read after it
+   * can tell a replaced history. An empty epoch: see classifyLive.
+   */
+  private last: Position = BEFORE_ANY;
+  /**
+   * Live events held back while history is being read; null when live events flow straight
+   * through. A resync during a read puts a new array here: the read may have seen the stream
+   * before it was replaced, so its reader reads again rather than draining.
+   */
   private buffer: StoredEvent[] | null = [];
   /** Queue size past which the subscriber is slow; set once its replay is queued (a small integer, never a float: a field that held one costs a number box per subscription). */
   private overflowAt = 0;
+  /**
+   * The pending events this subscription claimed, while its queue still holds some of them:
+   * null once they have all been handed over (and for a subscription that claimed none).
+   */
+  private claimed: readonly StoredEvent[] | null = null;
+  /** The claim's ticket (see Engine.restorePending). */
+  private claimTicket = 0;
 
   constructor(
     private readonly settings: SubscriptionSettings,
     private readonly diagnosisId: string,
-    private readonly listener: EndListener,
   ) {
     super();
   }
 
-  protected override whenEnded(): void {
-    this.settings.engine.unlisten(this.diagnosisId, this);
+  /**
+   * Ended: stops listening, and gives back as pending the claimed events it never handed over.
+   * The queue holds its items in stream order, the replay (the claimed events among it) first:
+   * the claimed events from the oldest item still queued on were never handed over.
+   */
+  protected override whenEnded(oldestQueued: HubEvent | undefined): void {
+    this.settings.fanOut.unlisten(this.diagnosisId, this);
+    const claimed = this.claimed;
+    if (claimed === null) return;
+    this.claimed = null;
+    if (oldestQueued === undefined) return;
+    const { epoch, offset } = oldestQueued.position;
+    const unhanded = claimed.filter((event) => event.position.epoch === epoch && event.position.offset >= offset);
+    if (unhanded.length > 0) this.giveBack(unhanded);
+  }
+
+  /** Every queued item has been handed over, the claimed events among them. */
+  protected override whenDrained(): void {
+    this.claimed = null;
+  }
+
+  /**
+   * Claimed events that reached nobody become pending again, for the next subscriber without
+   * `after`. Should the engine fail meanwhile they stay delivered (counted as an engine failure).
+   */
+  private giveBack(events: readonly StoredEvent[]): void {
+    const {
+      settings: { engine, metrics },
+      diagnosisId,
+    } = this;
+    const offsets = events.map((event) => event.position.offset);
+    engine.restorePending(diagnosisId, events[0]!.position.epoch, offsets, this.claimTicket).catch((error: unknown) => {
+      if (error instanceof EngineUnavailableError) metrics.engineFailed();
+    });
   }
 
   async start(after: Position | null): Promise<void> {
-    const { settings: { engine }, diagnosisId } = this;
-    await engine.listen(diagnosisId, this);
-    const arrivedBeforeRead = this.buffer?.length ?? 0;
+    const {
+      settings: { engine, fanOut },
+      diagnosisId,
+    } = this;
+    await fanOut.listen(diagnosisId, this);
+    const buffer = this.buffer ?? [];
+    const arrivedBeforeRead = buffer.length;
     try {
       if (after) {
-        const plan = planResume(after, await engine.resume(diagnosisId, after));
-        if (plan.ahead) throw badUserInput('Cursor is ahead of the stream', 'after');
+        const window = await engine.resume(diagnosisId, after);
+        const plan = planResume(after, window, buffer);
+        if (window.claimed) this.claimed = claimedAmong(plan.events, window.claimed);
+        this.claimTicket = window.claimTicket ?? 0;
         this.apply(plan);
       } else {
         // Pending events all precede the events appended since we listened (those are never
-        // pending, since we listen): hand out the claimed ones, then everything buffered.
+        // pending, since we listen): hand out the claimed ones, then everything live. The claim
+        // read may already see events whose live delivery is still on its way (Redis: another
+        // connection), so with nothing buffered yet, the first live event is taken as it comes
+        // (an empty epoch; see classifyLive), not measured against the stream's last offset.
         const window = await engine.claimPending(diagnosisId);
-        const firstLive = this.buffer?.[0]?.position;
-        const last = firstLive
-          ? { epoch: firstLive.epoch, offset: firstLive.offset - 1 }
-          : { epoch: window.epoch, offset: window.lastOffset };
-        this.apply({ ahead: false, gap: null, events: window.events, last });
+        // Queued before any live event: see whenEnded.
+        if (window.events.length > 0) this.claimed = window.events;
+        this.claimTicket = window.claimTicket ?? 0;
+        const firstLive = buffer[0]?.position;
+        const last = firstLive ? { epoch: firstLive.epoch, offset: firstLive.offset - 1 } : { epoch: '', offset: window.events.at(-1)?.position.offset ?? 0 };
+        this.apply({ gap: null, events: window.events, last });
       }
     } catch (error) {
       this.end();
       throw error;
     }
     this.overflowAt = this.settings.queueLimit + this.size;
-    this.drain(after ? arrivedBeforeRead : 0);
+    if (this.buffer === buffer) this.drain(after ? arrivedBeforeRead : 0);
     if (this.buffer) void this.catchUp();
   }
 
-  /** A live event from the engine. */
+  /** A live event of the diagnosis, from the fan-out. */
   event(event: StoredEvent): void {
     if (this.buffer) {
       this.buffer.push(event);
       return;
     }
-    const verdict = classifyLive(this.lastEpoch, this.lastOffset, event);
+    const verdict = classifyLive(this.last, event);
     if (verdict === 'next') this.deliver(event);
     else if (verdict === 'out-of-sequence') {
       this.buffer = [event];
@@ -109,33 +160,44 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     }
   }
 
-  /** Live delivery was interrupted: read history after the last position held. */
+  /**
+   * Live delivery was interrupted, or history was replaced: read history after the last
+   * position held. When a read is under way (or about to start), it may have seen the stream as
+   * it was before: a new buffer makes its reader read once more instead of draining.
+   */
   resync(): void {
-    if (this.buffer) return; // a read is under way or about to start
+    const reading = this.buffer !== null;
     this.buffer = [];
-    void this.catchUp();
+    if (!reading) void this.catchUp();
   }
 
   /** Re-reads history after the last delivered position to fill a hole in the live sequence. */
   private async catchUp(): Promise<void> {
-    const { settings: { engine }, diagnosisId } = this;
+    const {
+      settings: { engine },
+      diagnosisId,
+    } = this;
     while (this.buffer && !this.isEnded) {
-      const arrivedBeforeRead = this.buffer.length;
-      const last = { epoch: this.lastEpoch, offset: this.lastOffset };
+      const buffer = this.buffer;
+      const arrivedBeforeRead = buffer.length;
+      const { last } = this;
       let plan: ResumePlan;
       try {
-        plan = planResume(last, await engine.read(diagnosisId, last, Number.MAX_SAFE_INTEGER));
+        plan = planResume(last, await engine.read(diagnosisId, last, Number.MAX_SAFE_INTEGER), buffer);
       } catch {
-        this.endFor('history-unavailable');
+        this.endFor(SubscriptionEnd.historyUnavailable);
         return;
       }
-      if (!plan.ahead) this.apply(plan);
-      this.drain(arrivedBeforeRead);
+      this.apply(plan);
+      if (this.buffer === buffer) this.drain(arrivedBeforeRead);
     }
   }
 
-  private apply(plan: Sync): void {
-    const { settings: { now, metrics }, diagnosisId } = this;
+  private apply(plan: ResumePlan): void {
+    const {
+      settings: { now, metrics },
+      diagnosisId,
+    } = this;
     if (plan.gap) {
       this.push(gapEvent(diagnosisId, plan.gap.reason, plan.gap.position, now()));
       metrics.gap(plan.gap.reason);
@@ -155,7 +217,7 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     this.buffer = null;
     for (let i = 0; i < buffered.length; i += 1) {
       const event = buffered[i]!;
-      const verdict = classifyLive(this.lastEpoch, this.lastOffset, event);
+      const verdict = classifyLive(this.last, event);
       if (verdict === 'next') this.deliver(event);
       else if (verdict === 'out-of-sequence' && i >= arrivedBeforeRead) {
         this.buffer = buffered.slice(i);
@@ -165,25 +227,31 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
   }
 
   private at(position: Position): void {
-    this.lastEpoch = position.epoch;
-    this.lastOffset = position.offset;
+    this.last = position;
   }
 
   private deliver(event: StoredEvent): void {
     this.at(event.position);
     this.push(event);
     this.settings.metrics.delivered(event);
-    if (this.size > this.overflowAt) this.endFor('slow-consumer');
+    if (this.size > this.overflowAt) this.endFor(SubscriptionEnd.slowConsumer);
   }
 
   /**
-   * The transport hears first (it closes the connection, so the client resumes), then the queue
-   * ends: a consumer that is pushed to learns of the end synchronously, and must not take it for
-   * a normal completion while its connection is still open.
+   * The queue ends with `end`, which its consumer receives in place of a normal completion (a
+   * sink that is pushed to at once, one that pulls at its next read) and maps to its transport's
+   * close, so the client resumes. The hub's own `onEnded` hears of it now, whenever that read comes.
    */
-  private endFor(reason: EndReason): void {
+  private endFor(end: SubscriptionEnd): void {
     if (this.isEnded) return;
-    this.listener.end(reason);
-    this.end();
+    this.settings.onEnded(end);
+    this.end(end);
   }
+}
+
+/** The events of a replay that a resume claimed from the pending ones; null when none. */
+function claimedAmong(events: readonly StoredEvent[], offsets: readonly number[]): readonly StoredEvent[] | null {
+  const claimed = new Set(offsets);
+  const among = events.filter((event) => claimed.has(event.position.offset));
+  return among.length > 0 ? among : null;
 }

@@ -10,13 +10,15 @@ import {
   type SubscribePayload,
 } from 'graphql-ws';
 import { GraphQLError, type ExecutionResult } from 'graphql';
+import { isAsyncIterable } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { HubCloseCode } from '../errors.js';
+import { HubCloseCode, SERVICE_RESTART_REASON } from '../errors.js';
 import { flat } from '../flat-string.js';
 import { drainTo, type PushSink } from '../hub/push.js';
+import type { SubscriptionEnd } from '../hub/subscription-end.js';
 import { resultBytes } from './result-json.js';
-import { textFrame } from './ws-frame.js';
+import { FrameBatch, textFrame } from './ws-frame.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
 export type OperationOutcome = ExecutionResult | AsyncIterable<ExecutionResult>;
@@ -29,7 +31,11 @@ export interface Peer {
   /** A number for logs, unique within the process. */
   readonly id: number;
   readonly socket: WebSocket;
-  /** Operations running on this socket, including the one being subscribed. */
+  /**
+   * Operations started on this socket and not yet ended, the one being subscribed included. One
+   * the client completed while it was still being set up counts until its setup has finished
+   * and it has been ended.
+   */
   readonly operations: number;
 }
 
@@ -50,11 +56,18 @@ export interface GraphqlWsOptions<S> {
   onOpen(peer: Peer): void;
   /** A socket was closed because its reader stopped (1013). */
   onStalled(): void;
+  /**
+   * A subscription's stream finished with a SubscriptionEnd (the hub ended it: see
+   * hub/subscription-end.ts): close the socket accordingly, so that the client resumes. Nothing
+   * is sent for the operation (a `complete` would tell the client not to resume).
+   */
+  onEnded(peer: Peer, end: SubscriptionEnd): void;
   /** `subscribe`: the operation to run, or the errors to answer with. */
   onSubscribe(peer: Peer, state: S, payload: SubscribePayload): Promise<Operation | readonly GraphQLError[]>;
   /**
    * The socket closed, with `code`; runs once for every socket `onOpen` saw, after every
-   * operation on it has been ended. `state` is undefined when it was never accepted.
+   * running operation on it has been ended (one still being set up is ended as soon as its
+   * setup finishes). `state` is undefined when it was never accepted.
    */
   onClose(peer: Peer, state: S | undefined, code: number): void;
 }
@@ -86,7 +99,7 @@ export function serveGraphqlWs<S>(wss: WebSocketServer, options: GraphqlWsOption
   let disposed: Promise<void> | null = null;
   return {
     /**
-     * Sends 1001 to every socket and stops accepting new ones. A peer that has not answered the
+     * Sends 1012 (Service Restart) to every socket and stops accepting new ones. A peer that has not answered the
      * close within `graceMs` (it stopped reading) is cut off, so one stuck client cannot hold
      * up shutdown. Later calls wait for the first.
      */
@@ -101,7 +114,7 @@ async function closeAll(wss: WebSocketServer, open: ReadonlySet<Connection<unkno
   clearInterval(heartbeat);
   const connections = [...open];
   const closing = connections.map(({ socket }) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
-  for (const { socket } of connections) socket.close(1001, 'Going away');
+  for (const { socket } of connections) socket.close(HubCloseCode.ServiceRestart, SERVICE_RESTART_REASON);
   const stopped = new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
@@ -130,15 +143,33 @@ function onSocketError(this: WebSocket, err: Error): void {
   connectionOf(this).logError(err);
 }
 
-/** What a subscription's results are pushed to: writes each as a frame on its connection. */
+/**
+ * RUNNING: results are sent. CANCELLED: completed by the client, closed with its socket or
+ * finished, so nothing more is sent, but still counted on its socket (its setup has not finished).
+ * OVER: also ended (its stream returned, or it had none) and no longer counted.
+ */
+const RUNNING = 0;
+const CANCELLED = 1;
+const OVER = 2;
+type OperationState = typeof RUNNING | typeof CANCELLED | typeof OVER;
+
+/**
+ * One operation, from its `subscribe` until it is over, and what its results are pushed to.
+ * It owns its id by identity: once the client has completed it, the id is free for another
+ * operation (PROTOCOL.md), so a setup that resumes after an await checks that it was not
+ * cancelled meanwhile, never whether its id is taken.
+ */
 class Running implements PushSink<ExecutionResult> {
   /** The frame's start up to the payload (see nextPrefix), built once. */
   readonly prefix: string;
+  /** A subscription's results, once its setup has produced them. */
+  stream: AsyncIterator<ExecutionResult> | null = null;
+  /** One small integer rather than two flags: every idle subscription holds it. */
+  state: OperationState = RUNNING;
 
   constructor(
     private readonly connection: Connection<unknown>,
     readonly id: string,
-    readonly stream: AsyncIterator<ExecutionResult>,
   ) {
     this.prefix = nextPrefix(id);
   }
@@ -147,8 +178,8 @@ class Running implements PushSink<ExecutionResult> {
     this.connection.deliver(this, result);
   }
 
-  onEnd(error?: unknown): void {
-    this.connection.finish(this, error);
+  onEnd(error?: unknown, end?: SubscriptionEnd): void {
+    this.connection.finish(this, error, end);
   }
 }
 
@@ -156,11 +187,13 @@ class Connection<S> implements Peer {
   readonly id = (lastId += 1);
   private initReceived = false;
   private state: S | undefined;
-  /** Operation id → what its results go to (null while it is being set up). */
-  private readonly running = new Map<string, Running | null>();
+  /** Operation id → the operation that holds it, from its `subscribe` until it is cancelled or over. */
+  private readonly running = new Map<string, Running>();
+  /** Operations started and not over: those in `running`, and cancelled ones still being set up. */
+  private live = 0;
   private initTimer: NodeJS.Timeout | undefined;
-  /** The TCP socket while a subscription's first results are handed over in one corked batch. */
-  private batch: Duplex | null = null;
+  /** A subscription's first results while they are handed over at once: written together as one buffer (see pump). */
+  private batch: FrameBatch | null = null;
   /** Whether the peer answered the last ping. */
   alive = true;
   private closed = false;
@@ -187,6 +220,9 @@ class Connection<S> implements Peer {
   }
 
   receive(data: string): void {
+    // Once the socket is closing (a protocol violation closed it, say), what the peer sent after
+    // is not acted on, even when it arrived in the same read: the closure is immediate.
+    if (this.socket.readyState !== this.socket.OPEN) return;
     this.onMessage(data).catch((err: unknown) => this.fail(err));
   }
 
@@ -197,11 +233,12 @@ class Connection<S> implements Peer {
   /** Something of ours threw while serving the socket: log it and close with 1011. */
   private fail(err: unknown): void {
     this.options.logger.error({ connection: this.id, err: err instanceof Error ? err.message : String(err) }, 'websocket message failed');
+    this.endBatch(); // what was handed over goes before the close frame
     this.socket.close(CloseCode.InternalServerError, 'Internal server error');
   }
 
   get operations(): number {
-    return this.running.size;
+    return this.live;
   }
 
   /** Pings find peers that vanished without a close. */
@@ -228,9 +265,9 @@ class Connection<S> implements Peer {
       case MessageType.Subscribe:
         return this.onSubscribe(message.id, message.payload);
       case MessageType.Complete: {
+        // An unknown id (never used, or its operation is over) is ignored, as the protocol allows.
         const running = this.running.get(message.id);
-        this.running.delete(message.id);
-        await running?.stream.return?.();
+        if (running) this.cancel(running);
         return;
       }
       default:
@@ -252,34 +289,69 @@ class Connection<S> implements Peer {
     this.send(stringifyMessage({ type: MessageType.ConnectionAck }));
   }
 
+  /**
+   * Runs an operation. After each await it looks at its own Running, not at its id: the client
+   * may have completed it meanwhile, and even subscribed again with the same id. Whatever
+   * happens, it is ended: by its setup (when it ends up with no stream to run, or was cancelled
+   * before it had one), or, once it is streaming, by `finish`, `cancel` or the socket's close.
+   */
   private async onSubscribe(id: string, payload: SubscribePayload): Promise<void> {
     if (this.state === undefined) return this.socket.close(CloseCode.Unauthorized, 'Unauthorized');
-    if (this.running.has(id)) return this.socket.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
-    this.running.set(id, null);
+    if (this.running.has(id))
+      return this.socket.close(CloseCode.SubscriberAlreadyExists, closeReason(`Subscriber for ${id} already exists`, 'Subscriber already exists'));
+    const running = new Running(this as Connection<unknown>, id);
+    this.running.set(id, running);
+    this.live += 1;
     let streaming = false;
     try {
       const operation = await this.options.onSubscribe(this, this.state, payload);
-      if (!this.running.has(id)) return;
+      if (running.state !== RUNNING) return;
       if (Array.isArray(operation)) return this.sendErrors(id, operation);
       const outcome = await (operation as Operation)();
-      if (!isAsyncIterable(outcome)) {
-        if (this.running.has(id)) this.sendNext(nextPrefix(id), outcome);
-      } else {
-        const stream = outcome[Symbol.asyncIterator]();
-        if (!this.running.has(id)) {
-          await stream.return?.();
-          return;
-        }
-        const running = new Running(this as Connection<unknown>, id, stream);
-        this.running.set(id, running);
-        this.pump(running);
-        streaming = true;
+      // A socket that is closing takes nothing more: a stream's first results (the pending
+      // events it claimed, say) stay undelivered, so ending it gives them back (see hub/subscription.ts).
+      if (running.state !== RUNNING || this.socket.readyState !== this.socket.OPEN) {
+        if (isAsyncIterable(outcome)) running.stream = outcome[Symbol.asyncIterator]();
         return;
       }
-      if (this.running.has(id)) this.send(stringifyMessage({ id, type: MessageType.Complete }));
+      if (!isAsyncIterable(outcome)) {
+        this.sendNext(running.prefix, outcome);
+        return this.send(stringifyMessage({ id, type: MessageType.Complete }));
+      }
+      const stream = outcome[Symbol.asyncIterator]();
+      running.stream = stream;
+      this.pump(running, stream);
+      streaming = true;
     } finally {
-      if (!streaming) this.running.delete(id);
+      if (!streaming) this.release(running, true);
     }
+  }
+
+  /** The client completed `running`, or its socket is closing: nothing more is sent for it. */
+  private cancel(running: Running): void {
+    if (this.running.get(running.id) === running) this.running.delete(running.id);
+    if (running.state === RUNNING) running.state = CANCELLED;
+    // One still being set up has no stream yet: its setup ends it when it finishes.
+    if (running.stream) this.end(running, true);
+  }
+
+  /** `running` is done with: its id is free and it is ended (its stream returned when `returnStream`). */
+  private release(running: Running, returnStream: boolean): void {
+    if (this.running.get(running.id) === running) this.running.delete(running.id);
+    this.end(running, returnStream);
+  }
+
+  /** Ends `running` once: it stops counting on the socket, and its stream (if any) is returned. */
+  private end(running: Running, returnStream: boolean): void {
+    if (running.state === OVER) return;
+    running.state = OVER;
+    this.live -= 1;
+    if (!returnStream || !running.stream?.return) return;
+    running.stream.return().then(undefined, (err: unknown) => this.logReturnFailure(err));
+  }
+
+  private logReturnFailure(err: unknown): void {
+    this.options.logger.error({ connection: this.id, err: err instanceof Error ? err.message : String(err) }, 'ending an operation failed');
   }
 
   /**
@@ -288,27 +360,29 @@ class Connection<S> implements Peer {
    * the broadcast that stored its event, with no promise per delivery; nothing may throw back
    * into it. Any other stream is pulled.
    */
-  private pump(running: Running): void {
+  private pump(running: Running, stream: AsyncIterator<ExecutionResult>): void {
     // What the stream hands over at once (a replay, pushed as soon as the sink is attached)
-    // leaves in one write, as soon as it has been handed over.
-    this.batch = tcpOf(this.socket) ?? null;
-    this.batch?.cork();
+    // leaves as one buffer in one write, as soon as it has been handed over.
+    this.batch = new FrameBatch(running.prefix, '}');
     try {
-      drainTo(running.stream, running);
+      drainTo(stream, running);
     } finally {
       this.endBatch();
     }
   }
 
+  /** Writes the batch's frames, if any; anything written after them follows them. */
   private endBatch(): void {
-    const tcp = this.batch;
+    const batch = this.batch;
     this.batch = null;
-    tcp?.uncork();
+    const { socket } = this;
+    if (!batch || batch.isEmpty || socket.readyState !== socket.OPEN) return;
+    tcpOf(socket)!.write(batch.toBuffer());
   }
 
   /** A result of `running`'s stream. */
   deliver(running: Running, result: ExecutionResult): void {
-    if (this.running.get(running.id) !== running) return; // completed or closed meanwhile
+    if (running.state !== RUNNING) return; // completed or closed meanwhile
     try {
       this.sendNext(running.prefix, result);
     } catch (err) {
@@ -316,13 +390,14 @@ class Connection<S> implements Peer {
     }
   }
 
-  /** `running`'s stream ended by itself. */
-  finish(running: Running, error: unknown): void {
+  /** `running`'s stream ended by itself: with `end` when the hub ended it. */
+  finish(running: Running, error: unknown, end: SubscriptionEnd | undefined): void {
+    if (running.state !== RUNNING) return;
     const { id } = running;
-    if (this.running.get(id) !== running) return;
-    this.running.delete(id);
+    this.release(running, false);
     try {
-      if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
+      if (end !== undefined) this.options.onEnded(this, end);
+      else if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
       else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
     } catch (err) {
       this.fail(err);
@@ -331,10 +406,14 @@ class Connection<S> implements Peer {
 
   /** A result's frame goes straight to the TCP socket, built around the result's shared JSON (see ws-frame.ts). */
   private sendNext(prefix: string, result: ExecutionResult): void {
-    const { socket } = this;
+    const { socket, batch } = this;
     if (socket.readyState !== socket.OPEN) return;
-    if (!this.batch) holdWritesForThisTurn(socket);
-    tcpOf(socket)!.write(textFrame(prefix, resultBytes(result), '}'));
+    if (batch?.prefix === prefix) batch.add(resultBytes(result));
+    else {
+      this.endBatch();
+      holdWritesForThisTurn(socket);
+      tcpOf(socket)!.write(textFrame(prefix, resultBytes(result), '}'));
+    }
     this.checkBuffered();
   }
 
@@ -346,6 +425,7 @@ class Connection<S> implements Peer {
   private send(message: string): void {
     const { socket } = this;
     if (socket.readyState !== socket.OPEN) return;
+    this.endBatch();
     socket.send(message, { binary: false });
     this.checkBuffered();
   }
@@ -354,7 +434,7 @@ class Connection<S> implements Peer {
   private checkBuffered(): void {
     const { socket } = this;
     const limit = this.options.maxBufferedBytes;
-    if (socket.bufferedAmount <= limit) return;
+    if (socket.bufferedAmount + (this.batch?.bytes ?? 0) <= limit) return;
     // What is held (for this turn or this batch) goes now; what the kernel refuses stays.
     this.endBatch();
     releaseWritesOf(socket);
@@ -376,10 +456,10 @@ class Connection<S> implements Peer {
     this.options.onClose(this, this.state, code);
   }
 
+  /** Cancels every operation: running ones are ended now, those still being set up when their setup finishes. */
   private endOperations(): void {
     const running = [...this.running.values()];
-    this.running.clear();
-    for (const operation of running) void operation?.stream.return?.();
+    for (const operation of running) this.cancel(operation);
   }
 }
 
@@ -450,6 +530,11 @@ function startHeartbeat(open: ReadonlySet<Connection<unknown>>, periodMs: number
   }, periodMs / HEARTBEAT_SLICES).unref();
 }
 
+/** A close reason fits in a close frame (123 bytes, RFC 6455 §5.5); `shorter` when `reason` does not. */
+function closeReason(reason: string, shorter: string): string {
+  return Buffer.byteLength(reason) <= 123 ? reason : shorter;
+}
+
 function closeUninitialised(socket: WebSocket): void {
   socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
 }
@@ -457,8 +542,4 @@ function closeUninitialised(socket: WebSocket): void {
 /** Kept by every subscription, so in one piece. */
 function nextPrefix(id: string): string {
   return flat(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<ExecutionResult> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }

@@ -4,6 +4,7 @@ import { processRegularResult } from 'graphql-yoga';
 import type { Histogram } from 'prom-client';
 import type { AuthState } from '../auth/principal.js';
 import { BoundedMap } from '../bounded-map.js';
+import type { OperationNameLabels } from '../metric-labels.js';
 import type { KnownOperations, KnownRequest } from '../graphql/known-execution.js';
 import type { MaskError } from '../graphql/shared-execution.js';
 import type { HubYoga } from './yoga.js';
@@ -21,7 +22,9 @@ export interface HttpOperationsDeps {
   /** What a client may see of an error thrown outside execution (logs what it hides). */
   readonly mask: MaskError;
   /** Yoga's HTTP request duration histogram, observed for these requests too. */
-  readonly httpDuration: Histogram | undefined;
+  readonly httpDuration: Histogram<'operationName' | 'operationType' | 'method' | 'statusCode'>;
+  /** Its label values, bounded as the plugin's are (transport/graphql-metrics.ts). */
+  readonly labels: OperationNameLabels;
 }
 
 type ResponseMedia = 'application/json' | 'application/graphql-response+json';
@@ -68,16 +71,7 @@ export function createHttpListener(deps: HttpOperationsDeps): RequestListener {
         .then((result) => respond(yoga, response, result, media))
         .catch((error: unknown) => respond(yoga, response, { errors: [asGraphQLError(deps.mask(error))] }, media))
         .then((status) => {
-          deps.httpDuration?.observe(
-            {
-              operationName: known.operation.name?.value ?? 'Anonymous',
-              operationType: known.operation.operation,
-              method: 'POST',
-              statusCode: status,
-              url: `http://${request.headers.host ?? 'localhost'}${request.url ?? ''}`,
-            },
-            (Date.now() - started) / 1000,
-          );
+          deps.httpDuration.observe(deps.labels.http(known.operation.name?.value, known.operation.operation, 'POST', status), (Date.now() - started) / 1000);
         })
         .catch(() => response.destroy());
     });
@@ -162,6 +156,11 @@ function isJson(contentType: string | undefined): boolean {
  * when any entry would also let Yoga stream (`text/event-stream`, `multipart/mixed`, or a wildcard
  * that matches one; a missing `Accept` counts as any type): a subscription handed over may then
  * become a stream, which is Yoga's to write.
+ *
+ * The parsing follows Yoga's own (getMediaTypesForRequestInOrder and isMatchingMediaType in
+ * graphql-yoga's plugins/result-processor/accept.js). Those are not exported (the package exports
+ * only its index), they read a fetch API Request where this has Node's header string, and they
+ * do not tell a streaming type apart, so this is the hub's one copy of them.
  */
 function regularMedia(accept: string): ResponseMedia | null {
   let media: ResponseMedia | null = null;

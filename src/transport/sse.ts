@@ -1,5 +1,5 @@
-import type { ExecutionResult } from 'graphql';
-import type { FetchAPI, Plugin } from 'graphql-yoga';
+import { GraphQLError, type ExecutionResult } from 'graphql';
+import { isAsyncIterable, type FetchAPI, type Plugin } from 'graphql-yoga';
 import type { Principal } from '../auth/principal.js';
 import type { HubEvent } from '../domain/events.js';
 import type { Transport } from '../graphql/context.js';
@@ -22,46 +22,63 @@ export class SseStreams {
 
   /**
    * The transport for one HTTP request. Each subscription counts as a connection while open,
-   * ends when its token expires, and resumes from `Last-Event-ID` when the request has one.
+   * against its token subject too (MAX_CONNECTIONS_PER_SUBJECT, shared with WebSockets: over it,
+   * the request is answered 429 with TOO_MANY_CONNECTIONS before any stream starts), ends when
+   * its token expires, and resumes from `Last-Event-ID` when the request has one.
    */
   transport(request: Request, connections: Connections): Transport {
     const stream: Stream = { cursor: null };
     this.streams.set(request, stream);
     return {
       resumeFrom: request.headers.get('last-event-id') || null,
-      track<T>(events: AsyncIterableIterator<T>, principal: Principal): AsyncIterableIterator<T> {
+      track<T, R>(events: AsyncIterableIterator<T, R>, principal: Principal): AsyncIterableIterator<T, R> {
+        const { subject } = principal;
+        // A client that went away while its subscription was set up takes nothing: its stream
+        // ends at once, so what it had not taken (the pending events it claimed, say) stays with
+        // the hub (see hub/subscription.ts). Once aborted, its response is never read, nor
+        // cancelled, so the abort itself must end the stream.
+        const { signal } = request;
+        if (signal.aborted) {
+          void events.return?.();
+          return events;
+        }
+        if (!connections.admit(subject)) {
+          void events.return?.();
+          throw tooManyConnections();
+        }
         connections.sseStreams += 1;
         let open = true;
         const release = () => {
           if (!open) return;
           open = false;
           connections.sseStreams -= 1;
+          connections.release(subject);
           clearTimeout(expiry);
+          signal.removeEventListener('abort', abort);
         };
         const expiry = setTimeout(() => void events.return?.(), timerDelay(principal.expiresAt));
-        return {
+        const abort = () => void tracked.return();
+        signal.addEventListener('abort', abort, { once: true });
+        const tracked = {
           async next() {
             const result = await events.next();
             if (result.done) release();
             else stream.cursor = (result.value as HubEvent).cursor;
             return result;
           },
-          async return() {
+          async return(): Promise<IteratorResult<T, R>> {
             release();
-            return (await events.return?.()) ?? { value: undefined, done: true };
+            return (await events.return?.()) ?? { value: undefined as R, done: true };
           },
-          async throw(error?: unknown) {
+          async throw(error?: unknown): Promise<IteratorResult<T, R>> {
             release();
-            return (await events.throw?.(error)) ?? { value: undefined, done: true };
+            return (await events.throw?.(error)) ?? { value: undefined as R, done: true };
           },
           [Symbol.asyncIterator]() {
             return this;
           },
-        };
-      },
-      // The hub already ended the stream; the response completes and the client resumes.
-      end: (reason) => {
-        if (reason === 'slow-consumer') connections.slowConsumer();
+        } satisfies AsyncIterableIterator<T, R>;
+        return tracked;
       },
     };
   }
@@ -71,7 +88,20 @@ export class SseStreams {
   }
 }
 
-/** Writes subscription results as SSE with `id: <cursor>`, and a comment every `keepAliveMs`. */
+function tooManyConnections(): GraphQLError {
+  return new GraphQLError('Too many connections for this token subject', {
+    extensions: { code: 'TOO_MANY_CONNECTIONS', http: { status: 429 } },
+  });
+}
+
+/**
+ * Writes subscription results as SSE with `id: <cursor>`, and a comment every `keepAliveMs`.
+ *
+ * Yoga's own SSE processor (getSSEProcessor, exported by graphql-yoga) writes the same frames but
+ * no `id:` lines, so a browser's EventSource could not resume with Last-Event-ID, and pings every
+ * 12 s (300 ms when NODE_ENV=test) whatever KEEPALIVE_MS says. sseResponse below is that
+ * processor with those two changes; keep them alike otherwise.
+ */
 export function useSseWithIds(streams: SseStreams, keepAliveMs: number): Plugin {
   return {
     onResultProcess({ request, result, setResultProcessor }) {
@@ -84,12 +114,7 @@ export function useSseWithIds(streams: SseStreams, keepAliveMs: number): Plugin 
   };
 }
 
-function sseResponse(
-  results: AsyncIterable<ExecutionResult>,
-  fetchAPI: FetchAPI,
-  cursor: () => string | null,
-  keepAliveMs: number,
-): Response {
+function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI, cursor: () => string | null, keepAliveMs: number): Response {
   const encoder = new fetchAPI.TextEncoder();
   const iterator = results[Symbol.asyncIterator]();
   let ping: NodeJS.Timeout | undefined;
@@ -104,8 +129,10 @@ function sseResponse(
     },
     async pull(controller) {
       try {
+        // A stream the hub ended finishes with why (see hub/subscription-end.ts): the response
+        // completes as any other end does, and the client resumes from its last event's id.
         const { value, done } = await iterator.next();
-        if (value !== undefined && value !== null) {
+        if (!done && value !== undefined && value !== null) {
           const id = cursor();
           controller.enqueue(encoder.encode(`${id ? `id: ${id}\n` : ''}event: next\ndata: ${stringify(value)}\n\n`));
         }
@@ -130,7 +157,10 @@ function sseResponse(
   });
 }
 
-/** JSON of a result without Yoga's internal `http` extension. */
+/**
+ * JSON of a result without Yoga's internal `http` extension. (Yoga's jsonStringifyResultWithoutInternals,
+ * which its SSE processor uses, is not exported by graphql-yoga.)
+ */
 function stringify({ data, errors, extensions }: ExecutionResult): string {
   const { http: _http, ...visible } = (extensions ?? {}) as Record<string, unknown>;
   return JSON.stringify({
@@ -138,8 +168,4 @@ function stringify({ data, errors, extensions }: ExecutionResult): string {
     ...(errors === undefined ? {} : { errors }),
     ...(Object.keys(visible).length > 0 ? { extensions: visible } : {}),
   });
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }

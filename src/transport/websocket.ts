@@ -11,7 +11,7 @@ import type { Config } from '../config.js';
 import type { Transport } from '../graphql/context.js';
 import type { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import type { Metrics } from '../metrics.js';
-import type { EndReason } from '../hub/subscription.js';
+import type { EndReason } from '../hub/subscription-end.js';
 import { timerDelay, type Connections } from './connections.js';
 import { serveGraphqlWs, type OperationOutcome } from './graphql-ws-server.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
@@ -40,7 +40,9 @@ const END_REASONS: Record<EndReason, string> = {
  * validated there before runs without it, as known operations over HTTP do (see
  * graphql/known-execution.ts). Either way auth, context, validation and error masking are the
  * same as over HTTP. A missing or invalid token at connection_init closes with 4403; so does
- * the token's expiry on an open socket.
+ * the token's expiry on an open socket. A token subject already holding
+ * MAX_CONNECTIONS_PER_SUBJECT connections (WebSockets and SSE streams, one count in
+ * Connections) is closed with 4029.
  */
 export function attachWebSocket({ server, yoga, known, execution, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
   const wss = new WebSocketServer({
@@ -50,21 +52,6 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
     perMessageDeflate: false,
     clientTracking: false, // serveGraphqlWs keeps the open set
   });
-  const perSubject = new Map<string, number>();
-
-  /** Counts a socket against its subject; false when the subject is at its limit. */
-  const admit = (subject: string): boolean => {
-    const open = perSubject.get(subject) ?? 0;
-    if (open >= limits.maxConnectionsPerSubject) return false;
-    perSubject.set(subject, open + 1);
-    return true;
-  };
-  const release = (subject: string): void => {
-    const left = (perSubject.get(subject) ?? 1) - 1;
-    if (left > 0) perSubject.set(subject, left);
-    else perSubject.delete(subject);
-  };
-
   const graphqlWs = serveGraphqlWs<WsSession>(wss, {
     initTimeoutMs: limits.wsInitTimeoutMs,
     keepAliveMs: limits.keepAliveMs,
@@ -83,18 +70,20 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       }
       // The socket may have closed while the token was verified.
       if (socket.readyState !== socket.OPEN) return false;
-      if (!admit(auth.principal.subject)) {
+      if (!connections.admit(auth.principal.subject)) {
         socket.close(HubCloseCode.TooManyConnections, 'Too many connections for this token subject');
         return false;
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
-      return new WsSession(socket, auth, connections);
+      return new WsSession(socket, auth);
     },
     onStalled: () => connections.slowConsumer(),
+    // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
+    onEnded: ({ socket }, { reason }) => socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]),
     onClose: ({ id }, session, code) => {
       if (session) {
         clearTimeout(session.expiry);
-        release(session.auth.principal.subject);
+        connections.release(session.auth.principal.subject);
       }
       connections.webSockets -= 1;
       metrics.closed(code);
@@ -146,7 +135,7 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
 
   return {
     /**
-     * Closes every socket with 1001 (clients reconnect elsewhere and resume) and stops accepting.
+     * Closes every socket with 1012, Service Restart (clients reconnect elsewhere and resume) and stops accepting.
      * A client that does not answer the close within `graceMs` (it stopped reading) is cut off,
      * so one stuck client cannot hold up shutdown.
      */
@@ -162,20 +151,14 @@ class WsSession implements Transport {
   readonly expiry: NodeJS.Timeout;
 
   constructor(
-    private readonly socket: WebSocket,
+    socket: WebSocket,
     readonly auth: { readonly principal: Principal },
-    private readonly connections: Connections,
   ) {
     this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
   }
 
-  track<T>(events: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+  track<T, R>(events: AsyncIterableIterator<T, R>): AsyncIterableIterator<T, R> {
     return events;
-  }
-
-  end(reason: EndReason): void {
-    if (reason === 'slow-consumer') this.connections.slowConsumer();
-    this.socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]);
   }
 }
 

@@ -1,12 +1,8 @@
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
-import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
-import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance, type YogaServerOptions } from 'graphql-yoga';
-import type { DocumentNode, GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
+import { getOperationAST, parse, type DocumentNode, type GraphQLError, type GraphQLSchema, type ValidationContext } from 'graphql';
 import type { RequestListener } from 'node:http';
-import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from 'pino';
 import { fromAuthorizationHeader } from '../auth/extract-token.js';
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
@@ -14,15 +10,30 @@ import type { Authenticate } from '../auth/verifier.js';
 import type { Config } from '../config.js';
 import type { AuthState } from '../auth/principal.js';
 import { NO_TRANSPORT, type GraphQLContext, type Transport } from '../graphql/context.js';
+import { createDocumentCache } from '../graphql/document-cache.js';
 import { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import { maskError, useErrorCodes } from '../graphql/error-codes.js';
+import { ReadBudget } from '../graphql/read-budget.js';
+import { useNoIntrospection } from '../graphql/no-introspection.js';
 import { createHubSchema } from '../graphql/schema.js';
 import { SharedSubscriptions } from '../graphql/shared-execution.js';
 import type { Hub } from '../hub/hub.js';
+import {
+  BroadcastEffectivenessDocument,
+  BroadcastFeedbackDocument,
+  BroadcastRecommendationDocument,
+  DiagnosisUpdatesDocument,
+} from '../../packages/client/src/operations.js';
+import { OperationNameLabels } from '../metric-labels.js';
 import type { Metrics } from '../metrics.js';
+import { SharedResult } from '../shared-result.js';
 import type { Connections } from './connections.js';
 import { useBodyLimit } from './body-limit.js';
+import { createGraphQLMetrics } from './graphql-metrics.js';
+import { graphiqlRoutes } from './graphiql.js';
+import { landingRoute } from './landing-page.js';
 import { createHttpListener } from './http-operations.js';
+import { isMetricsRequest, protectedMetrics } from './metrics-endpoint.js';
 import { SseStreams, useSseWithIds } from './sse.js';
 import type { InFlight } from './in-flight.js';
 
@@ -34,7 +45,7 @@ export interface YogaDeps {
   readonly connections: Connections;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Pre-filled in GraphiQL's headers (dev mode). */
+  /** Pre-filled in GraphiQL's headers (dev mode), for requests from this machine only (see transport/graphiql.ts). */
   readonly graphiqlToken: string | null;
   /** False once shutdown has begun, so /ready fails first. */
   readonly isAccepting: () => boolean;
@@ -56,22 +67,20 @@ export interface HubHttp {
 
 export const GRAPHQL_PATH = '/graphql';
 
-const DEFAULT_QUERY = `# Live updates of one diagnosis. Start it, then broadcast from a second tab:
-#   mutation { broadcastFeedbackUpdate(input: {diagnosisId: "diagnosis-1", feedbackId: "f1",
-#     rating: 5, effectiveness: 0.9}) { event { cursor } liveSubscribers } }
-subscription Watch($after: String) {
-  diagnosisUpdates(diagnosisId: "diagnosis-1", after: $after) {
-    __typename
-    cursor
-    occurredAt
-    replayed
-    ... on RecommendationUpdate { recommendationId changedFields current reason }
-    ... on EffectivenessUpdate { recommendationId effectiveness confidence sampleSize }
-    ... on FeedbackUpdate { feedbackId rating effectiveness }
-    ... on HistoryGap { reason gapReason }
-  }
-}
-`;
+/** How long one engine ping answers /ready (README, Operating › Probes). */
+export const READY_PING_MAX_AGE_MS = 1000;
+
+/**
+ * Operation names that always get a label value of their own in the GraphQL metrics: the client
+ * module's operations, GraphiQL's default one and its introspection query.
+ */
+const OWN_OPERATION_NAMES = [
+  ...[DiagnosisUpdatesDocument, BroadcastRecommendationDocument, BroadcastEffectivenessDocument, BroadcastFeedbackDocument].map(
+    (document) => getOperationAST(parse(document.toString()))?.name?.value ?? '',
+  ),
+  'Watch',
+  'IntrospectionQuery',
+];
 
 /**
  * graphql-armor's rules throw out of `validate()` by default, which Yoga answers with 200 and
@@ -84,8 +93,9 @@ const asValidationErrors = {
 };
 
 /**
- * HTTP, SSE and GraphiQL on /graphql, plus /health, /ready and /metrics. Every operation passes
- * the same envelop plugin stack, whether Yoga handles its request or not.
+ * HTTP, SSE and GraphiQL on /graphql (GraphiQL's assets under /graphiql/assets/), plus the landing
+ * page at /, /health, /ready and /metrics (metrics-endpoint.ts).
+ * Every operation passes the same envelop plugin stack, whether Yoga handles its request or not.
  */
 export function createHubHttp(deps: YogaDeps): HubHttp {
   const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight } = deps;
@@ -104,9 +114,18 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     if (!auth.principal && auth.failure !== 'missing') metrics.authFailed(auth.failure, 'http');
     return auth;
   };
-  const known = new KnownOperations();
+  // Anyone may probe /ready: concurrent and back-to-back probes share one engine ping.
+  const enginePing = new SharedResult(() =>
+    hub.ping().then(
+      () => true,
+      () => false,
+    ),
+  );
+  const known = new KnownOperations(createDocumentCache(limits.documentCacheBytes));
   const subscriptions = new SharedSubscriptions(maskAndLog);
   const schema = createHubSchema();
+  const readBudget = new ReadBudget(schema, { historyItems: limits.maxHistoryItemsPerOperation });
+  const graphqlMetrics = createGraphQLMetrics(metrics.registry, new OperationNameLabels(OWN_OPERATION_NAMES, config.metrics.operationNames));
   const contextFor = (auth: AuthState, transport: Transport): GraphQLContext => ({ hub, local: connections.local, broadcastRate, auth, transport });
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
@@ -117,28 +136,30 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
         (initial['auth'] as AuthState | undefined) ?? (await authenticateHttp(initial.request.headers.get('authorization'))),
         (initial['transport'] as Transport | undefined) ?? sseStreams.transport(initial.request, connections),
       ),
-    graphiql: config.graphiql
-      ? {
-          title: 'Diagnosis update hub',
-          defaultQuery: DEFAULT_QUERY,
-          ...(graphiqlToken ? { headers: JSON.stringify({ Authorization: `Bearer ${graphiqlToken}` }, null, 2) } : {}),
-        }
-      : false,
-    renderGraphiQL,
+    // Served in front of Yoga (transport/graphiql.ts), compressed and cached.
+    graphiql: false,
     landingPage: false,
     cors: corsFor(config.corsOrigins),
     maskedErrors: { isDev: false, maskError },
     logging: logger,
     maxRequestBodySize: false, // useBodyLimit below
-    // Documents that parsed are cached; errors are not, because HTTP decorates its error objects
-    // with a status and a refused document must look the same on every transport.
-    parserAndValidationCache: { errorCache: { get: () => undefined, set: () => {} }, validationCache: false },
+    // Documents that parsed are cached, bounded by their estimated bytes rather than their number
+    // (anyone may have a document parsed: parsing comes before the token check). Errors are not
+    // cached at all, because HTTP decorates its error objects with a status and a refused
+    // document must look the same on every transport.
+    parserAndValidationCache: {
+      documentCache: createDocumentCache(limits.documentCacheBytes),
+      errorCache: { get: () => undefined, set: () => {} },
+      validationCache: false,
+    },
     healthCheckEndpoint: '/health',
     // Operations with a known document run outside envelop (graphql/known-execution.ts), which
     // does what these plugins do at execution and subscription: a plugin that acts there must be
     // mirrored in it.
     plugins: [
       useErrorCodes(),
+      // Before anything else acts on execution: a refused query reads nothing.
+      readBudget.plugin(),
       useValidationSuccessCache(),
       subscriptions.plugin(),
       EnvelopArmorPlugin({
@@ -149,35 +170,15 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
         maxDirectives: { n: limits.maxDirectives, ...asValidationErrors },
         blockFieldSuggestion: { enabled: true },
       }),
-      ...(config.introspection ? [] : [useDisableIntrospection()]),
+      // Every validation rule is a function of the configuration, never of the request (see
+      // useValidationSuccessCache and graphql/known-execution.ts).
+      ...(config.introspection ? [] : [useNoIntrospection()]),
       // Browsers may only send "simple" requests cross-site without a preflight: require a header
       // (or a JSON body) so that a page elsewhere cannot run operations with a user's cookies.
       // A request with an Authorization header is preflighted, so it passes too.
       useCSRFPrevention({ requestHeaders: ['x-graphql-csrf', 'x-graphql-yoga-csrf', 'authorization'] }),
       useSseWithIds(sseStreams, limits.keepAliveMs),
-      usePrometheus({
-        endpoint: '/metrics',
-        registry: metrics.registry,
-        // Every metric named, since the plugin's defaults add more: no deprecation counter (the schema
-        // deprecates nothing, and it walks every document), no request summary or counter
-        // (request_duration is the same figure as a histogram), and nothing on the subscribe phase:
-        // it would wrap every subscription's stream and run for each delivered event; the hub's own
-        // hub_deliveries_total and hub_broadcast_to_delivery_seconds measure deliveries instead.
-        metrics: {
-          graphql_envelop_deprecated_field: false,
-          graphql_envelop_request: false,
-          graphql_envelop_request_time_summary: false,
-          graphql_envelop_schema_change: false,
-          graphql_envelop_phase_subscribe: false,
-          graphql_envelop_request_duration: ['execute'],
-          graphql_envelop_phase_parse: true,
-          graphql_envelop_phase_validate: true,
-          graphql_envelop_phase_context: true,
-          graphql_envelop_phase_execute: true,
-          graphql_envelop_error_result: ['parse', 'validate', 'context', 'execute'],
-          graphql_yoga_http_duration: true,
-        },
-      }),
+      graphqlMetrics.plugin,
       {
         // A body refused for its size may not have been read to the end: close the connection
         // rather than leave a keep-alive socket with unread bytes in it.
@@ -192,29 +193,22 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
       useBodyLimit(limits.maxBodyBytes),
       useReadinessCheck({
         endpoint: '/ready',
-        check: async () => {
-          if (!isAccepting()) return false;
-          await hub.ping();
-          return true;
-        },
+        // Shutting down shows at once; the engine's answer is shared by the probes of a second.
+        check: async () => isAccepting() && (await enginePing.get(READY_PING_MAX_AGE_MS)),
       }),
       known.plugin(),
     ],
   });
-  const { registry } = metrics;
   const execution = new KnownExecution({
     schema,
     context: contextFor,
+    readBudget,
     subscriptions,
     mask: maskAndLog,
     started: () => inFlight.start(),
-    metrics: {
-      execute: registry.getSingleMetric('graphql_envelop_phase_execute') as Histogram | undefined,
-      request: registry.getSingleMetric('graphql_envelop_request_duration') as Histogram | undefined,
-      errors: registry.getSingleMetric('graphql_envelop_error_result') as Counter | undefined,
-    },
+    metrics: graphqlMetrics.execution,
   });
-  const listener = createHttpListener({
+  const operations = createHttpListener({
     yoga,
     known,
     path: GRAPHQL_PATH,
@@ -222,24 +216,42 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     authenticate: authenticateHttp,
     execute: (request, auth) => execution.execute(request, auth, NO_TRANSPORT),
     mask: maskAndLog,
-    httpDuration: registry.getSingleMetric('graphql_yoga_http_duration') as Histogram | undefined,
+    httpDuration: graphqlMetrics.httpDuration,
+    labels: graphqlMetrics.execution.labels,
   });
+  // /metrics: here for a token with hub:status, unless it has a listener of its own (METRICS_PORT).
+  const scrape = protectedMetrics(metrics.registry, authenticateHttp);
+  const landing = landingRoute({ graphqlPath: GRAPHQL_PATH, graphiql: config.graphiql, metricsHere: config.metrics.port === null });
+  const graphiql = config.graphiql ? graphiqlRoutes(GRAPHQL_PATH, graphiqlToken) : null;
+  const listener: RequestListener = (request, response) => {
+    if (landing.handles(request)) landing.serve(request, response);
+    else if (graphiql?.handles(request)) graphiql.serve(request, response);
+    else if (!isMetricsRequest(request)) operations(request, response);
+    else if (config.metrics.port === null) scrape(request, response);
+    else {
+      response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('Not found\n');
+    }
+  };
   return { yoga, known, execution, listener };
 }
 
 /**
  * CORS for the configured origins: any origin (`*`), or only listed ones, answered per request so
- * that an unlisted origin (including `null`) gets no CORS headers at all.
+ * that an unlisted origin (including `null`) gets no CORS headers at all. Never with
+ * `Access-Control-Allow-Credentials`: the hub authenticates with bearer tokens, which a page
+ * sends itself, never with cookies, so no other site's page may make a browser send its
+ * credentials here (Yoga's defaults would reflect any origin with credentials).
  */
 function corsFor(origins: Config['corsOrigins']): YogaServerOptions<Record<string, unknown>, GraphQLContext>['cors'] {
-  if (origins === '*') return true;
+  if (origins === '*') return { origin: '*', credentials: false };
   if (origins.length === 0) return false;
   // `false` from the factory means "no CORS headers" (whatwg-node's useCORS handles it, though
   // its type only names options).
   const none = false as unknown as { origin: string };
   return (request) => {
     const origin = request.headers.get('origin');
-    return origin !== null && origins.includes(origin) ? { origin, methods: ['GET', 'POST'] } : none;
+    return origin !== null && origins.includes(origin) ? { origin, methods: ['GET', 'POST'], credentials: false } : none;
   };
 }
 

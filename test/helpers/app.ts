@@ -11,6 +11,8 @@ export interface TestApp {
   /** ws://127.0.0.1:<port>/graphql */
   readonly wsUrl: string;
   readonly port: number;
+  /** The METRICS_PORT listener's port; null unless METRICS_PORT is given. */
+  readonly metricsPort: number | null;
   stop(): Promise<void>;
 }
 
@@ -24,10 +26,7 @@ afterAll(async () => {
  * applied on top of the defaults; the app is stopped after the file's tests (leftovers).
  * `engine` may wrap the configured engine (e.g. to slow it down).
  */
-export async function startTestApp(
-  env: Record<string, string> = {},
-  options: { engine?: (limits: Config['history']) => Engine } = {},
-): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, options: { engine?: (limits: Config['history']) => Engine } = {}): Promise<TestApp> {
   const config = loadConfig({
     NODE_ENV: 'test',
     PORT: '0',
@@ -40,7 +39,7 @@ export async function startTestApp(
   });
   const appOptions: AppOptions = options.engine ? { engine: options.engine(config.history) } : {};
   const app = await createApp(config, appOptions);
-  const { port } = await app.start();
+  const { port, metricsPort } = await app.start();
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -48,5 +47,5 @@ export async function startTestApp(
     await app.stop();
   };
   leftovers.push(stop);
-  return { app, port, url: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, stop };
+  return { app, port, metricsPort, url: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, stop };
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { REDIS_TOPOLOGY_VARIABLES } from '../../src/config.js';
 import { TEST_SECRET } from './tokens.js';
 
 /** The project's CLIs (src/cli/*.ts) as real child processes: `node --import tsx src/cli/<name>.ts`. */
@@ -35,16 +36,32 @@ process.once('exit', () => {
   }
 });
 
-/** The environment of a CLI child: the test secret, and nothing that could pick another token or hub. */
-export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const inherited = Object.fromEntries(
+/**
+ * This process's environment without the variables named, nor any whose name starts with one of
+ * `prefixes` (vitest's own by default): what a child process started by a test inherits.
+ */
+export function environmentWithout(names: readonly string[], prefixes: readonly string[] = ['VITEST']): Record<string, string> {
+  return Object.fromEntries(
     Object.entries(process.env).filter(
-      (entry): entry is [string, string] =>
-        entry[1] !== undefined &&
-        !entry[0].startsWith('VITEST') &&
-        !['NODE_OPTIONS', 'HUB_TOKEN', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_URL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'REDIS_URL', 'DEV_SECRET_FILE', 'PORT'].includes(entry[0]),
+      (entry): entry is [string, string] => entry[1] !== undefined && !prefixes.some((prefix) => entry[0].startsWith(prefix)) && !names.includes(entry[0]),
     ),
   );
+}
+
+/** The environment of a CLI child: the test secret, and nothing that could pick another token or hub. */
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const inherited = environmentWithout([
+    'NODE_OPTIONS',
+    'HUB_TOKEN',
+    'JWT_SECRET',
+    'JWT_PUBLIC_KEY',
+    'JWT_JWKS_URL',
+    'JWT_ISSUER',
+    'JWT_AUDIENCE',
+    'DEV_SECRET_FILE',
+    'PORT',
+    ...REDIS_TOPOLOGY_VARIABLES,
+  ]);
   return { ...inherited, NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: TEST_SECRET, ...extra };
 }
 
@@ -114,7 +131,14 @@ export function startCli(name: CliName, args: string[], env: Record<string, stri
     stderr: () => err,
     lines: completeLines,
     waitForLine: (pattern, timeoutMs = 10_000, from = 0) =>
-      wait(() => completeLines().slice(from).find((line) => pattern.test(line)), `stdout line matching ${pattern}`, timeoutMs),
+      wait(
+        () =>
+          completeLines()
+            .slice(from)
+            .find((line) => pattern.test(line)),
+        `stdout line matching ${pattern}`,
+        timeoutMs,
+      ),
     waitForStderr: (pattern, timeoutMs = 10_000) => wait(() => (pattern.test(err) ? err : undefined), `stderr matching ${pattern}`, timeoutMs),
     exited,
     async kill(signal = 'SIGKILL') {

@@ -46,9 +46,14 @@ export type EventResult = Record<string, any> & { __typename: string; cursor: st
 
 /** Broadcasts one feedback event and returns the receipt's event (throws on errors). */
 export async function broadcastFeedback(url: string, token: string, diagnosisId: string, rating = 4, extra: Record<string, unknown> = {}) {
-  const { body } = await gql(url, BROADCAST_FEEDBACK, {
-    input: { diagnosisId, feedbackId: `f-${rating}`, rating, effectiveness: 0.5, ...extra },
-  }, token);
+  const { body } = await gql(
+    url,
+    BROADCAST_FEEDBACK,
+    {
+      input: { diagnosisId, feedbackId: `f-${rating}`, rating, effectiveness: 0.5, ...extra },
+    },
+    token,
+  );
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data!['broadcastFeedbackUpdate'] as { event: EventResult; liveSubscribers: number; duplicate: boolean };
 }
@@ -132,13 +137,13 @@ export function subscribeSse(url: string, token: string | undefined, variables: 
   };
 }
 
-/** Polls `read` until `check` passes (for counters that follow clients asynchronously). */
-export async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 3000): Promise<T> {
+/** Polls `read` every `intervalMs` until `check` passes (for counters that follow clients asynchronously). */
+export async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 3000, intervalMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await read();
   while (!check(value)) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
     value = await read();
   }
   return value;

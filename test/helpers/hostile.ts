@@ -156,6 +156,85 @@ export function frame({ opcode, payload = Buffer.alloc(0), fin = true, rsv = 0, 
   return Buffer.concat([Buffer.from(head), extended, key, masked]);
 }
 
+/** One frame the server sent (server frames are unmasked). */
+export interface ServerFrame {
+  readonly fin: boolean;
+  readonly opcode: number;
+  /** A copy of the payload (it stays valid whatever happens to the read buffer). */
+  readonly payload: Buffer;
+  /** How many bytes of the buffer the frame took: the next frame starts there. */
+  readonly end: number;
+}
+
+/** Parses the frame at the start of `buffer`: [fin|opcode][len][ext len][payload]; null until all of it arrived. */
+export function readServerFrame(buffer: Buffer): ServerFrame | null {
+  if (buffer.length < 2) return null;
+  const fin = (buffer[0]! & 0x80) !== 0;
+  const opcode = buffer[0]! & 0x0f;
+  let length = buffer[1]! & 0x7f;
+  let offset = 2;
+  if (length === 126) {
+    if (buffer.length < 4) return null;
+    length = buffer.readUInt16BE(2);
+    offset = 4;
+  } else if (length === 127) {
+    if (buffer.length < 10) return null;
+    length = Number(buffer.readBigUInt64BE(2));
+    offset = 10;
+  }
+  if (buffer.length < offset + length) return null;
+  return { fin, opcode, payload: Buffer.from(buffer.subarray(offset, offset + length)), end: offset + length };
+}
+
+/** The HTTP request of a WebSocket upgrade to `path`, offering the subprotocol(s) `protocols` (null: none). */
+function upgradeRequest(port: number, path: string, protocols: string | null): string {
+  return [
+    `GET ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    ...(protocols === null ? [] : [`Sec-WebSocket-Protocol: ${protocols}`]),
+    '',
+    '',
+  ].join('\r\n');
+}
+
+/** What `upgradeSocket` hands on. */
+export interface UpgradeHandlers {
+  /** The server answered 101; `head` is its status line and headers. */
+  upgraded(head: string): void;
+  /** The server answered something else (the socket is destroyed). */
+  refused(error: Error): void;
+  /** Bytes after the response head, in the reads they arrived in (the first may be empty). */
+  bytes(chunk: Buffer<ArrayBuffer>): void;
+}
+
+/** Connects to 127.0.0.1:`port` and writes a WebSocket upgrade to `path` by hand, offering `protocols` (null: none). */
+export function upgradeSocket(port: number, path: string, protocols: string | null, on: UpgradeHandlers): Socket {
+  const socket = connect(port, '127.0.0.1');
+  let head: Buffer<ArrayBuffer> | null = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer<ArrayBuffer>) => {
+    if (head === null) return on.bytes(chunk);
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const text = head.subarray(0, end).toString('latin1');
+    const rest = head.subarray(end + 4);
+    head = null;
+    if (!text.startsWith('HTTP/1.1 101')) {
+      socket.destroy();
+      on.refused(new Error(`upgrade refused: ${text.split('\r\n')[0]}`));
+      return;
+    }
+    on.upgraded(text);
+    on.bytes(rest);
+  });
+  socket.once('connect', () => socket.write(upgradeRequest(port, path, protocols)));
+  return socket;
+}
+
 export interface FrameSocket {
   readonly socket: Socket;
   send(bytes: Buffer): void;
@@ -166,66 +245,25 @@ export interface FrameSocket {
 /** Completes a graphql-transport-ws upgrade by hand and returns the bare TCP socket. */
 export function frameSocket(port: number, path = '/graphql'): Promise<FrameSocket> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
     let buffer = Buffer.alloc(0);
-    let upgraded = false;
     let settleClose!: (code: number | null) => void;
     const serverClose = new Promise<number | null>((done) => (settleClose = done));
     const scan = () => {
-      // Server frames are unmasked: [fin|opcode][len][ext len][payload].
-      while (buffer.length >= 2) {
-        const opcode = buffer[0]! & 0x0f;
-        let length = buffer[1]! & 0x7f;
-        let offset = 2;
-        if (length === 126) {
-          if (buffer.length < 4) return;
-          length = buffer.readUInt16BE(2);
-          offset = 4;
-        } else if (length === 127) {
-          if (buffer.length < 10) return;
-          length = Number(buffer.readBigUInt64BE(2));
-          offset = 10;
-        }
-        if (buffer.length < offset + length) return;
-        const payload = buffer.subarray(offset, offset + length);
-        buffer = buffer.subarray(offset + length);
-        if (opcode === 0x8) settleClose(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
+      for (let next = readServerFrame(buffer); next; next = readServerFrame(buffer)) {
+        buffer = buffer.subarray(next.end);
+        if (next.opcode === 0x8) settleClose(next.payload.length >= 2 ? next.payload.readUInt16BE(0) : 1005);
       }
     };
-    socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      if (!upgraded) {
-        const end = buffer.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buffer.subarray(0, end).toString('latin1');
-        buffer = buffer.subarray(end + 4);
-        if (!head.startsWith('HTTP/1.1 101')) {
-          socket.destroy();
-          reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
-          return;
-        }
-        upgraded = true;
-        resolve({ socket, send: (bytes) => socket.write(bytes), serverClose });
-      }
-      scan();
+    const socket = upgradeSocket(port, path, 'graphql-transport-ws', {
+      upgraded: () => resolve({ socket, send: (bytes) => socket.write(bytes), serverClose }),
+      refused: reject,
+      bytes(chunk) {
+        buffer = Buffer.concat([buffer, chunk]);
+        scan();
+      },
     });
     socket.on('error', () => settleClose(null));
     socket.on('close', () => settleClose(null));
-    socket.once('connect', () => {
-      socket.write(
-        [
-          `GET ${path} HTTP/1.1`,
-          `Host: 127.0.0.1:${port}`,
-          'Upgrade: websocket',
-          'Connection: Upgrade',
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-          'Sec-WebSocket-Version: 13',
-          'Sec-WebSocket-Protocol: graphql-transport-ws',
-          '',
-          '',
-        ].join('\r\n'),
-      );
-    });
     socket.once('error', reject);
   });
 }

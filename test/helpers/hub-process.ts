@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { REDIS_TOPOLOGY_VARIABLES } from '../../src/config.js';
 import { freePort } from './redis.js';
 import { TEST_SECRET } from './tokens.js';
 
@@ -21,6 +22,8 @@ export interface HubProcess {
   running(): boolean;
   /** Sends a signal (SIGKILL by default) and waits for the exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Runs a full garbage collection in the process (see gc-on-signal.mjs); resolves once it has answered a request since. */
+  collectGarbage(): Promise<void>;
   /** Graceful stop: SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -47,9 +50,9 @@ process.once('exit', () => {
 export async function startHubProcess(env: Record<string, string>, readyTimeoutMs = 20_000): Promise<HubProcess> {
   const port = await freePort();
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('VITEST') && key !== 'NODE_OPTIONS' && key !== 'REDIS_URL'),
+    Object.entries(process.env).filter(([key]) => !key.startsWith('VITEST') && key !== 'NODE_OPTIONS' && !REDIS_TOPOLOGY_VARIABLES.includes(key)),
   );
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child: ChildProcess = spawn(process.execPath, ['--expose-gc', '--import', './test/helpers/gc-on-signal.mjs', '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: {
       ...inherited,
@@ -87,6 +90,10 @@ export async function startHubProcess(env: Record<string, string>, readyTimeoutM
       if (isRunning()) child.kill(signal);
       await exited;
       running.delete(hub);
+    },
+    async collectGarbage() {
+      if (isRunning()) child.kill('SIGWINCH');
+      await (await fetch(`${origin}/health`, { signal: AbortSignal.timeout(5_000) })).arrayBuffer();
     },
     async stop(graceMs = 5_000) {
       if (isRunning()) child.kill('SIGTERM');

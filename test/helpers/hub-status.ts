@@ -17,8 +17,20 @@ export async function diagnosisStatus(url: string, token: string, diagnosisId: s
 }
 
 /** Waits until the diagnosis has exactly `n` live subscribers (their listeners are registered). */
-export function subscribersReach(url: string, token: string, diagnosisId: string, n: number, timeoutMs = 5000): Promise<DiagnosisStatus | null> {
-  return eventually(() => diagnosisStatus(url, token, diagnosisId), (s) => (s?.subscribers ?? 0) === n, timeoutMs);
+export function subscribersReach(
+  url: string,
+  token: string,
+  diagnosisId: string,
+  n: number,
+  timeoutMs = 5000,
+  intervalMs?: number,
+): Promise<DiagnosisStatus | null> {
+  return eventually(
+    () => diagnosisStatus(url, token, diagnosisId),
+    (s) => (s?.subscribers ?? 0) === n,
+    timeoutMs,
+    intervalMs,
+  );
 }
 
 let counter = 0;

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { decodeCursor, encodeCursor, randomEpoch } from '../../src/domain/cursor.js';
+import { decodeCursor, encodeCursor, randomEpoch, randomTag } from '../../src/domain/cursor.js';
 import type { Position } from '../../src/domain/events.js';
 
 /** base64url of an arbitrary decoded cursor text, to craft malformed cursors. */
@@ -16,6 +16,11 @@ describe('encodeCursor / decodeCursor round trips', () => {
     ['an epoch using - and _', { epoch: 'a-b_c-D_9', offset: 7 }],
     ['a 32-character epoch', { epoch: 'x'.repeat(32), offset: 9 }],
     ['a random 6-byte base64url epoch', { epoch: 'q_3-Zz9A', offset: 1000 }],
+    ['a tagged position', { epoch: 'q_3-Zz9A', offset: 1000, tag: 'Ab-_9z' }],
+    [
+      'the longest cursor: a 32-character epoch, the largest offset, an 8-character tag',
+      { epoch: 'x'.repeat(32), offset: Number.MAX_SAFE_INTEGER, tag: 't'.repeat(8) },
+    ],
   ];
 
   it.each(positions)('should decode the cursor of %s back to the same position', (_name, position) => {
@@ -35,8 +40,10 @@ describe('encodeCursor / decodeCursor round trips', () => {
       encodeCursor({ epoch: 'a', offset: 2 }),
       encodeCursor({ epoch: 'b', offset: 1 }),
       encodeCursor({ epoch: '', offset: 0 }),
+      encodeCursor({ epoch: 'a', offset: 1, tag: 'x' }),
+      encodeCursor({ epoch: 'a', offset: 1, tag: 'y' }),
     ]);
-    expect(cursors.size).toBe(4);
+    expect(cursors.size).toBe(6);
   });
 
   it('should give the same cursor for the same position every time', () => {
@@ -60,7 +67,12 @@ describe('decodeCursor rejects malformed cursors', () => {
     ['an unsafe 16-digit offset (MAX_SAFE_INTEGER + 1)', raw(`a:${Number.MAX_SAFE_INTEGER + 1}`)],
     ['the largest 16-digit offset (9999999999999999)', raw('a:9999999999999999')],
     ['a 17-digit offset', raw('a:12345678901234567')],
-    ['extra colons ("a:1:2")', raw('a:1:2')],
+    ['extra colons ("a:1:2:3")', raw('a:1:2:3')],
+    ['an empty tag ("a:1:")', raw('a:1:')],
+    ['a 9-character tag', raw('a:1:123456789')],
+    ['a tag with a dot ("a:1:t.g")', raw('a:1:t.g')],
+    ['a tag at offset 0, where no event sits ("a:0:t")', raw('a:0:t')],
+    ['a tag in the empty epoch (":0:t")', raw(':0:t')],
     ['a doubled colon ("a::1")', raw('a::1')],
     ['no colon ("a")', raw('a')],
     ['an empty offset ("a:")', raw('a:')],
@@ -82,6 +94,25 @@ describe('decodeCursor rejects malformed cursors', () => {
   it('should accept the empty epoch only together with offset 0', () => {
     expect(decodeCursor(raw(':0'))).toEqual({ epoch: '', offset: 0 });
     expect(decodeCursor(raw(':1'))).toBeNull();
+  });
+});
+
+describe('cursors made before events had tags', () => {
+  it('should still decode, without a tag (their event cannot be verified)', () => {
+    expect(decodeCursor(raw('AbC123:42'))).toEqual({ epoch: 'AbC123', offset: 42 });
+    expect(encodeCursor({ epoch: 'AbC123', offset: 42 })).toBe(raw('AbC123:42'));
+  });
+});
+
+describe('randomTag', () => {
+  it('should give 6-character tags that round-trip through a cursor, and rarely repeat', () => {
+    const tags = Array.from({ length: 2000 }, () => randomTag());
+    // 32 bits each: 2000 tags collide with a chance below 1 in 2000.
+    expect(new Set(tags).size).toBeGreaterThanOrEqual(tags.length - 1);
+    for (const tag of tags) {
+      expect(tag).toMatch(/^[A-Za-z0-9_-]{6}$/);
+      expect(decodeCursor(encodeCursor({ epoch: 'e', offset: 7, tag }))).toEqual({ epoch: 'e', offset: 7, tag });
+    }
   });
 });
 

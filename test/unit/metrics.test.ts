@@ -9,7 +9,13 @@ describe('Metrics: deliveries', () => {
     const metrics = new Metrics();
     for (const ms of [30, 30, 300, 5000]) metrics.delivered(deliveredAgo(ms));
     const text = await metrics.registry.metrics();
-    const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(`${line} `))?.split(' ')[1]);
+    const value = (line: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${line} `))
+          ?.split(' ')[1],
+      );
     expect(value('hub_deliveries_total')).toBe(4);
     expect(value('hub_broadcast_to_delivery_seconds_bucket{le="0.025"}')).toBe(0);
     expect(value('hub_broadcast_to_delivery_seconds_bucket{le="0.05"}')).toBe(2);

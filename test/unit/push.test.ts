@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { drainTo, PUSH } from '../../src/hub/push.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
+import { SubscriptionEnd } from '../../src/hub/subscription-end.js';
 
 /** A sink that records what it is given; `ended` resolves with the error (or undefined) at the end. */
 function recorder() {
@@ -32,6 +33,26 @@ describe('drainTo', () => {
     drainTo(failing(), sink);
     expect(((await ended) as Error).message).toBe('source failed');
     expect(got).toEqual([1]);
+  });
+
+  it('should pass on the SubscriptionEnd a pulled stream finishes with, and nothing it does not recognise', async () => {
+    const finishing = (value: unknown): AsyncIterator<number, unknown> => ({ next: async () => ({ value, done: true }) });
+    const ends: Array<[unknown, SubscriptionEnd | undefined]> = [];
+    let bothEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (bothEnded = resolve));
+    const sink = {
+      onItem: () => {},
+      onEnd: (error?: unknown, end?: SubscriptionEnd) => {
+        if (ends.push([error, end]) === 2) bothEnded();
+      },
+    };
+    drainTo(finishing(SubscriptionEnd.historyUnavailable), sink);
+    drainTo(finishing({ reason: 'slow-consumer' }), sink); // a look-alike is not the hub's end
+    await ended;
+    expect(ends).toEqual([
+      [undefined, SubscriptionEnd.historyUnavailable],
+      [undefined, undefined],
+    ]);
   });
 
   it('should hand a stream that can push the sink itself, so items arrive synchronously', () => {

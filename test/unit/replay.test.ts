@@ -20,13 +20,7 @@ function event(offset: number, epoch = EPOCH): StoredEvent {
  * The window an engine returns for a read after `afterOffset` (null: from the oldest) when the
  * stream retains offsets firstOffset..lastOffset.
  */
-function window(
-  firstOffset: number,
-  lastOffset: number,
-  droppedBy: HistoryWindow['droppedBy'],
-  afterOffset: number | null,
-  epoch = EPOCH,
-): HistoryWindow {
+function window(firstOffset: number, lastOffset: number, droppedBy: HistoryWindow['droppedBy'], afterOffset: number | null, epoch = EPOCH): HistoryWindow {
   const events: StoredEvent[] = [];
   const start = Math.max(firstOffset, (afterOffset ?? 0) + 1);
   for (let offset = start; offset <= lastOffset; offset += 1) events.push(event(offset, epoch));
@@ -35,13 +29,6 @@ function window(
 
 const STREAM_GONE: HistoryWindow = { epoch: '', lastOffset: 0, firstOffset: 1, droppedBy: null, events: [] };
 
-type Sync = Extract<ResumePlan, { ahead: false }>;
-
-function sync(plan: ResumePlan): Sync {
-  if (plan.ahead) throw new Error('expected a plan that is not ahead');
-  return plan;
-}
-
 const at = (offset: number, epoch = EPOCH): Position => ({ epoch, offset });
 
 describe('planResume', () => {
@@ -49,7 +36,7 @@ describe('planResume', () => {
     readonly name: string;
     readonly after: Position;
     readonly window: HistoryWindow;
-    readonly gap: Sync['gap'];
+    readonly gap: ResumePlan['gap'];
     readonly events: number[];
     readonly last: Position;
   }
@@ -162,43 +149,134 @@ describe('planResume', () => {
   ];
 
   it.each(cases)('should plan $name', ({ after, window: w, gap, events, last }) => {
-    const plan = sync(planResume(after, w));
+    const plan = planResume(after, w);
     expect(plan.gap).toEqual(gap);
     expect(plan.events.map((e) => e.position.offset)).toEqual(events);
     expect(plan.last).toEqual(last);
   });
 
-  it.each(cases.filter((c) => c.gap !== null))(
-    'should plan no new gap when resuming from the gap position of $name',
-    ({ window: w, gap }) => {
-      const gapPosition = gap!.position;
-      const resumed = sync(planResume(gapPosition, window(w.firstOffset, w.lastOffset, w.droppedBy, gapPosition.offset, w.epoch)));
-      expect(resumed.gap).toBeNull();
-      expect(resumed.events.map((e) => e.position.offset)).toEqual(w.events.map((e) => e.position.offset));
-    },
-  );
+  it.each(cases.filter((c) => c.gap !== null))('should plan no new gap when resuming from the gap position of $name', ({ window: w, gap }) => {
+    const gapPosition = gap!.position;
+    const resumed = planResume(gapPosition, window(w.firstOffset, w.lastOffset, w.droppedBy, gapPosition.offset, w.epoch));
+    expect(resumed.gap).toBeNull();
+    expect(resumed.events.map((e) => e.position.offset)).toEqual(w.events.map((e) => e.position.offset));
+  });
 
   it('should ignore window events at or before the cursor', () => {
-    const plan = sync(planResume(at(3), window(1, 5, null, null)));
+    const plan = planResume(at(3), window(1, 5, null, null));
     expect(plan.events.map((e) => e.position.offset)).toEqual([4, 5]);
   });
 
   it('should hand out the window events themselves', () => {
     const w = window(1, 2, null, 0);
-    const plan = sync(planResume(at(0), w));
+    const plan = planResume(at(0), w);
     expect(plan.events[0]).toBe(w.events[0]);
   });
 
+  // An engine reads a cursor ahead of its stream from the oldest event, and says the cursor's history was replaced.
+  const replacedFrom = (w: HistoryWindow): HistoryWindow => ({ ...w, replaced: true });
   it.each([
-    ['one past the newest event', at(7), window(1, 6, null, 7)],
-    ['far past the newest event', at(1000), window(1, 6, null, 1000)],
-    ['past an empty stream whose events all expired', at(6), window(6, 5, 'EXPIRED', 6)],
-  ])('should report a cursor %s as ahead', (_name, after, w) => {
-    expect(planResume(after, w)).toEqual({ ahead: true });
+    ['one past the newest event', at(7), replacedFrom(window(1, 6, null, null)), at(0), [1, 2, 3, 4, 5, 6]],
+    ['far past the newest event', at(1000), replacedFrom(window(1, 6, null, null)), at(0), [1, 2, 3, 4, 5, 6]],
+    ['past an empty stream whose events all expired', at(6), replacedFrom(window(6, 5, 'EXPIRED', null)), at(5), []],
+    [
+      "one past the newest event, not flagged by the engine (a claimer's own position)",
+      { epoch: '', offset: 7 },
+      window(1, 6, null, null),
+      at(0),
+      [1, 2, 3, 4, 5, 6],
+    ],
+  ])('should report a cursor %s as a HISTORY_LOST gap, then every retained event', (_name, after, w, gapAt, events) => {
+    const plan = planResume(after, w);
+    expect(plan.gap).toEqual({ reason: 'HISTORY_LOST', position: gapAt });
+    expect(plan.events.map((e) => e.position.offset)).toEqual(events);
+    expect(plan.last).toEqual(events.length > 0 ? at(events.at(-1)!) : gapAt);
+  });
+
+  it('should report a cursor whose offset now holds another event (the engine found it replaced) as HISTORY_LOST, then every retained event', () => {
+    const plan = planResume({ ...at(4), tag: 'lost' }, replacedFrom(window(3, 6, 'TRIMMED', null)));
+    expect(plan.gap).toEqual({ reason: 'HISTORY_LOST', position: at(2) });
+    expect(plan.events.map((e) => e.position.offset)).toEqual([3, 4, 5, 6]);
   });
 
   it('should not treat a cursor from another epoch as ahead, whatever its offset', () => {
-    expect(sync(planResume(at(1000, 'otherEpoch'), window(1, 2, null, null))).gap?.reason).toBe('HISTORY_LOST');
+    expect(planResume(at(1000, 'otherEpoch'), window(1, 2, null, null)).gap?.reason).toBe('HISTORY_LOST');
+  });
+
+  it('should give a gap at the boundary the tag of the newest dropped event, so that its cursor names that event', () => {
+    const plan = planResume(at(1), { ...window(4, 6, 'TRIMMED', 1), boundaryTag: 'edge' });
+    expect(plan.gap).toEqual({ reason: 'TRIMMED', position: { ...at(3), tag: 'edge' } });
+    expect(decodeCursor(gapEvent('diag-1', 'TRIMMED', plan.gap!.position, new Date(0)).cursor)).toEqual({ ...at(3), tag: 'edge' });
+  });
+
+  it('should keep the cursor itself, tag included, as the last position when nothing follows it', () => {
+    const after = { ...at(6), tag: 'mine' };
+    expect(planResume(after, window(1, 6, null, 6)).last).toBe(after);
+  });
+
+  describe('with events received live during the read', () => {
+    const live = (...offsets: number[]) => offsets.map((offset) => event(offset));
+    // History 5: after 1, the stream went from 7 to 14 events while the read waited; 8..14 came live.
+    const cases: ReadonlyArray<[string, Position, HistoryWindow, StoredEvent[], { gap: number | null; events: number[] }]> = [
+      [
+        'deliver the live events history dropped, the gap covering the rest only',
+        at(1),
+        window(10, 14, 'TRIMMED', 1),
+        live(8, 9, 10, 11, 12, 13, 14),
+        { gap: 7, events: [8, 9, 10, 11, 12, 13, 14] },
+      ],
+      [
+        'need no gap when live events reach back to the cursor',
+        at(7),
+        window(10, 14, 'TRIMMED', 7),
+        live(8, 9, 10, 11, 12, 13, 14),
+        { gap: null, events: [8, 9, 10, 11, 12, 13, 14] },
+      ],
+      ['take only the live events after the cursor', at(8), window(10, 14, 'TRIMMED', 8), live(7, 8, 9, 10), { gap: null, events: [9, 10, 11, 12, 13, 14] }],
+      [
+        'take only the run that reaches the window (no hole behind it)',
+        at(1),
+        window(10, 14, 'TRIMMED', 1),
+        live(5, 6, 8, 9, 11),
+        { gap: 7, events: [8, 9, 10, 11, 12, 13, 14] },
+      ],
+      [
+        'keep the gap where the live events do not reach the window',
+        at(1),
+        window(10, 14, 'TRIMMED', 1),
+        live(6, 7, 8),
+        { gap: 9, events: [10, 11, 12, 13, 14] },
+      ],
+      ['tolerate a repeated live event', at(1), window(10, 14, 'TRIMMED', 1), live(8, 9, 9, 10), { gap: 7, events: [8, 9, 10, 11, 12, 13, 14] }],
+      [
+        'ignore live events of another epoch',
+        at(1),
+        window(10, 14, 'TRIMMED', 1),
+        [event(8, 'otherEpoch'), event(9, 'otherEpoch')],
+        { gap: 9, events: [10, 11, 12, 13, 14] },
+      ],
+    ];
+
+    it.each(cases)('should %s', (_name, after, w, received, expected) => {
+      const plan = planResume(after, w, received);
+      expect(plan.gap && { reason: plan.gap.reason, offset: plan.gap.position.offset }).toEqual(
+        expected.gap === null ? null : { reason: 'TRIMMED', offset: expected.gap },
+      );
+      expect(plan.events.map((e) => e.position.offset)).toEqual(expected.events);
+      expect(plan.last).toEqual(at(14));
+    });
+
+    it('should read on after the claimed offset for a claimer that has had no live event yet', () => {
+      const plan = planResume({ epoch: '', offset: 3 }, window(1, 5, null, 3));
+      expect(plan.gap).toBeNull();
+      expect(plan.events.map((e) => e.position.offset)).toEqual([4, 5]);
+    });
+
+    it('should move a HISTORY_LOST gap before the live events too', () => {
+      const plan = planResume(at(3, 'otherEpoch'), window(10, 14, 'TRIMMED', null), live(8, 9, 10));
+      expect(plan.gap).toEqual({ reason: 'HISTORY_LOST', position: at(7) });
+      expect(plan.events.map((e) => e.position.offset)).toEqual([8, 9, 10, 11, 12, 13, 14]);
+    });
   });
 });
 
@@ -212,12 +290,33 @@ describe('classifyLive', () => {
     ['an older event from another epoch is out of sequence', at(3), at(1, 'otherEpoch'), 'out-of-sequence'],
     ['offset 1 of any epoch follows an empty last position', { epoch: '', offset: 0 }, at(1), 'next'],
     ['offset 1 of another epoch also follows an empty last position', { epoch: '', offset: 0 }, at(1, 'zz'), 'next'],
-    ['offset 2 after an empty last position is out of sequence', { epoch: '', offset: 0 }, at(2), 'out-of-sequence'],
+    // A listener only receives events stored since it listened: its first one is the next, whatever its offset.
+    ['offset 2 after an empty last position is next', { epoch: '', offset: 0 }, at(2), 'next'],
+    ['the first live event after claimed pending events is next, whatever its offset', { epoch: '', offset: 3 }, at(7), 'next'],
+    ['a live event at or before the claimed pending events is seen', { epoch: '', offset: 3 }, at(3), 'seen'],
     ['offset 1 after offset 0 of a real epoch is next', at(0), at(1), 'next'],
   ];
 
   it.each(cases)('should decide that %s', (_name, last, position, verdict) => {
-    expect(classifyLive(last.epoch, last.offset, event(position.offset, position.epoch))).toBe(verdict);
+    expect(classifyLive(last, event(position.offset, position.epoch))).toBe(verdict);
+  });
+
+  const tagged = (offset: number, tag: string): StoredEvent => {
+    const position = { epoch: EPOCH, offset, tag };
+    return stampEvent(
+      { __typename: 'FeedbackUpdate', diagnosisId: 'diag-1', feedbackId: 'fb', rating: 3, effectiveness: 0.5 },
+      position,
+      encodeCursor(position),
+      new Date(0),
+    );
+  };
+  it.each([
+    ['the held event again is seen', { ...at(3), tag: 'held' }, tagged(3, 'held'), 'seen'],
+    ['another event at the held offset is out of sequence (history was replaced)', { ...at(3), tag: 'held' }, tagged(3, 'other'), 'out-of-sequence'],
+    ['an event at the held offset is seen when the held position has no tag', at(3), tagged(3, 'other'), 'seen'],
+    ['an older offset is seen whatever its tag', { ...at(3), tag: 'held' }, tagged(2, 'other'), 'seen'],
+  ] as const)('should decide with tags that %s', (_name, last, live, verdict) => {
+    expect(classifyLive(last, live)).toBe(verdict);
   });
 });
 

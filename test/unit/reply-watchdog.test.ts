@@ -3,7 +3,11 @@ import { EngineUnavailableError } from '../../src/engine/engine.js';
 import { ReplyWatchdog } from '../../src/engine/redis/reply-watchdog.js';
 
 const never = () => new Promise<never>(() => {});
-const outcome = (promise: Promise<unknown>) => promise.then((value) => ({ value }), (error: unknown) => ({ error }));
+const outcome = (promise: Promise<unknown>) =>
+  promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
 
 describe('ReplyWatchdog', () => {
   it('should pass replies and command errors through unchanged', async () => {
@@ -43,7 +47,7 @@ describe('ReplyWatchdog', () => {
       setTimeout(() => reply('late but in time'), 20);
       await expect(answered).resolves.toBe('late but in time');
       // The reply 20 ms in restarted the clock: the silent command fails a whole timeout after it.
-      expect((await silent as { error: unknown }).error).toBeInstanceOf(EngineUnavailableError);
+      expect(((await silent) as { error: unknown }).error).toBeInstanceOf(EngineUnavailableError);
       expect(performance.now() - afterStall).toBeGreaterThanOrEqual(75);
     } finally {
       watchdog.stop();

@@ -31,31 +31,35 @@ describe('Stream appends', () => {
   it('should stamp contiguous offsets from 1 in its epoch', () => {
     const stream = new Stream('ep', limits(), 0);
     const events = [1, 2, 3].map((n) => stream.append(draft(n), 10 * n, true));
-    expect(events.map((e) => e.position)).toEqual([
+    expect(events.map(({ position: { epoch, offset } }) => ({ epoch, offset }))).toEqual([
       { epoch: 'ep', offset: 1 },
       { epoch: 'ep', offset: 2 },
       { epoch: 'ep', offset: 3 },
     ]);
     expect(stream.position).toEqual({ epoch: 'ep', offset: 3 });
+    // Each event is tagged, so that a cursor names its event and not only its place.
+    const tags = events.map((e) => e.position.tag);
+    expect(new Set(tags).size).toBe(3);
+    for (const tag of tags) expect(tag).toMatch(/^[A-Za-z0-9_-]{6}$/);
   });
 
   it('should stamp the cursor, the time and replayed false, and freeze the event', () => {
     const stream = new Stream('ep', limits(), 0);
     const event = stream.append(draft(1), 1234, true);
     expect(event).toMatchObject({ __typename: 'FeedbackUpdate', feedbackId: 'fb-1', replayed: false });
-    expect(event.cursor).toBe(encodeCursor({ epoch: 'ep', offset: 1 }));
+    expect(event.cursor).toBe(encodeCursor({ epoch: 'ep', offset: 1, tag: event.position.tag! }));
     expect(event.occurredAt).toEqual(new Date(1234));
     expect(Object.isFrozen(event)).toBe(true);
   });
 
   it('should expose the newest event, the retained count and the time of the last append', () => {
     const stream = new Stream('ep', limits(), 5);
-    expect(stream.lastEvent).toBeUndefined();
+    expect(stream.lastCursor).toBeNull();
     expect(stream.retained).toBe(0);
     expect(stream.lastAppendAt).toBe(5);
     stream.append(draft(1), 7, true);
     const last = stream.append(draft(2), 9, true);
-    expect(stream.lastEvent).toBe(last);
+    expect(stream.lastCursor).toBe(last.cursor);
     expect(stream.retained).toBe(2);
     expect(stream.lastAppendAt).toBe(9);
   });
@@ -118,11 +122,12 @@ describe('Stream expiry by age', () => {
 
   it('should report firstOffset as lastOffset + 1 when every event is dropped', () => {
     const stream = new Stream('ep', limits({ ttlMs: 100 }), 0);
-    fill(stream, 4, 0);
+    fill(stream, 3, 0);
+    const newest = stream.append(draft(4), 0, true);
     stream.expire(1_000);
-    expect(stream.window(null, 10)).toEqual({ epoch: 'ep', firstOffset: 5, lastOffset: 4, droppedBy: 'EXPIRED', events: [] });
+    expect(stream.window(null, 10)).toEqual({ epoch: 'ep', firstOffset: 5, lastOffset: 4, droppedBy: 'EXPIRED', boundaryTag: newest.position.tag, events: [] });
     expect(stream.retained).toBe(0);
-    expect(stream.lastEvent).toBeUndefined();
+    expect(stream.lastCursor).toBe(newest.cursor);
     expect(stream.position).toEqual({ epoch: 'ep', offset: 4 });
   });
 
@@ -263,5 +268,25 @@ describe('Stream.isForgettable', () => {
     const stream = new Stream('ep', limits({ metaTtlMs: 1_000 }), 200);
     expect(stream.isForgettable(1_199)).toBe(false);
     expect(stream.isForgettable(1_200)).toBe(true);
+  });
+});
+
+describe('Stream.holds: is a position of this history?', () => {
+  const stream = new Stream('ep', limits({ size: 3 }), 0);
+  const events = [1, 2, 3, 4, 5].map((n) => stream.append(draft(n), 0, true)); // retains 3..5; 2 is the newest trimmed
+  const at = (offset: number, tag?: string) => (tag === undefined ? { epoch: 'ep', offset } : { epoch: 'ep', offset, tag });
+
+  it.each([
+    ['a retained event with its own tag', at(4, events[3]!.position.tag), true],
+    ['a retained event with another tag', at(4, 'other'), false],
+    ['the newest trimmed event with its own tag (the boundary)', at(2, events[1]!.position.tag), true],
+    ['the newest trimmed event with another tag', at(2, 'other'), false],
+    ['an older trimmed event, whose tag is not kept (a gap covers it)', at(1, 'other'), true],
+    ['a position without a tag (a cursor made before events had tags)', at(4), true],
+    ['the newest event', at(5, events[4]!.position.tag), true],
+    ['a position past the newest event', at(6), false],
+    ['offset 0 of the epoch', at(0), true],
+  ])('should say %s: %s', (_name, position, held) => {
+    expect(stream.holds(position)).toBe(held);
   });
 });

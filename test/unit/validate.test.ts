@@ -83,12 +83,7 @@ describe('validators reject invalid input with BAD_USER_INPUT', () => {
     ['a diagnosisId with a non-ASCII letter', validateFeedback, feedback({ diagnosisId: 'diagé' }), 'diagnosisId'],
     ['an empty recommendationId', validateRecommendation, recommendation({ recommendationId: '' }), 'recommendationId'],
     ['a 129-character feedbackId', validateFeedback, feedback({ feedbackId: 'f'.repeat(129) }), 'feedbackId'],
-    [
-      'current over 16384 bytes of ASCII JSON',
-      validateRecommendation,
-      recommendation({ current: jsonOfBytes(MAX_JSON_BYTES + 1) }),
-      'current',
-    ],
+    ['current over 16384 bytes of ASCII JSON', validateRecommendation, recommendation({ current: jsonOfBytes(MAX_JSON_BYTES + 1) }), 'current'],
     [
       `previous under 16384 characters but over 16384 UTF-8 bytes (${multibyteValue.length} × "é")`,
       validateRecommendation,
@@ -224,7 +219,14 @@ describe('validators build drafts', () => {
         changedFields: ['dose', 'extra'],
       },
       idempotencyKey: null,
+      // previous and current as JSON: 46 + 59 bytes
+      payloadBytes: 105,
     });
+  });
+
+  it('should count the UTF-8 bytes of previous, current and reason as the payload', () => {
+    const result = validateRecommendation(recommendation({ previous: { a: 'é' }, current: {}, reason: 'ééé' }));
+    expect(result.payloadBytes).toBe(Buffer.byteLength('{"a":"é"}') + 2 + 6);
   });
 
   it('should keep a given reason and turn an explicit null reason into null', () => {
@@ -253,6 +255,7 @@ describe('validators build drafts', () => {
         sampleSize: 10,
       },
       idempotencyKey: 'k-2',
+      payloadBytes: 0,
     });
   });
 
@@ -260,6 +263,7 @@ describe('validators build drafts', () => {
     expect(validateFeedback(feedback())).toEqual({
       draft: { __typename: 'FeedbackUpdate', diagnosisId: 'diag-1', feedbackId: 'fb-1', rating: 3, effectiveness: 0.5 },
       idempotencyKey: null,
+      payloadBytes: 0,
     });
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Writable } from 'node:stream';
 import * as ws from 'ws';
-import { textFrame } from '../../src/transport/ws-frame.js';
+import { FrameBatch, textFrame } from '../../src/transport/ws-frame.js';
 
 // ws's own frame parser (exported by ws, not declared by @types/ws).
 const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean; maxPayload: number }) => Writable };
@@ -40,5 +40,40 @@ describe('textFrame', () => {
   it('should produce frames that follow one another on a stream', async () => {
     const frames = ['a', 'b'.repeat(300), 'c'].map((text) => textFrame('', Buffer.from(text), ''));
     expect(await parse(Buffer.concat(frames))).toEqual(['a', 'b'.repeat(300), 'c']);
+  });
+});
+
+describe('FrameBatch', () => {
+  it('should put each body into its own frame, in order, in one buffer of the size it announced', async () => {
+    const prefix = '{"id":"überwachung-✓","type":"next","payload":';
+    // Payloads either side of the 7-bit and 16-bit length encodings, and a multi-byte body.
+    const bodies = [0, 60, 80, 200, 65_600].map((length, index) => Buffer.from(`"${String(index).repeat(length)}Ω"`));
+    const batch = new FrameBatch(prefix, '}');
+    expect(batch.isEmpty).toBe(true);
+    for (const body of bodies) batch.add(body);
+    const frames = batch.toBuffer();
+    expect(frames.length).toBe(batch.bytes);
+    expect(frames).toEqual(Buffer.concat(bodies.map((body) => textFrame(prefix, body, '}'))));
+    expect(await parse(frames)).toEqual(bodies.map((body) => `${prefix}${body.toString()}}`));
+  });
+
+  it('should give each subscriber resuming with the same bodies its own id, whatever the batch before it', async () => {
+    const bodies = [Buffer.from('{"a":1}'), Buffer.from(`"${'x'.repeat(300)}"`), Buffer.from('{"b":"Ω"}')];
+    const prefixOf = (id: string) => `{"id":"${id}","type":"next","payload":`;
+    // Ids of the same length (the frames of the first are reused), then a longer and a shorter one.
+    for (const id of ['aaaa-1', 'bbbb-2', 'cccc-3', 'dddd-44', 'e']) {
+      const batch = new FrameBatch(prefixOf(id), '}');
+      for (const body of bodies) batch.add(body);
+      expect(await parse(batch.toBuffer())).toEqual(bodies.map((body) => `${prefixOf(id)}${body.toString()}}`));
+    }
+    // Other bodies after the same id's batch: its own, not the kept frames.
+    const other = new FrameBatch(prefixOf('cccc-3'), '}');
+    other.add(Buffer.from('{"c":3}'));
+    other.add(bodies[1]!);
+    other.add(bodies[2]!);
+    expect(await parse(other.toBuffer())).toEqual([
+      `${prefixOf('cccc-3')}{"c":3}}`,
+      ...bodies.slice(1).map((body) => `${prefixOf('cccc-3')}${body.toString()}}`),
+    ]);
   });
 });

@@ -9,14 +9,16 @@ export function encodeDraft(draft: EventDraft): string {
   return JSON.stringify(draft);
 }
 
-export function toEvent(epoch: string, offset: number, time: number, json: string): StoredEvent {
-  const position = { epoch, offset };
+/** The event stored at a position; `tag` '' for one stored before events had tags. */
+export function toEvent(epoch: string, offset: number, tag: string, time: number, json: string): StoredEvent {
+  const position = tag === '' ? { epoch, offset } : { epoch, offset, tag };
   return stampEvent(JSON.parse(json) as EventDraft, position, encodeCursor(position), new Date(time));
 }
 
 /**
- * The events of one instance decoded most recently, by position (an event at a position never
- * changes; a new epoch is a new stream). Every reader of the same history then gets the same
+ * The events of one instance decoded most recently, by position and tag (an event at a position
+ * changes only when history is replaced, and then its tag changes with it; a new epoch is a new
+ * stream). Every reader of the same history then gets the same
  * object, as with the memory engine, so that readers share its replayed copy, its execution and
  * its JSON: 1000 subscribers resuming after one cursor decode and execute each event once.
  */
@@ -27,41 +29,59 @@ export class DecodedEvents {
     this.events = new BoundedMap(capacity);
   }
 
-  event(topic: string, epoch: string, offset: number, time: number, json: string): StoredEvent {
-    const key = `${epoch}:${offset}:${topic}`;
+  event(topic: string, epoch: string, offset: number, tag: string, time: number, json: string): StoredEvent {
+    const key = `${epoch}:${offset}:${tag}:${topic}`;
     let event = this.events.get(key);
     if (!event) {
-      event = toEvent(epoch, offset, time, json);
+      event = toEvent(epoch, offset, tag, time, json);
       this.events.set(key, event);
     }
     return event;
   }
 }
 
-/** A live message: `epoch|offset|time|json`. */
+/**
+ * A live message: `epoch|offset|time|tag|json`, or `epoch|offset|time|json` from an instance
+ * that does not tag events yet (a tag is base64url, JSON starts with `{`).
+ */
 export function decodeMessage(topic: string, message: string, decoded: DecodedEvents): StoredEvent {
-  const [epoch, offset, time] = message.split('|', 3) as [string, string, string];
-  const json = message.slice(epoch.length + offset.length + time.length + 3);
-  return decoded.event(topic, epoch, Number(offset), Number(time), json);
+  const [epoch, offset, time, tag] = message.split('|', 4) as [string, string, string, string];
+  const head = epoch.length + offset.length + time.length + 3;
+  if (tag.startsWith('{')) return decoded.event(topic, epoch, Number(offset), '', Number(time), message.slice(head));
+  return decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(head + tag.length + 1));
 }
 
-/** A stored idempotent receipt: `epoch|offset|time|live|json`. */
-export function decodeReceipt(stored: string): { event: StoredEvent; liveSubscribers: number } {
-  const [epoch, offset, time, live] = stored.split('|', 4) as [string, string, string, string];
-  const json = stored.slice(epoch.length + offset.length + time.length + live.length + 4);
-  return { event: toEvent(epoch, Number(offset), Number(time), json), liveSubscribers: Number(live) };
-}
+/** A history entry: fields t (time), v (JSON) and, since events have tags, g (tag). */
+type Entry = [id: string, fields: [string, string, string, string, string?, string?]];
 
-type Entry = [id: string, fields: [string, string, string, string]];
-
-/** The reply of the READ and CLAIM scripts: {epoch, last, first, dropped, entries}. */
+/**
+ * The reply of the READ and CLAIM scripts:
+ * {epoch, last, first, dropped, boundary tag, replaced, entries, marked, ticket}.
+ */
 export function decodeWindow(topic: string, reply: unknown, decoded: DecodedEvents): HistoryWindow {
-  const [epoch, last, first, dropped, entries] = reply as [string, number, number, string, Entry[]];
-  return {
+  const [epoch, last, first, dropped, boundaryTag, replaced, entries, marked, ticket] = reply as [
+    string,
+    number,
+    number,
+    string,
+    string,
+    number,
+    Entry[],
+    number[] | undefined,
+    number | undefined,
+  ];
+  let window: HistoryWindow = {
     epoch,
     lastOffset: Number(last),
     firstOffset: Number(first),
     droppedBy: dropped === 'TRIMMED' || dropped === 'EXPIRED' ? dropped : null,
-    events: entries.map(([id, fields]) => decoded.event(topic, epoch, Number.parseInt(id, 10), Number(fields[1]), fields[3])),
+    events: entries.map(([id, fields]) => decoded.event(topic, epoch, Number.parseInt(id, 10), fields[5] ?? '', Number(fields[1]), fields[3])),
   };
+  if (boundaryTag !== '') window = { ...window, boundaryTag };
+  if (Number(replaced) === 1) window = { ...window, replaced: true };
+  if (ticket === undefined) return window;
+  const claimTicket = Number(ticket);
+  // A claim took its events; a resume, the pending ones it marked (in offset order: the pending set is in time order).
+  if (!marked || marked.length === 0) return { ...window, claimTicket };
+  return { ...window, claimed: marked.map(Number).sort((a, b) => a - b), claimTicket };
 }

@@ -6,17 +6,21 @@ import { flat } from '../../flat-string.js';
  * ids are validated to [A-Za-z0-9_.:-], so they cannot contain braces.
  */
 export interface TopicKeys {
-  /** Hash: e (epoch), o (last offset), dr (why the event before the first retained is gone). */
+  /**
+   * Hash: e (epoch), o (last offset), lt (the last event's tag), dr (why the event before the
+   * first retained is gone), b (`<offset>:<tag>` of the newest dropped event).
+   */
   readonly meta: string;
-  /** Stream of retained events; entry id `<offset>-0`, fields t (ms) and v (event JSON). */
+  /** Stream of retained events; entry id `<offset>-0`, fields t (ms), v (event JSON) and g (tag). */
   readonly history: string;
   /** Sorted set of pending offsets (member: offset zero-padded to 20 digits, score: time). */
   readonly pending: string;
-  /** Hash: instance id → local subscriber count. */
+  /** Hash: instance id → `count|lease expiry (ms)`, its local subscriber count (see SET_SUBSCRIBERS). */
   readonly subscribers: string;
   /** Sharded pub/sub channel of live events (same slot as the keys). */
   readonly channel: string;
-  idempotency(key: string): string;
+  /** String `digest|epoch|offset|time|live`: the receipt of one subject's idempotency key. */
+  idempotency(subject: string, key: string): string;
 }
 
 export function topicKeys(prefix: string, diagnosisId: string): TopicKeys {
@@ -27,9 +31,12 @@ export function topicKeys(prefix: string, diagnosisId: string): TopicKeys {
     pending: `${base}:pending`,
     subscribers: `${base}:subscribers`,
     channel: channelOf(prefix, diagnosisId),
-    idempotency: (key) => `${base}:idempotency:${Buffer.from(key, 'utf8').toString('base64url')}`,
+    // base64url has no ':', so subject and key cannot be confused with each other.
+    idempotency: (subject, key) => `${base}:idempotency:${base64url(subject)}:${base64url(key)}`,
   };
 }
+
+const base64url = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
 
 /** The live channel of a diagnosis; in one piece, since the subscriber connection keeps one per watched diagnosis. */
 export function channelOf(prefix: string, diagnosisId: string): string {

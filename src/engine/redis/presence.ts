@@ -1,22 +1,27 @@
 import type { RedisClientType } from '@redis/client';
-import { presenceKeys, topicKeys } from './keys.js';
+import { presenceKeys } from './keys.js';
 
 interface InstanceEntry {
   readonly subscriptions: number;
   readonly expiresAt: number;
 }
 
-/** Subscriber count changes of one diagnosis waiting for the next write, and who waits on them. */
+/** A diagnosis whose count waits for the next write, and who waits on it. */
 interface PendingCount {
-  delta: number;
   readonly waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }>;
 }
 
 /**
- * This instance's share of the cluster-wide counts. Each instance writes its subscription count
- * to a registry with an expiry of two heartbeats (sooner, coalesced, when its count changes);
- * an instance whose entry expired is dead: any instance reaps it by removing its per-diagnosis
- * subscriber counts, so a killed instance drops out of `status` within two heartbeats.
+ * This instance's share of the cluster-wide counts, written so that no step spans two Redis
+ * Cluster slots and no failure leaves a count inflated:
+ * - per diagnosis (its own slot), this instance's subscriber count, leased for three heartbeats
+ *   and renewed with the local count every heartbeat: a write that failed is corrected by the
+ *   next beat, and the counts of a dead instance expire;
+ * - in the `{instances}` slot, the registry entry (subscription count, expiry of two heartbeats;
+ *   sooner, coalesced, when the count changes) and the set of diagnoses it has subscribers for.
+ *   An instance whose entry expired is dead: any instance reaps its entry and set, so a killed
+ *   instance drops out of `status` within two heartbeats. A set write that failed makes the next
+ *   heartbeat write the whole set again.
  */
 export class Presence {
   private readonly keys: ReturnType<typeof presenceKeys>;
@@ -24,18 +29,26 @@ export class Presence {
   /** The heartbeat in flight: a beat is skipped rather than queued behind one that Redis has not answered. */
   private beating: Promise<void> | null = null;
   private flushSoon: NodeJS.Timeout | null = null;
-  /** Per-diagnosis count changes of this turn of the event loop, written together at its end. */
-  private counts = new Map<string, PendingCount>();
+  /** Diagnoses whose count changed in this turn of the event loop, written together at its end. */
+  private changes = new Map<string, PendingCount>();
   /** The count write in flight per diagnosis, if any. */
   private readonly writing = new Map<string, Promise<void>>();
+  /** The diagnoses set in Redis may differ from the local one (a write failed): rewrite it whole. */
+  private setStale = false;
 
   constructor(
     private readonly client: RedisClientType,
-    private readonly prefix: string,
+    prefix: string,
     readonly instanceId: string,
     private readonly heartbeatMs: number,
-    /** The local subscription count and the diagnoses with local subscribers. */
-    private readonly local: () => { subscriptions: number; subscribers: Iterable<readonly [string, number]> },
+    /** The local subscription count. */
+    private readonly subscriptions: () => number,
+    /** The local subscriber count of each diagnosis that has any (built per heartbeat). */
+    private readonly counts: () => ReadonlyMap<string, number>,
+    /** The local subscriber count of one diagnosis. */
+    private readonly countOf: (diagnosisId: string) => number,
+    /** Stores this instance's leased subscriber count of a diagnosis (SET_SUBSCRIBERS). */
+    private readonly setSubscribers: (diagnosisId: string, count: number, leaseMs: number) => Promise<void>,
     private readonly onError: (error: unknown) => void,
     /** Fails a command that Redis does not answer in time (the command connection's ReplyWatchdog). */
     private readonly guard: <T>(command: Promise<T>) => Promise<T>,
@@ -63,28 +76,29 @@ export class Presence {
   }
 
   /**
-   * Counts a subscriber of `diagnosisId` in or out; resolves once the cluster-wide count has it.
-   * Changes made in one turn of the event loop are written together at its end, one increment
+   * The local subscriber count of `diagnosisId` changed; resolves once the cluster-wide count has
+   * it. Changes made in one turn of the event loop are written together at its end, one write
    * per diagnosis: a thousand clients that resume at once cost one round trip, not a thousand.
    */
-  addDiagnosis(diagnosisId: string, delta: 1 | -1): Promise<void> {
-    if (this.counts.size === 0) setImmediate(() => this.writeCounts());
-    let pending = this.counts.get(diagnosisId);
-    if (!pending) this.counts.set(diagnosisId, (pending = { delta: 0, waiters: [] }));
-    pending.delta += delta;
+  countChanged(diagnosisId: string): Promise<void> {
+    if (this.changes.size === 0) setImmediate(() => this.writeCounts());
+    let pending = this.changes.get(diagnosisId);
+    if (!pending) this.changes.set(diagnosisId, (pending = { waiters: [] }));
     return new Promise((resolve, reject) => pending.waiters.push({ resolve, reject }));
   }
 
   private writeCounts(): void {
-    const batch = this.counts;
-    this.counts = new Map();
-    for (const [diagnosisId, { delta, waiters }] of batch) {
-      // One write per diagnosis at a time: an increment never lands between a count reaching
-      // zero and the removal that follows it.
+    const batch = this.changes;
+    this.changes = new Map();
+    for (const [diagnosisId, { waiters }] of batch) {
+      // One write per diagnosis at a time, each of the count as it is when it is sent: the last write has the last count.
       const previous = this.writing.get(diagnosisId);
       const write = previous
-        ? previous.then(() => this.writeCount(diagnosisId, delta), () => this.writeCount(diagnosisId, delta))
-        : this.writeCount(diagnosisId, delta);
+        ? previous.then(
+            () => this.writeCount(diagnosisId),
+            () => this.writeCount(diagnosisId),
+          )
+        : this.writeCount(diagnosisId);
       this.writing.set(diagnosisId, write);
       write
         .then(
@@ -98,18 +112,20 @@ export class Presence {
     this.changed();
   }
 
-  private async writeCount(diagnosisId: string, delta: number): Promise<void> {
-    if (delta === 0) return;
-    const { subscribers } = topicKeys(this.prefix, diagnosisId);
+  private async writeCount(diagnosisId: string): Promise<void> {
+    const count = this.countOf(diagnosisId);
     const diagnoses = this.keys.diagnosesOf(this.instanceId);
-    if (delta > 0) {
-      // One round trip: adding a member that is already there changes nothing.
-      await Promise.all([this.guard(this.client.hIncrBy(subscribers, this.instanceId, delta)), this.guard(this.client.sAdd(diagnoses, diagnosisId))]);
-      return;
-    }
-    if ((await this.guard(this.client.hIncrBy(subscribers, this.instanceId, delta))) <= 0) {
-      await Promise.all([this.guard(this.client.hDel(subscribers, this.instanceId)), this.guard(this.client.sRem(diagnoses, diagnosisId))]);
-    }
+    await Promise.all([
+      this.setSubscribers(diagnosisId, count, this.leaseMs),
+      this.guard(count > 0 ? this.client.sAdd(diagnoses, diagnosisId) : this.client.sRem(diagnoses, diagnosisId)).catch((error: unknown) => {
+        this.setStale = true;
+        throw error;
+      }),
+    ]);
+  }
+
+  private get leaseMs(): number {
+    return 3 * this.heartbeatMs;
   }
 
   /** Live instances, their subscriptions, and the diagnoses with subscribers anywhere. */
@@ -122,20 +138,23 @@ export class Presence {
     const diagnoses = sets.length === 0 ? 0 : (await this.guard(this.client.sUnion(sets))).length;
     // This instance's own count is read live; the others' are at most 100 ms old.
     const others = live.filter(([id]) => id !== this.instanceId);
-    const subscriptions = others.reduce((sum, [, entry]) => sum + entry.subscriptions, this.local().subscriptions);
+    const subscriptions = others.reduce((sum, [, entry]) => sum + entry.subscriptions, this.subscriptions());
     return { instances: others.length + 1, subscriptions, diagnoses };
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.flushSoon) clearTimeout(this.flushSoon);
+    await Promise.all([...this.counts().keys()].map((diagnosisId) => this.setSubscribers(diagnosisId, 0, this.leaseMs)));
     await this.reap(this.instanceId);
   }
 
   private async beat(): Promise<void> {
-    const added = await this.write();
-    // Reaped while alive (a long pause): restore this instance's per-diagnosis counts.
-    if (added) await this.restore();
+    // Reaped while alive (a long pause): write the diagnoses set again.
+    if (await this.write()) this.setStale = true;
+    const subscribers = this.counts();
+    await Promise.all([...subscribers].map(([diagnosisId, count]) => this.setSubscribers(diagnosisId, count, this.leaseMs)));
+    if (this.setStale) await this.rewriteSet(subscribers);
     const now = Date.now();
     for (const [id, json] of Object.entries(await this.guard(this.client.hGetAll(this.keys.registry)))) {
       if (id !== this.instanceId && (JSON.parse(json) as InstanceEntry).expiresAt <= now) await this.reap(id);
@@ -144,24 +163,25 @@ export class Presence {
 
   /** Writes this instance's entry; true when it was missing. */
   private async write(): Promise<boolean> {
-    const entry: InstanceEntry = { subscriptions: this.local().subscriptions, expiresAt: Date.now() + 2 * this.heartbeatMs };
+    const entry: InstanceEntry = { subscriptions: this.subscriptions(), expiresAt: Date.now() + 2 * this.heartbeatMs };
     return (await this.guard(this.client.hSet(this.keys.registry, this.instanceId, JSON.stringify(entry)))) === 1;
   }
 
-  private async restore(): Promise<void> {
-    const { subscribers } = this.local();
-    for (const [diagnosisId, count] of subscribers) {
-      await this.guard(this.client.hSet(topicKeys(this.prefix, diagnosisId).subscribers, this.instanceId, count));
-      await this.guard(this.client.sAdd(this.keys.diagnosesOf(this.instanceId), diagnosisId));
+  private async rewriteSet(subscribers: ReadonlyMap<string, number>): Promise<void> {
+    this.setStale = false;
+    const set = this.keys.diagnosesOf(this.instanceId);
+    try {
+      await this.guard(this.client.del(set));
+      if (subscribers.size > 0) await this.guard(this.client.sAdd(set, [...subscribers.keys()]));
+    } catch (error) {
+      this.setStale = true;
+      throw error;
     }
   }
 
+  /** Removes an instance's entry and diagnoses set (one slot); its per-diagnosis leases expire on their own. */
   private async reap(instanceId: string): Promise<void> {
-    const set = this.keys.diagnosesOf(instanceId);
-    for (const diagnosisId of await this.guard(this.client.sMembers(set))) {
-      await this.guard(this.client.hDel(topicKeys(this.prefix, diagnosisId).subscribers, instanceId));
-    }
-    await this.guard(this.client.del(set));
+    await this.guard(this.client.del(this.keys.diagnosesOf(instanceId)));
     await this.guard(this.client.hDel(this.keys.registry, instanceId));
   }
 }

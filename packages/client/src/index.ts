@@ -1,0 +1,130 @@
+import { createClient, type Client, type ClientOptions } from 'graphql-ws/client';
+import type { DiagnosisUpdatesSubscription } from './generated/graphql.js';
+import { backoffPolicy, reconnectDelay, type ReconnectBackoff } from './backoff.js';
+import { DiagnosisUpdatesDocument } from './operations.js';
+
+export { broadcast, type BroadcastKind, type BroadcastReceipt } from './broadcast.js';
+export { DEFAULT_BACKOFF, reconnectDelay, type ReconnectBackoff } from './backoff.js';
+/** The typed operations, for sending them over another transport (e.g. graphql-sse): `doc.toString()`. */
+export { BroadcastEffectivenessDocument, BroadcastFeedbackDocument, BroadcastRecommendationDocument, DiagnosisUpdatesDocument } from './operations.js';
+export type {
+  DiagnosisUpdatesSubscription,
+  DiagnosisUpdatesSubscriptionVariables,
+  EffectivenessUpdateInput,
+  FeedbackUpdateInput,
+  HistoryGapReason,
+  RecommendationUpdateInput,
+} from './generated/graphql.js';
+
+/** Any event `diagnosisUpdates` delivers. */
+export type DiagnosisEvent = DiagnosisUpdatesSubscription['diagnosisUpdates'];
+/** An update (recommendation, effectiveness or feedback). */
+export type DiagnosisUpdate = Exclude<DiagnosisEvent, { __typename: 'HistoryGap' }>;
+/** Events between your cursor and the first retained one are gone: reload the diagnosis state. */
+export type HistoryGap = Extract<DiagnosisEvent, { __typename: 'HistoryGap' }>;
+
+export interface SubscribeToDiagnosisOptions {
+  /**
+   * The hub's WebSocket URL, e.g. `wss://hub.example/graphql`, or a function called at every
+   * (re)connect that returns one (e.g. to go through a list of instances).
+   */
+  readonly url: string | (() => string | Promise<string>);
+  readonly diagnosisId: string;
+  /**
+   * Returns a current bearer token. Called at every (re)connect, so a token that expired (the
+   * hub closes the socket with 4403) is replaced by a fresh one on the automatic reconnect.
+   */
+  readonly token: () => string | Promise<string>;
+  /** Resume after this cursor (e.g. one you persisted); omit to claim pending events, then live. */
+  readonly after?: string | null;
+  /** Every update, exactly once and in order. */
+  readonly onEvent: (event: DiagnosisUpdate) => void;
+  /** Some history is gone: reload state. Updates after the gap keep coming through `onEvent`. */
+  readonly onGap?: (gap: HistoryGap) => void;
+  /** A GraphQL error for the subscription (e.g. FORBIDDEN) or a fatal close; the subscription stops. */
+  readonly onError?: (error: unknown) => void;
+  /** A WebSocket implementation where there is no global one (Node 20: `import WebSocket from 'ws'`). */
+  readonly webSocketImpl?: unknown;
+  /** Reconnect attempts before giving up. @default Infinity */
+  readonly retryAttempts?: number;
+  /**
+   * The wait before each reconnect: full jitter over a window that starts at `baseMs` and doubles
+   * per failed attempt up to `capMs`, never under `floorMs`, so the clients of an instance that
+   * went away do not all come back at once. @default { baseMs: 1000, capMs: 30000, floorMs: 100 }
+   */
+  readonly reconnect?: Partial<ReconnectBackoff>;
+  /** Extra graphql-ws client options (e.g. `on` listeners; a `retryWait` here replaces `reconnect`). */
+  readonly clientOptions?: Partial<ClientOptions>;
+}
+
+export interface DiagnosisSubscription {
+  /** Cursor of the last event handed to you; persist it to resume after a restart. */
+  readonly lastCursor: string | null;
+  /** The underlying graphql-ws client. */
+  readonly client: Client;
+  /** Stops the subscription and closes the socket. */
+  dispose(): Promise<void>;
+}
+
+/** How many recent cursors are remembered to drop a repeated event. */
+const REMEMBERED_CURSORS = 1024;
+
+/**
+ * Subscribes to one diagnosis and keeps the subscription whole across disconnects: the last
+ * cursor is tracked and every reconnect re-subscribes `after` it, the token is fetched anew at
+ * every connect, gaps are reported separately, and no event is handed out twice.
+ */
+export function subscribeToDiagnosis(options: SubscribeToDiagnosisOptions): DiagnosisSubscription {
+  // graphql-ws re-sends this same payload object on every reconnect, so keeping `after`
+  // current in it is what makes each reconnect resume from the last event.
+  const variables: { diagnosisId: string; after: string | null } = { diagnosisId: options.diagnosisId, after: options.after ?? null };
+  const recent = new Set<string>();
+  const backoff = backoffPolicy(options.reconnect);
+  const client = createClient({
+    url: options.url,
+    lazy: true,
+    retryAttempts: options.retryAttempts ?? Number.POSITIVE_INFINITY,
+    shouldRetry: () => true,
+    retryWait: (attempt) => new Promise((resolve) => setTimeout(resolve, reconnectDelay(attempt, backoff))),
+    connectionParams: async () => ({ authorization: `Bearer ${await options.token()}` }),
+    ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: options.webSocketImpl }),
+    ...options.clientOptions,
+  });
+
+  const remember = (cursor: string): boolean => {
+    if (recent.has(cursor)) return false;
+    recent.add(cursor);
+    if (recent.size > REMEMBERED_CURSORS) recent.delete(recent.values().next().value as string);
+    return true;
+  };
+
+  const unsubscribe = client.subscribe<DiagnosisUpdatesSubscription>(
+    { query: DiagnosisUpdatesDocument.toString(), variables },
+    {
+      next: ({ data, errors }) => {
+        if (errors?.length) {
+          options.onError?.(errors);
+          return;
+        }
+        const event = data?.diagnosisUpdates;
+        if (!event || !remember(event.cursor)) return;
+        variables.after = event.cursor;
+        if (event.__typename === 'HistoryGap') options.onGap?.(event);
+        else options.onEvent(event);
+      },
+      error: (error) => options.onError?.(error),
+      complete: () => {},
+    },
+  );
+
+  return {
+    get lastCursor() {
+      return variables.after;
+    },
+    client,
+    async dispose() {
+      unsubscribe();
+      await client.dispose();
+    },
+  };
+}
