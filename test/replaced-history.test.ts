@@ -18,7 +18,7 @@ import { startTestApp, type TestApp } from './helpers/app.js';
 import { EVENT_FIELDS, broadcastFeedback, gql, subscribeSse, subscribeWs, wsClient, type EventResult, type QueuedSubscription } from './helpers/graphql.js';
 import { uniqueId } from './helpers/hub-status.js';
 import { startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
-import { deleteTopic, snapshotTopic, type TopicSnapshot } from './helpers/redis-snapshot.js';
+import { appendUnheard, deleteTopic, snapshotTopic, type TopicSnapshot } from './helpers/redis-snapshot.js';
 import { openSse, resultOf, type SseStream } from './helpers/sse-reader.js';
 import { adminToken } from './helpers/tokens.js';
 
@@ -216,6 +216,23 @@ describe('events lost in a failover (keys DUMPed, more appended, the dumps RESTO
       expect(await take(live, 1)).toEqual(['n8']);
     },
   );
+
+  it('should give a live subscriber that holds a lost event HISTORY_LOST when the next offset follows another event, missed live', async () => {
+    const id = uniqueId('unheard');
+    const [k1] = await broadcastAll(hub, id, ['k1', 'k2']);
+    const live = watchWs(hub, id, k1!.cursor);
+    expect(await take(live, 1)).toEqual(['k2']);
+    const snapshot = await snapshotTopic(redis.url, hub.prefix, id);
+    await broadcastAll(hub, id, ['lost']);
+    expect(await take(live, 1)).toEqual(['lost']);
+    await snapshot.restore(redis.url);
+    // The new master's first event takes the lost one's offset where this hub does not listen;
+    // the next one, heard, is at the offset after the lost event's.
+    await appendUnheard(redis.url, hub.prefix, id, 'n1');
+    await broadcastAll(hub, id, ['n2', 'n3']);
+    expect(await take(live, 2)).toEqual(['gap:HISTORY_LOST', 'k1']); // not n2, n3: n1 skipped
+    expect(await take(live, 4)).toEqual(['k2', 'n1', 'n2', 'n3']);
+  });
 });
 
 describe('a restore from backup (Redis restarted, the backup restored)', () => {

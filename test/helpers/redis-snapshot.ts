@@ -1,5 +1,7 @@
 import { createClient, RESP_TYPES } from '@redis/client';
+import { randomEpoch, randomTag } from '../../src/domain/cursor.js';
 import { topicKeys } from '../../src/engine/redis/keys.js';
+import { APPEND } from '../../src/engine/redis/scripts.js';
 
 /** A diagnosis's history keys as they were at one moment (DUMP), to put back later. */
 export interface TopicSnapshot {
@@ -48,4 +50,24 @@ export async function deleteTopic(url: string, prefix: string, diagnosisId: stri
   await client.connect();
   await client.del([meta, history, pending]);
   await client.close();
+}
+
+/**
+ * Appends a feedback event to `diagnosisId`'s history with the hub's own append script, but
+ * publishes it on a channel nobody listens to: an event written where a hub was not listening
+ * (a promoted master that its subscriber connection had not moved to yet).
+ */
+export async function appendUnheard(url: string, prefix: string, diagnosisId: string, feedbackId: string): Promise<void> {
+  const keys = topicKeys(prefix, diagnosisId);
+  const draft = { __typename: 'FeedbackUpdate', diagnosisId, feedbackId, rating: 3, effectiveness: 0.5 };
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    await client.eval(APPEND, {
+      keys: [keys.meta, keys.history, keys.pending, keys.subscribers, keys.meta, `${keys.channel}:unheard`],
+      arguments: [randomEpoch(), JSON.stringify(draft), '100', '3600000', '3600000', '600000', '', '0', randomTag()],
+    });
+  } finally {
+    await client.close();
+  }
 }

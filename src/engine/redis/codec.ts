@@ -40,15 +40,25 @@ export class DecodedEvents {
   }
 }
 
+/** A live message: its event, and the tag of the event it follows ('' for the first of an epoch; undefined when the message does not say). */
+export interface LiveMessage {
+  readonly event: StoredEvent;
+  readonly previous: string | undefined;
+}
+
 /**
- * A live message: `epoch|offset|time|tag|json`, or `epoch|offset|time|json` from an instance
- * that does not tag events yet (a tag is base64url, JSON starts with `{`).
+ * A live message: `epoch|offset|time|tag|previous|json`, or without `previous`
+ * (`epoch|offset|time|tag|json`), or without a tag either (`epoch|offset|time|json`), from an
+ * instance that does not send them yet (a tag is base64url, JSON starts with `{`).
  */
-export function decodeMessage(topic: string, message: string, decoded: DecodedEvents): StoredEvent {
-  const [epoch, offset, time, tag] = message.split('|', 4) as [string, string, string, string];
+export function decodeMessage(topic: string, message: string, decoded: DecodedEvents): LiveMessage {
+  const [epoch, offset, time, tag, previous] = message.split('|', 5) as [string, string, string, string, string | undefined];
   const head = epoch.length + offset.length + time.length + 3;
-  if (tag.startsWith('{')) return decoded.event(topic, epoch, Number(offset), '', Number(time), message.slice(head));
-  return decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(head + tag.length + 1));
+  if (tag.startsWith('{')) return { event: decoded.event(topic, epoch, Number(offset), '', Number(time), message.slice(head)), previous: undefined };
+  const tagged = head + tag.length + 1;
+  if (previous === undefined || previous.startsWith('{'))
+    return { event: decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(tagged)), previous: undefined };
+  return { event: decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(tagged + previous.length + 1)), previous };
 }
 
 /** A history entry: fields t (time), v (JSON) and, since events have tags, g (tag). */

@@ -55,9 +55,10 @@ class Topic {
   size = 0;
   /** Resolves once the Redis subscription is confirmed (then a shared resolved promise). */
   ready: Promise<void> = CONFIRMED;
-  /** The newest position of the stream seen here, live or by a read (see `follows`). */
+  /** The newest position of the stream seen here, live or by a read (see `follows`), with its event's tag ('' when not known). */
   private epoch = '';
   private offset = 0;
+  private tag = '';
 
   /**
    * Whether a live event follows what was seen of the stream; when it does not, the stream was
@@ -65,24 +66,37 @@ class Topic {
    * epoch offsets only grow, and Redis hands a channel's messages over in the order the scripts
    * ran, so a live event at or below the newest offset seen (live, or by a read: `reached`)
    * comes from another history, e.g. a promoted replica that had not received the newest writes.
+   * So does the next offset when it follows another event than the one seen there (`previous`,
+   * the tag of the event the append found before it): e.g. the event seen there was written by
+   * a demoted master and lost, and its offset was taken on the new master by an event missed here
+   * (published where this instance was not yet listening).
    */
-  follows(epoch: string, offset: number): boolean {
-    const replaced = epoch === this.epoch && offset <= this.offset;
+  follows({ epoch, offset, tag }: Position, previous: string | undefined): boolean {
+    const replaced = epoch === this.epoch && (offset <= this.offset || (offset === this.offset + 1 && !continues(this.tag, previous)));
     this.epoch = epoch;
     this.offset = offset;
+    this.tag = tag ?? '';
     return !replaced;
   }
 
   /**
-   * A read showed the stream up to `offset`, and every live event up to there has been handed
-   * over (see liveCaughtUp): later live events of the epoch must be past it. A read lower than
-   * what was seen proves nothing (live events published after it ran may have come first), nor
-   * does a read of another epoch (one seen live is newer).
+   * A read showed the stream up to its last offset, and every live event up to there has been
+   * handed over (see liveCaughtUp): later live events of the epoch must be past it. A read lower
+   * than what was seen proves nothing (live events published after it ran may have come first),
+   * nor does a read of another epoch (one seen live is newer).
    */
-  reached(epoch: string, offset: number): void {
+  reached({ epoch, lastOffset, events }: HistoryWindow): void {
     if (this.epoch === '') this.epoch = epoch;
-    if (epoch === this.epoch && offset > this.offset) this.offset = offset;
+    if (epoch !== this.epoch || lastOffset <= this.offset) return;
+    this.offset = lastOffset;
+    const newest = events.at(-1)?.position;
+    this.tag = newest?.offset === lastOffset ? (newest.tag ?? '') : '';
   }
+}
+
+/** Whether an event whose predecessor had tag `previous` follows the event tagged `held`; true when either is not known. */
+function continues(held: string, previous: string | undefined): boolean {
+  return held === '' || previous === undefined || previous === '' || previous === held;
 }
 
 interface Script {
@@ -137,8 +151,8 @@ export class RedisEngine implements Engine {
     const topic = topicOfChannel(this.options.prefix, channel);
     const state = this.topics.get(topic);
     if (!state) return;
-    const event = decodeMessage(topic, message, this.decoded);
-    if (state.follows(event.position.epoch, event.position.offset)) this.live?.event(topic, event);
+    const { event, previous } = decodeMessage(topic, message, this.decoded);
+    if (state.follows(event.position, previous)) this.live?.event(topic, event);
     else this.live?.resync(topic);
   };
   /** Where live events go (see Engine.onLive). */
@@ -290,7 +304,7 @@ export class RedisEngine implements Engine {
 
   /** A read's window, noted by its topic once its live events caught up (see Topic.reached). */
   private sawWindow(topic: string, window: HistoryWindow): HistoryWindow {
-    if (window.epoch !== '') this.topics.get(topic)?.reached(window.epoch, window.lastOffset);
+    if (window.epoch !== '') this.topics.get(topic)?.reached(window);
     return window;
   }
 

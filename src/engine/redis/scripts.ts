@@ -123,7 +123,9 @@ end
  * {'dup', epoch, offset, time, live subscribers, tag} when the digest matches (the receipt is
  * written again, unchanged), else {'reused'}.
  * The receipt is stored as `digest|epoch|offset|time|live|tag` (never the event; a receipt
- * stored before events had tags lacks `|tag`), the live message as `epoch|offset|time|tag|json`,
+ * stored before events had tags lacks `|tag`), the live message as `epoch|offset|time|tag|previous|json`
+ * (previous: the tag of the event at offset - 1, so that a listener can tell that the event it
+ * holds there is the one this follows; see RedisEngine's Topic),
  * the history entry with fields t (time), v (JSON) and g (tag), and the tag as meta lt. When the
  * append trims the oldest event, its offset and tag are kept (meta b) for a cursor at the new
  * boundary.
@@ -141,9 +143,11 @@ if ARGV[8] == '1' then
     return {'dup', e, tonumber(o), tonumber(t), tonumber(l), g}
   end
 end
-local epoch = redis.call('HGET', meta, 'e')
+-- the epoch, and the tag of the event this one follows ('' for the first of an epoch), sent along live
+local known = redis.call('HMGET', meta, 'e', 'lt')
+local epoch, previous = known[1], known[2] or ''
 if not epoch then
-  epoch = ARGV[1]
+  epoch, previous = ARGV[1], ''
   redis.call('DEL', history, pending)
   redis.call('HSET', meta, 'e', epoch, 'o', 0)
   redis.call('HDEL', meta, 'dr')
@@ -160,7 +164,7 @@ end
 redis.call('XADD', history, 'MAXLEN', size, offset .. '-0', 't', now, 'v', ARGV[2], 'g', ARGV[9])
 forget_pending_before(first_offset(offset))
 
-local receivers = redis.call('SPUBLISH', KEYS[6], epoch .. '|' .. offset .. '|' .. now .. '|' .. ARGV[9] .. '|' .. ARGV[2])
+local receivers = redis.call('SPUBLISH', KEYS[6], epoch .. '|' .. offset .. '|' .. now .. '|' .. ARGV[9] .. '|' .. previous .. '|' .. ARGV[2])
 -- members are zero-padded so that events of the same millisecond sort by offset
 if receivers == 0 then redis.call('ZADD', pending, now, string.format('%020d', offset)) end
 local live = live(subscribers)
