@@ -111,27 +111,12 @@ describe('dev mode listen address', () => {
   });
 
   it('should print in the banner that a hub bound to every interface is reachable from other machines, and when GraphiQL is off', () => {
-    const tokens = { admin: 'ADMIN', reader: 'READER' };
-    const exposed = devBanner({
-      url: 'http://localhost:4000/graphql',
-      address: '0.0.0.0',
-      port: 4000,
-      graphiql: true,
-      historySize: 100,
-      secretFile: '.dev-secret',
-      tokens,
-    });
+    const banner = (url: string, address: string, graphiql: boolean) =>
+      devBanner({ url, address, port: 4000, graphiql, historySize: 100, secretFile: '.dev-secret', tokens: { admin: 'ADMIN', reader: 'READER' } });
+    const exposed = banner('http://localhost:4000/graphql', '0.0.0.0', true);
     expect(exposed).toContain('Listening on 0.0.0.0:4000: reachable from other machines (HOST)');
     expect(exposed).toContain('The GraphiQL page carries the admin token, only for requests from this machine');
-    const quiet = devBanner({
-      url: 'http://[::1]:4000/graphql',
-      address: '::1',
-      port: 4000,
-      graphiql: false,
-      historySize: 100,
-      secretFile: '.dev-secret',
-      tokens,
-    });
+    const quiet = banner('http://[::1]:4000/graphql', '::1', false);
     expect(quiet).toContain('Listening on [::1]:4000: this machine only');
     expect(quiet).toContain('GraphiQL: off (GRAPHIQL=false)');
     expect(quiet).not.toContain('carries the admin token');

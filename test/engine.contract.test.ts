@@ -24,6 +24,8 @@ import {
 import type { EventDraft, GapEvent, HubEvent, Position, StoredEvent } from '../src/domain/events.js';
 import type { EventListener } from '../src/hub/topic-listeners.js';
 import { fanOut } from './helpers/fan-out.js';
+import { feedbackDraft as draft } from './helpers/drafts.js';
+import { take } from './helpers/iterators.js';
 import { eventually } from './helpers/graphql.js';
 import { freePort, hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { whileSubscribersAreCutOff } from './helpers/redis-faults.js';
@@ -167,20 +169,24 @@ let topicCounter = 0;
 /** A topic (diagnosis id) no other test uses. */
 const newTopic = (name: string) => `${name}-${++topicCounter}-${process.pid}`;
 
-const draft = (topic: string, n: number): EventDraft => ({
-  __typename: 'FeedbackUpdate',
-  diagnosisId: topic,
-  feedbackId: `fb-${n}`,
-  rating: 1 + (n % 5),
-  effectiveness: 0.5,
-});
-
 /** An idempotency key of `subject`. */
 const keyed = (key: string, subject = 'service-a'): AppendOptions => ({ idempotency: { subject, key } });
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const offsets = (events: readonly { position: Position }[]): number[] => events.map((e) => e.position.offset);
 const cursors = (events: readonly { cursor: string }[]): string[] => events.map((e) => e.cursor);
+
+/** Resolves once the engine's `ping` answers again, within `timeoutMs`. */
+const answering = (engine: Engine, timeoutMs: number) =>
+  eventually(
+    () =>
+      engine.ping().then(
+        () => true,
+        () => false,
+      ),
+    (ok) => ok,
+    timeoutMs,
+  );
 
 async function appendMany(engine: Engine, topic: string, count: number, from = 1): Promise<AppendResult[]> {
   const results: AppendResult[] = [];
@@ -234,25 +240,6 @@ async function listening(engine: Engine, topic: string): Promise<() => void> {
   const { listener } = recorder();
   await fanOut(engine).listen(topic, listener);
   return () => fanOut(engine).unlisten(topic, listener);
-}
-
-/** Takes exactly `n` items from an iterator, rejecting when they do not all arrive in time. */
-async function take<T>(iterator: AsyncIterator<T>, n: number, timeoutMs = 5_000): Promise<T[]> {
-  const items: T[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${items.length} of ${n} items`)), timeoutMs);
-  });
-  try {
-    while (items.length < n) {
-      const result = await Promise.race([iterator.next(), timeout]);
-      if (result.done) throw new Error(`iterator ended after ${items.length} of ${n} items`);
-      items.push(result.value);
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return items;
 }
 
 function asGap(event: HubEvent | undefined): GapEvent {
@@ -1270,15 +1257,7 @@ describe('Redis engine connection', () => {
       expect(waited, 'failed after the reply timeout, not after TCP gave up').toBeLessThan(5_000);
 
       server.thaw();
-      await eventually(
-        () =>
-          engine.ping().then(
-            () => true,
-            () => false,
-          ),
-        (ok) => ok,
-        5_000,
-      );
+      await answering(engine, 5_000);
       // The append that timed out reached Redis: a retry with its key is answered as a duplicate.
       const retry = await engine.append(topic, draft(topic, 2), keyed('frozen-retry'));
       expect(retry.duplicate).toBe(true);
@@ -1313,15 +1292,7 @@ describe('Redis engine connection', () => {
       } finally {
         server.thaw();
       }
-      await eventually(
-        () =>
-          engine.ping().then(
-            () => true,
-            () => false,
-          ),
-        (ok) => ok,
-        5_000,
-      );
+      await answering(engine, 5_000);
       // Its lease ran out while Redis was silent; the next heartbeat renews it.
       await eventually(
         async () => (await engine.topicStats(topic)).subscribers,
@@ -1351,15 +1322,7 @@ describe('Redis engine connection', () => {
       await expect(engine.read(topic, null, 10)).rejects.toBeInstanceOf(EngineUnavailableError);
 
       server = await startRedisServer(port);
-      await eventually(
-        () =>
-          engine.ping().then(
-            () => true,
-            () => false,
-          ),
-        (ok) => ok,
-        8_000,
-      );
+      await answering(engine, 8_000);
       // Messages published while the subscriber connection was down are lost: the listener is told.
       await eventually(
         async () => listener.resyncs,

@@ -22,8 +22,7 @@ import { type Browser } from 'playwright-core';
 import { launchChromium, SKIP_BROWSER } from './helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_SCOPES, loadOrCreateDevSecret, mintToken } from '../src/auth/dev-tokens.js';
-import { REDIS_TOPOLOGY_VARIABLES } from '../src/config.js';
-import { environmentWithout } from './helpers/cli.js';
+import { environmentWithout, SELECTING_VARIABLES } from './helpers/cli.js';
 import { broadcastFeedback } from './helpers/graphql.js';
 import { subscribersReach, until } from './helpers/hub-status.js';
 import { freePort } from './helpers/redis.js';
@@ -62,27 +61,8 @@ let hub: Shell | undefined;
 const shells = new Set<Shell>();
 
 function commandEnv(): Record<string, string> {
-  const inherited = environmentWithout(
-    [
-      'NODE_OPTIONS',
-      'NODE_ENV',
-      'HUB_TOKEN',
-      'HUB_URL',
-      'JWT_SECRET',
-      'JWT_PUBLIC_KEY',
-      'JWT_JWKS_URL',
-      'JWT_ISSUER',
-      'JWT_AUDIENCE',
-      'DEV_SECRET_FILE',
-      'PORT',
-      'HOST',
-      'HISTORY_SIZE',
-      'TOKEN',
-      'KEY',
-      ...REDIS_TOPOLOGY_VARIABLES,
-    ],
-    ['VITEST', 'npm_'],
-  );
+  // The README's commands set what they need themselves (HUB_URL: the hub started for them).
+  const inherited = environmentWithout([...SELECTING_VARIABLES, 'NODE_ENV', 'HUB_URL', 'HOST', 'HISTORY_SIZE', 'TOKEN', 'KEY'], ['VITEST', 'npm_']);
   return { ...inherited, HUB_URL: `http://localhost:${port}/graphql` };
 }
 

@@ -11,7 +11,8 @@ import { topicKeys } from '../src/engine/redis/keys.js';
 import { EngineUnavailableError, type Engine, type HistoryLimits } from '../src/engine/engine.js';
 import type { EventListener } from '../src/hub/topic-listeners.js';
 import { fanOut } from './helpers/fan-out.js';
-import type { EventDraft, StoredEvent } from '../src/domain/events.js';
+import { feedbackDraft as draft } from './helpers/drafts.js';
+import type { StoredEvent } from '../src/domain/events.js';
 import type { RedisTopology } from '../src/engine/redis/connect.js';
 import { eventually } from './helpers/graphql.js';
 import { freePort, hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
@@ -50,14 +51,6 @@ const connect = async (
   opened.push(engine);
   return engine;
 };
-
-const draft = (topic: string, n: number): EventDraft => ({
-  __typename: 'FeedbackUpdate',
-  diagnosisId: topic,
-  feedbackId: `fb-${n}`,
-  rating: 1 + (n % 5),
-  effectiveness: 0.5,
-});
 
 function recorder(): { listener: EventListener; events: StoredEvent[]; resyncs: () => number } {
   const events: StoredEvent[] = [];

@@ -48,20 +48,23 @@ export function environmentWithout(names: readonly string[], prefixes: readonly 
   );
 }
 
+/** Variables of this process that would make a child pick another token, key or hub: a child started by a test never inherits them. */
+export const SELECTING_VARIABLES: readonly string[] = [
+  'NODE_OPTIONS',
+  'HUB_TOKEN',
+  'JWT_SECRET',
+  'JWT_PUBLIC_KEY',
+  'JWT_JWKS_URL',
+  'JWT_ISSUER',
+  'JWT_AUDIENCE',
+  'DEV_SECRET_FILE',
+  'PORT',
+  ...REDIS_TOPOLOGY_VARIABLES,
+];
+
 /** The environment of a CLI child: the test secret, and nothing that could pick another token or hub. */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const inherited = environmentWithout([
-    'NODE_OPTIONS',
-    'HUB_TOKEN',
-    'JWT_SECRET',
-    'JWT_PUBLIC_KEY',
-    'JWT_JWKS_URL',
-    'JWT_ISSUER',
-    'JWT_AUDIENCE',
-    'DEV_SECRET_FILE',
-    'PORT',
-    ...REDIS_TOPOLOGY_VARIABLES,
-  ]);
+  const inherited = environmentWithout(SELECTING_VARIABLES);
   return { ...inherited, NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: TEST_SECRET, ...extra };
 }
 

@@ -137,6 +137,29 @@ export function subscribeSse(url: string, token: string | undefined, variables: 
   };
 }
 
+/** A subscription over graphql-ws (on a client of its own) or graphql-sse; `dispose` ends it and its client. */
+export function subscribeOver(
+  transport: 'ws' | 'sse',
+  app: { readonly url: string; readonly wsUrl: string },
+  token: string,
+  variables: Record<string, unknown>,
+): QueuedSubscription {
+  if (transport === 'sse') return subscribeSse(app.url, token, variables);
+  const client = wsClient(app.wsUrl, token);
+  const subscription = subscribeWs(client, variables);
+  return {
+    get pending() {
+      return subscription.pending;
+    },
+    done: subscription.done,
+    next: subscription.next,
+    dispose() {
+      subscription.dispose();
+      void client.dispose();
+    },
+  };
+}
+
 /** Polls `read` every `intervalMs` until `check` passes (for counters that follow clients asynchronously). */
 export async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 3000, intervalMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -13,7 +13,7 @@
  * after the claim read, on both engines.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { broadcastFeedback, subscribeSse, subscribeWs, wsClient, type QueuedSubscription } from '../helpers/graphql.js';
+import { broadcastFeedback, subscribeOver } from '../helpers/graphql.js';
 import { uniqueId } from '../helpers/hub-status.js';
 import { adminToken } from '../helpers/tokens.js';
 import { ENGINES } from './engines.js';
@@ -41,7 +41,7 @@ describe.each(ENGINES)('pending claim overtaken by a broadcast on the $engine en
         },
         liveGate: (diagnosisId) => gates.get(diagnosisId)?.live ?? null,
       });
-      const { url, wsUrl } = hub.app;
+      const { url } = hub.app;
       const token = await adminToken();
       const id = uniqueId('claim-late-live');
       let readClaim!: () => void;
@@ -52,14 +52,7 @@ describe.each(ENGINES)('pending claim overtaken by a broadcast on the $engine en
         deliverLive: () => deliverLive(),
       });
 
-      let subscription: QueuedSubscription;
-      if (transport === 'ws') {
-        const client = wsClient(wsUrl, token);
-        cleanups.push(() => void client.dispose());
-        subscription = subscribeWs(client, { diagnosisId: id });
-      } else {
-        subscription = subscribeSse(url, token, { diagnosisId: id });
-      }
+      const subscription = subscribeOver(transport, hub.app, token, { diagnosisId: id });
       cleanups.push(() => subscription.dispose());
       await hub.whenListens(id, 1, 5000);
       // Accepted while it listens (so not pending), stored before its claim read runs.

@@ -18,7 +18,7 @@
  */
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
-import { broadcastFeedback, subscribeSse, subscribeWs, wsClient, type QueuedSubscription } from '../helpers/graphql.js';
+import { broadcastFeedback, subscribeOver } from '../helpers/graphql.js';
 import { uniqueId } from '../helpers/hub-status.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { startRedisLagProxy, type RedisLagProxy } from '../helpers/redis-lag.js';
@@ -56,7 +56,7 @@ describe('resume whose live messages lag behind its history read on the redis en
           },
         },
       );
-      const { url, wsUrl } = hub.app;
+      const { url } = hub.app;
       const token = await adminToken();
       const id = uniqueId('live-lag');
       const before: string[] = [];
@@ -64,14 +64,7 @@ describe('resume whose live messages lag behind its history read on the redis en
       let open!: () => void;
       gates.set(id, new Promise<void>((resolve) => (open = resolve)));
 
-      let subscription: QueuedSubscription;
-      if (transport === 'ws') {
-        const client = wsClient(wsUrl, token);
-        cleanups.push(() => void client.dispose());
-        subscription = subscribeWs(client, { diagnosisId: id, after: before[0] });
-      } else {
-        subscription = subscribeSse(url, token, { diagnosisId: id, after: before[0] });
-      }
+      const subscription = subscribeOver(transport, hub.app, token, { diagnosisId: id, after: before[0] });
       cleanups.push(() => subscription.dispose());
       await hub.whenListens(id, 1, 5000);
       // Listening: these are accepted (and published) while its live messages are held back.

@@ -11,7 +11,7 @@
  */
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { broadcastFeedback, subscribeSse, subscribeWs, wsClient, type QueuedSubscription } from '../helpers/graphql.js';
+import { broadcastFeedback, subscribeOver } from '../helpers/graphql.js';
 import { uniqueId } from '../helpers/hub-status.js';
 import { adminToken } from '../helpers/tokens.js';
 import { ENGINES } from './engines.js';
@@ -37,7 +37,7 @@ describe.each(ENGINES)('resume overtaken by broadcasts on the $engine engine', (
           beforeRead: (method, diagnosisId) => (method === 'resume' ? (gates.get(diagnosisId) ?? Promise.resolve()) : Promise.resolve()),
         },
       );
-      const { url, wsUrl } = hub.app;
+      const { url } = hub.app;
       const token = await adminToken();
       const id = uniqueId('resume-race');
       const before: string[] = [];
@@ -45,14 +45,7 @@ describe.each(ENGINES)('resume overtaken by broadcasts on the $engine engine', (
       let open!: () => void;
       gates.set(id, new Promise<void>((resolve) => (open = resolve)));
 
-      let subscription: QueuedSubscription;
-      if (transport === 'ws') {
-        const client = wsClient(wsUrl, token);
-        cleanups.push(() => void client.dispose());
-        subscription = subscribeWs(client, { diagnosisId: id, after: before[0] });
-      } else {
-        subscription = subscribeSse(url, token, { diagnosisId: id, after: before[0] });
-      }
+      const subscription = subscribeOver(transport, hub.app, token, { diagnosisId: id, after: before[0] });
       cleanups.push(() => subscription.dispose());
       await hub.whenListens(id, 1, 5000);
       // Established: these are accepted while its history read waits.

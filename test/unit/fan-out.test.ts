@@ -1,20 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EventDraft } from '../../src/domain/events.js';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import { EngineUnavailableError, type HistoryLimits } from '../../src/engine/engine.js';
 import { FanOut } from '../../src/hub/fan-out.js';
 import type { EventListener } from '../../src/hub/topic-listeners.js';
 import { engineWith } from '../helpers/hardening.js';
+import { feedbackDraft as feedback } from '../helpers/drafts.js';
 
 const LIMITS: HistoryLimits = { size: 100, ttlMs: 3_600_000, metaTtlMs: 7_200_000, idempotencyTtlMs: 600_000 };
-
-const feedback = (topic: string, n: number): EventDraft => ({
-  __typename: 'FeedbackUpdate',
-  diagnosisId: topic,
-  feedbackId: `fb-${n}`,
-  rating: 1 + (n % 5),
-  effectiveness: 0.5,
-});
 
 const engines: MemoryEngine[] = [];
 afterEach(async () => {

@@ -8,6 +8,8 @@ import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import type { HistoryLimits } from '../../src/engine/engine.js';
 import { decodeCursor } from '../../src/domain/cursor.js';
 import type { EventDraft, GapEvent, HubEvent, Position } from '../../src/domain/events.js';
+import { feedbackDraft } from '../helpers/drafts.js';
+import { take } from '../helpers/iterators.js';
 
 /** This instance's counts for `status`: `connections` open, nobody cut off. */
 const local = (connections: number) => ({ connections, slowConsumers: 0 });
@@ -18,32 +20,7 @@ const START = 1_700_000_000_000;
 
 const LIMITS: HistoryLimits = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 30_000 };
 
-const draft = (n: number, diagnosisId = D): EventDraft => ({
-  __typename: 'FeedbackUpdate',
-  diagnosisId,
-  feedbackId: `fb-${n}`,
-  rating: 1 + (n % 5),
-  effectiveness: 0.5,
-});
-
-/** Takes exactly `n` items from an iterator, rejecting when they do not all arrive in time. */
-async function take<T>(iterator: AsyncIterator<T>, n: number, timeoutMs = 2_000): Promise<T[]> {
-  const items: T[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${items.length} of ${n} items`)), timeoutMs);
-  });
-  try {
-    while (items.length < n) {
-      const result = await Promise.race([iterator.next(), timeout]);
-      if (result.done) throw new Error(`iterator ended after ${items.length} of ${n} items`);
-      items.push(result.value);
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return items;
-}
+const draft = (n: number, diagnosisId = D): EventDraft => feedbackDraft(diagnosisId, n);
 
 /** Items queued in a subscription and not yet pulled (the hub's iterators are SubscriberQueues). */
 function queued(iterator: AsyncIterableIterator<HubEvent>): number {

@@ -9,18 +9,11 @@ import { MemoryEngine, type MemoryEngineEvents, type MemoryLimits } from '../../
 import { EngineFullError, type HistoryLimits } from '../../src/engine/engine.js';
 import type { EventListener } from '../../src/hub/topic-listeners.js';
 import { fanOut } from '../helpers/fan-out.js';
+import { feedbackDraft as feedback } from '../helpers/drafts.js';
 import type { EventDraft, GapEvent, HubEvent } from '../../src/domain/events.js';
 
 const LIMITS: HistoryLimits = { size: 100, ttlMs: 3_600_000, metaTtlMs: 7_200_000, idempotencyTtlMs: 600_000 };
 const UNBOUNDED: MemoryLimits = { maxBytes: 0, idempotencyKeysPerDiagnosis: 1_000_000, idempotencyKeysMax: 1_000_000 };
-
-const feedback = (topic: string, n: number): EventDraft => ({
-  __typename: 'FeedbackUpdate',
-  diagnosisId: topic,
-  feedbackId: `fb-${n}`,
-  rating: 1 + (n % 5),
-  effectiveness: 0.5,
-});
 
 /** A recommendation whose previous and current are `kib` KiB of JSON each. */
 const recommendation = (topic: string, n: number, kib = 16): EventDraft => ({
