@@ -46,19 +46,26 @@ export interface LiveMessage {
   readonly previous: string | undefined;
 }
 
+/** How the append script starts a live message's JSON: the tag of the event it follows, as `_p`. */
+const PREVIOUS = '{"_p":"';
+
 /**
- * A live message: `epoch|offset|time|tag|previous|json`, or without `previous`
- * (`epoch|offset|time|tag|json`), or without a tag either (`epoch|offset|time|json`), from an
- * instance that does not send them yet (a tag is base64url, JSON starts with `{`).
+ * A live message: `epoch|offset|time|tag|json`, or `epoch|offset|time|json` from an instance that
+ * does not tag events (a tag is base64url, JSON starts with `{`). The JSON starts with
+ * `"_p":"<previous>",` (the draft's own JSON follows) where the append script says what the event
+ * follows; an instance that does not know `_p` parses it as an extra field of the event, which no
+ * GraphQL selection reads, so instances of both kinds can share a Redis during a rolling upgrade.
  */
 export function decodeMessage(topic: string, message: string, decoded: DecodedEvents): LiveMessage {
-  const [epoch, offset, time, tag, previous] = message.split('|', 5) as [string, string, string, string, string | undefined];
+  const [epoch, offset, time, tag] = message.split('|', 4) as [string, string, string, string];
   const head = epoch.length + offset.length + time.length + 3;
   if (tag.startsWith('{')) return { event: decoded.event(topic, epoch, Number(offset), '', Number(time), message.slice(head)), previous: undefined };
-  const tagged = head + tag.length + 1;
-  if (previous === undefined || previous.startsWith('{'))
-    return { event: decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(tagged)), previous: undefined };
-  return { event: decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(tagged + previous.length + 1)), previous };
+  const json = head + tag.length + 1;
+  if (!message.startsWith(PREVIOUS, json))
+    return { event: decoded.event(topic, epoch, Number(offset), tag, Number(time), message.slice(json)), previous: undefined };
+  const end = message.indexOf('"', json + PREVIOUS.length);
+  const previous = message.slice(json + PREVIOUS.length, end);
+  return { event: decoded.event(topic, epoch, Number(offset), tag, Number(time), `{${message.slice(end + 2)}`), previous };
 }
 
 /** A history entry: fields t (time), v (JSON) and, since events have tags, g (tag). */

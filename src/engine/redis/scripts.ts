@@ -123,9 +123,10 @@ end
  * {'dup', epoch, offset, time, live subscribers, tag} when the digest matches (the receipt is
  * written again, unchanged), else {'reused'}.
  * The receipt is stored as `digest|epoch|offset|time|live|tag` (never the event; a receipt
- * stored before events had tags lacks `|tag`), the live message as `epoch|offset|time|tag|previous|json`
- * (previous: the tag of the event at offset - 1, so that a listener can tell that the event it
- * holds there is the one this follows; see RedisEngine's Topic),
+ * stored before events had tags lacks `|tag`), the live message as `epoch|offset|time|tag|json` where
+ * the JSON starts with `"_p":"<previous>"`, the tag of the event at offset - 1 (so that a listener
+ * can tell that the event it holds there is the one this follows; see RedisEngine's Topic; inside
+ * the JSON, so that an instance that does not know it still reads the message: see codec.ts),
  * the history entry with fields t (time), v (JSON) and g (tag), and the tag as meta lt. When the
  * append trims the oldest event, its offset and tag are kept (meta b) for a cursor at the new
  * boundary.
@@ -164,7 +165,7 @@ end
 redis.call('XADD', history, 'MAXLEN', size, offset .. '-0', 't', now, 'v', ARGV[2], 'g', ARGV[9])
 forget_pending_before(first_offset(offset))
 
-local receivers = redis.call('SPUBLISH', KEYS[6], epoch .. '|' .. offset .. '|' .. now .. '|' .. ARGV[9] .. '|' .. previous .. '|' .. ARGV[2])
+local receivers = redis.call('SPUBLISH', KEYS[6], epoch .. '|' .. offset .. '|' .. now .. '|' .. ARGV[9] .. '|{"_p":"' .. previous .. '",' .. string.sub(ARGV[2], 2))
 -- members are zero-padded so that events of the same millisecond sort by offset
 if receivers == 0 then redis.call('ZADD', pending, now, string.format('%020d', offset)) end
 local live = live(subscribers)
