@@ -239,8 +239,8 @@ describe('GraphiQL', () => {
         'Not in another tab of this window: its tabs share one Run button, which there stops this subscription.',
       );
       await page.locator('button[aria-label="New tab"]').click();
-      await expect.poll(() => page.locator('.graphiql-tab').count()).toBe(3);
-      await expect(execute.getAttribute('aria-label')).resolves.toMatch(/^Stop/);
+      await expect.poll(() => page.locator('.graphiql-tab').count(), { timeout: 10_000 }).toBe(3);
+      await expect.poll(() => execute.getAttribute('aria-label'), { timeout: 10_000 }).toMatch(/^Stop/);
       await page.locator('.graphiql-tab', { hasText: 'Watch' }).first().click();
 
       mkdirSync(ARTIFACTS, { recursive: true });
