@@ -6,11 +6,15 @@ import type { SubscriptionResolvers } from './generated.js';
 
 export const Subscription: SubscriptionResolvers = {
   diagnosisUpdates: {
-    subscribe: async (_, args, { auth, hub, transport }) => {
+    subscribe: async (_, args, { auth, hub, transport, access }) => {
       const diagnosisId = validateDiagnosisId(args.diagnosisId);
       const principal = requireRead(auth, diagnosisId);
+      access.requireDiagnosis(principal, diagnosisId);
       const after = transport.resumeFrom ? parseAfter(transport.resumeFrom, 'Last-Event-ID') : parseAfter(args.after);
       const events = await hub.subscribe(diagnosisId, after);
+      // Until it ends, a revocation (or a refresh without this diagnosis) ends it as forbidden.
+      access.watch(transport.owner ?? { principal }, diagnosisId, events);
+      access.granted(principal, diagnosisId);
       return transport.track(events, principal);
     },
     resolve: (event: HubEvent) => event,
