@@ -5,7 +5,17 @@ export type Decision = 'grant' | 'deny' | 'refresh' | 'revoke';
 
 /** Why: a fixed set, so that it can label a metric. */
 export type DecisionReason =
-  'connect' | 'subscribe' | 'token-revoked' | 'diagnosis-revoked' | 'not-granted' | 'other-subject' | 'invalid-token' | 'subject' | 'token' | 'diagnosis';
+  | 'connect'
+  | 'subscribe'
+  | 'renewed'
+  | 'token-revoked'
+  | 'diagnosis-revoked'
+  | 'not-granted'
+  | 'other-subject'
+  | 'invalid-token'
+  | 'subject'
+  | 'token'
+  | 'diagnosis';
 
 /** One audit record: ids only, never a token or a payload. */
 export interface AccessRecord {

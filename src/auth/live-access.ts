@@ -95,6 +95,11 @@ export class LiveAccess {
     this.audit({ decision: 'deny', reason, subject: principal.subject, tokenId: principal.tokenId });
   }
 
+  /** Audits a subscription refused because the token does not grant the diagnosis. */
+  notGranted(principal: Principal, diagnosisId: string): void {
+    this.audit({ decision: 'deny', reason: 'not-granted', subject: principal.subject, tokenId: principal.tokenId, diagnosisId });
+  }
+
   /** Audits a granted connection or subscription. */
   granted(principal: Principal, diagnosisId: string | null): void {
     this.audit({
@@ -147,7 +152,7 @@ export class LiveAccess {
       if (watch.owner !== connection) continue;
       if (!canRead(next, watch.diagnosisId) || this.store.revokesDiagnosis(token, watch.diagnosisId)) watch.subscription.forbid();
     }
-    this.audit({ decision: 'refresh', reason: 'connect', subject: next.subject, tokenId: next.tokenId });
+    this.audit({ decision: 'refresh', reason: 'renewed', subject: next.subject, tokenId: next.tokenId });
   }
 
   /**
