@@ -71,7 +71,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     revocationsMax: config.auth.revocationsMax,
     audit: createAudit(logger, (decision, reason) => metrics.accessDecision(decision, reason)),
   });
-  await access.start();
+  try {
+    await access.start();
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
   const authenticate = access.authenticate(createAuthenticator(config.auth, devSecret));
   const connections = new Connections(config.limits.maxConnectionsPerSubject, () => metrics.slowConsumer());
   // Counted as the hub ends it, whichever transport serves it (an SSE stream learns of its end

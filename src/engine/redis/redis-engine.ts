@@ -422,7 +422,7 @@ export class RedisEngine implements Engine {
   /** Leaves presence (its writes still fail after the reply timeout), then closes the connections, within seconds even when Redis is gone. */
   async close(): Promise<void> {
     await this.presence.stop().catch(() => {});
-    await this.revoked.stop();
+    this.revoked.stop();
     this.commandReplies.stop();
     this.subscriberReplies.stop();
     this.acknowledged?.replies.stop();

@@ -64,8 +64,8 @@ export class RedisRevocations {
     return values.map(parseRevocation).filter((entry): entry is Revocation => entry !== null);
   }
 
-  async stop(): Promise<void> {
+  /** Hands nothing more to the handler (the engine closes the subscriber connection itself, even when Redis no longer answers). */
+  stop(): void {
     this.handler = null;
-    await this.redis.unsubscribe(this.keys.channel, this.onMessage).catch(() => {});
   }
 }
