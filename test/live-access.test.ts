@@ -261,3 +261,21 @@ describe.skipIf(redisUrl === '')('Redis engine, every instance restarted', () =>
     expect(listed.map((entry) => entry.subject)).toEqual([subject]);
   });
 });
+
+describe('TOKEN_MAX_LIFETIME_SECONDS', () => {
+  it('should refuse as invalid a token that lives longer (exp − iat, or exp − now without iat), and accept one that does not', async () => {
+    const app = await startTestApp({ TOKEN_MAX_LIFETIME_SECONDS: '600' });
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: { iat?: number; exp: number }) => {
+      const jwt = new SignJWT({ scope: 'hub:admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('ops').setExpirationTime(claims.exp);
+      if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+      return jwt.sign(new TextEncoder().encode(TEST_SECRET));
+    };
+    const answer = async (token: string) => (await gql(app.url, REVOCATIONS, {}, token)).body;
+    expect((await answer(await sign({ iat: now, exp: now + 600 }))).errors).toBeUndefined();
+    expect((await answer(await sign({ exp: now + 590 }))).errors).toBeUndefined();
+    for (const token of [await sign({ iat: now, exp: now + 601 }), await sign({ iat: now - 3600, exp: now + 60 }), await sign({ exp: now + 700 })]) {
+      expect((await answer(token)).errors?.[0]).toMatchObject({ message: 'The bearer token is invalid', extensions: { code: 'UNAUTHENTICATED' } });
+    }
+  });
+});

@@ -131,7 +131,7 @@ export const VARIABLES = {
   }),
   JWT_ISSUER: optional(optionalText, { section: 'tokens', accepts: 'text', doc: 'required `iss` claim, when set' }),
   JWT_AUDIENCE: optional(optionalText, { section: 'tokens', accepts: 'text', doc: 'required `aud` claim, when set' }),
-  TOKEN_MAX_LIFETIME_SECONDS: withDefault(int(60, 31_536_000), 2_678_400, {
+  TOKEN_MAX_LIFETIME_SECONDS: withDefault(int(60, 315_360_000), 31_622_400, {
     section: 'tokens',
     doc: 'longest token lifetime accepted (`exp` − `iat`, or `exp` − now without `iat`); a longer-lived token is refused as invalid. A revocation is kept this long (it then covers no token that is still valid)',
   }),
