@@ -1,19 +1,28 @@
 import { revocationKey, revokesDiagnosis, revokesToken, type RevocableToken, type Revocation } from '../domain/revocation.js';
 
+const SWEEP_FROM = 1024;
+
 /**
  * The revocations this instance knows of, until each expires: what every access check asks.
  * A plain data structure (no timers, no I/O): an expired entry is dropped when it is next seen
- * (`covers*`, `list`, `add`). Bounded by what the engine admits (REVOCATIONS_MAX), since every
- * entry here came through it.
+ * (`revoking`, `revokesDiagnosis`, `list`), and all of them when the map has doubled since
+ * the last sweep (`add`): every entry came through the engine, which admits REVOCATIONS_MAX in force.
  */
 export class RevocationStore {
   private readonly entries = new Map<string, Revocation>();
+  /** Size at which `add` drops expired entries first: the map stays within twice the entries in force. */
+  private sweepAt = SWEEP_FROM;
 
   constructor(private readonly now: () => number = Date.now) {}
 
   /** Adds `entry`, replacing an older one for the same thing; an expired one is ignored. */
   add(entry: Revocation): void {
     if (entry.expiresAt <= this.now()) return;
+    // Entries that expired without being looked up again go before the map grows further.
+    if (this.entries.size >= this.sweepAt) {
+      this.list();
+      this.sweepAt = Math.max(SWEEP_FROM, 2 * this.entries.size);
+    }
     const key = revocationKey(entry);
     const known = this.entries.get(key);
     if (known && known.revokedAt >= entry.revokedAt) return;

@@ -48,6 +48,18 @@ describe('RevocationStore', () => {
   });
 });
 
+describe('RevocationStore bound', () => {
+  it('should drop entries that expired unseen once the map has grown, so it holds about what is in force', () => {
+    let now = 0;
+    const revocations = new RevocationStore(() => now);
+    for (let i = 0; i < 1024; i += 1) revocations.add({ kind: 'token', tokenId: `jti-${i}`, revokedAt: 0, expiresAt: 100 });
+    expect(revocations.size).toBe(1024);
+    now = 100;
+    revocations.add({ kind: 'token', tokenId: 'fresh', revokedAt: 100, expiresAt: 200 });
+    expect(revocations.size).toBe(1);
+  });
+});
+
 describe('parseRevocation', () => {
   it('should read back what it stores and refuse anything else', () => {
     const entry = { kind: 'diagnosis', subject: 'alice', diagnosisId: 'd-1', revokedAt: 1, expiresAt: 2 };
