@@ -1,8 +1,9 @@
 /**
  * Live access: revokeAccess / revocations (hub:admin only), revoked tokens refused on every
  * transport and cut off where they are connected (WebSocket 4403, SSE end), revoked diagnoses
- * ended with FORBIDDEN while the socket's other subscriptions go on, on the memory engine and on
- * two instances sharing one Redis (and a restart of every instance).
+ * ended with FORBIDDEN while the socket's other subscriptions go on: on the memory engine, on
+ * two instances sharing one Redis (standalone, Cluster and Sentinel), and across a restart of
+ * every instance.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
@@ -14,6 +15,8 @@ import { uniquePrefix } from './helpers/redis.js';
 import { adminToken, signToken, TEST_SECRET } from './helpers/tokens.js';
 
 const redisUrl = inject('redisUrl');
+const clusterNodes = inject('redisCluster');
+const sentinels = inject('redisSentinels');
 
 const REVOKE = `mutation Revoke($input: RevokeAccessInput!) {
   revokeAccess(input: $input) { kind subject tokenId diagnosisId revokedAt expiresAt }
@@ -78,14 +81,20 @@ const rows: Row[] = [
       return { a, b: a, env };
     },
   },
-  {
-    name: 'Redis engine, two instances',
-    available: redisUrl !== '',
+  ...(
+    [
+      ['Redis engine, two instances', redisUrl && { REDIS_URL: redisUrl }],
+      ['Redis Cluster, two instances', clusterNodes && { REDIS_CLUSTER_NODES: clusterNodes }],
+      ['Redis Sentinel, two instances', sentinels && { REDIS_SENTINELS: sentinels, REDIS_SENTINEL_NAME: inject('redisSentinelName') }],
+    ] as const
+  ).map(([name, topology]): Row => ({
+    name,
+    available: Boolean(topology),
     async start(env = {}) {
-      const shared = { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: uniquePrefix(), ...env };
+      const shared = { ...(topology || {}), REDIS_KEY_PREFIX: uniquePrefix(), ...env };
       return { a: await startTestApp(shared), b: await startTestApp(shared), env: shared };
     },
-  },
+  })),
 ];
 
 const open: Array<{ dispose(): unknown }> = [];
