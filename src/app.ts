@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ALL_SCOPES, loadOrCreateDevSecret, mintToken } from './auth/dev-tokens.js';
 import { createBroadcastRateLimit } from './auth/broadcast-rate.js';
+import { createAudit } from './auth/audit.js';
+import { LiveAccess } from './auth/live-access.js';
 import { createAuthenticator } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
@@ -54,7 +56,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const logger = options.logger ?? createLogger(config.logLevel);
   const devSecret = config.auth.key.kind === 'dev' ? loadOrCreateDevSecret(config.auth.key.secretFile) : null;
   const devTokens = devSecret ? await mintDevTokens(devSecret, config) : null;
-  const authenticate = createAuthenticator(config.auth, devSecret);
   const metrics = new Metrics();
   const engine =
     options.engine ??
@@ -63,6 +64,20 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       memoryEvents: reportEvictions(logger, metrics),
       observeMemory: (read) => metrics.observeMemory(read),
     }));
+  // Every transport authenticates through the revocations in force, loaded before serving.
+  const access = new LiveAccess({
+    engine,
+    maxTokenLifetimeMs: config.auth.maxTokenLifetimeMs,
+    revocationsMax: config.auth.revocationsMax,
+    audit: createAudit(logger, (decision, reason) => metrics.accessDecision(decision, reason)),
+  });
+  try {
+    await access.start();
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+  const authenticate = access.authenticate(createAuthenticator(config.auth, devSecret));
   const connections = new Connections(config.limits.maxConnectionsPerSubject, () => metrics.slowConsumer());
   // Counted as the hub ends it, whichever transport serves it (an SSE stream learns of its end
   // only when it is next read); the transport maps the end to its own close.
@@ -85,10 +100,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     graphiqlToken: devTokens?.admin ?? null,
     isAccepting: () => accepting,
     inFlight,
+    access,
   });
   const server: Server = createHttpServer(config.http, listener);
   const metricsServer = config.metrics.port === null ? null : createHttpServer(config.http, metricsOnly(metrics.registry));
-  const webSocket = attachWebSocket({ server, yoga, known, execution, authenticate, connections, metrics, logger, limits: config.limits });
+  const webSocket = attachWebSocket({ server, yoga, known, execution, authenticate, access, connections, metrics, logger, limits: config.limits });
 
   return {
     hub,

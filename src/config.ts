@@ -17,6 +17,10 @@ export interface AuthConfig {
   readonly issuer: string | undefined;
   /** JWT_AUDIENCE. */
   readonly audience: string | undefined;
+  /** TOKEN_MAX_LIFETIME_SECONDS, in milliseconds. */
+  readonly maxTokenLifetimeMs: number;
+  /** REVOCATIONS_MAX. */
+  readonly revocationsMax: number;
 }
 
 /**
@@ -169,7 +173,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       idempotencyKeysPerDiagnosis: e.IDEMPOTENCY_KEYS_PER_DIAGNOSIS,
       idempotencyKeysMax: e.IDEMPOTENCY_KEYS_MAX,
     }),
-    auth: Object.freeze({ key, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE }),
+    auth: Object.freeze({
+      key,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      maxTokenLifetimeMs: e.TOKEN_MAX_LIFETIME_SECONDS * 1000,
+      revocationsMax: e.REVOCATIONS_MAX,
+    }),
     graphiql: e.GRAPHIQL ?? e.NODE_ENV !== 'production',
     introspection: e.INTROSPECTION ?? e.NODE_ENV !== 'production',
     corsOrigins: e.CORS_ORIGINS

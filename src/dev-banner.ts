@@ -29,7 +29,7 @@ export function devBanner({ url, address, port, graphiql, historySize, secretFil
     graphiql
       ? `  The GraphiQL page carries the admin token, only for requests from this machine to localhost, 127.0.0.1 or [::1]`
       : `  GraphiQL: off (GRAPHIQL=false)`,
-    `  Admin token: grants EVERY scope (broadcast, status, read any diagnosis), 12 h:`,
+    `  Admin token: grants EVERY scope (broadcast, status, read any diagnosis, revoke access), 12 h:`,
     `    ${tokens.admin}`,
     `  Reader token (diagnosis-1 only, 12 h):`,
     `    ${tokens.reader}`,

@@ -12,6 +12,9 @@ export const ErrorCode = {
   Unavailable: 'SERVICE_UNAVAILABLE',
   CostLimitExceeded: 'COST_LIMIT_EXCEEDED',
   IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  TooManyRevocations: 'TOO_MANY_REVOCATIONS',
+  RefreshUnsupported: 'CONNECTION_REFRESH_UNSUPPORTED',
+  SubjectMismatch: 'SUBJECT_MISMATCH',
 } as const;
 
 export function badUserInput(message: string, field?: string): GraphQLError {
@@ -26,6 +29,25 @@ export function unauthenticated(message = 'A valid bearer token is required'): G
 
 export function forbidden(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden } });
+}
+
+/** REVOCATIONS_MAX revocations are in force; nothing was revoked. */
+export function tooManyRevocations(message: string): GraphQLError {
+  return new GraphQLError(`${message}: nothing was revoked; retry once some expire (TOKEN_MAX_LIFETIME_SECONDS) or raise REVOCATIONS_MAX`, {
+    extensions: { code: ErrorCode.TooManyRevocations },
+  });
+}
+
+/** `refreshConnection` outside a WebSocket connection. */
+export function refreshUnsupported(): GraphQLError {
+  return new GraphQLError('refreshConnection only works over a WebSocket connection; over HTTP send the new token with the next request', {
+    extensions: { code: ErrorCode.RefreshUnsupported },
+  });
+}
+
+/** `refreshConnection` with a token of another subject. */
+export function subjectMismatch(): GraphQLError {
+  return new GraphQLError("The new token's subject is not the connection's", { extensions: { code: ErrorCode.SubjectMismatch } });
 }
 
 /** The caller already used this idempotency key for this diagnosis with another input. */

@@ -78,6 +78,12 @@ export class Metrics implements HubMetrics {
     labelNames: ['reason', 'transport'] as const,
     registers: [this.registry],
   });
+  private readonly accessDecisions = new Counter({
+    name: 'hub_access_decisions_total',
+    help: 'Audited access decisions (grant, deny, refresh, revoke), by reason',
+    labelNames: ['decision', 'reason'] as const,
+    registers: [this.registry],
+  });
   private readonly engineErrors = new Counter({
     name: 'hub_engine_errors_total',
     help: 'Failed engine operations (storage unreachable)',
@@ -185,6 +191,11 @@ export class Metrics implements HubMetrics {
 
   authFailed(reason: string, transport: 'http' | 'ws'): void {
     this.authFailures.inc({ reason, transport });
+  }
+
+  /** One audited access decision; both labels come from fixed sets (see auth/audit.ts). */
+  accessDecision(decision: string, reason: string): void {
+    this.accessDecisions.inc({ decision, reason });
   }
 }
 

@@ -105,7 +105,7 @@ describe('dev mode listen address', () => {
     await expect.poll(() => hub.output(), { timeout: 5000 }).toContain('More tokens');
     const output = hub.output();
     expect(output).toContain(`Listening on 127.0.0.1:${hub.port}: this machine only`);
-    expect(output).toContain('Admin token: grants EVERY scope (broadcast, status, read any diagnosis)');
+    expect(output).toContain('Admin token: grants EVERY scope (broadcast, status, read any diagnosis, revoke access)');
     expect(output).toContain('The GraphiQL page carries the admin token, only for requests from this machine to localhost, 127.0.0.1 or [::1]');
     expect(output).toMatch(/\n {4}ey[\w-]+\.[\w-]+\.[\w-]+\n/);
   });

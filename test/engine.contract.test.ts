@@ -16,12 +16,14 @@ import { topicKeys } from '../src/engine/redis/keys.js';
 import {
   EngineUnavailableError,
   IdempotencyKeyReusedError,
+  RevocationsFullError,
   type AppendOptions,
   type AppendResult,
   type Engine,
   type HistoryLimits,
 } from '../src/engine/engine.js';
 import type { EventDraft, GapEvent, HubEvent, Position, StoredEvent } from '../src/domain/events.js';
+import type { Revocation } from '../src/domain/revocation.js';
 import type { EventListener } from '../src/hub/topic-listeners.js';
 import { fanOut } from './helpers/fan-out.js';
 import { feedbackDraft as draft } from './helpers/drafts.js';
@@ -1071,6 +1073,57 @@ describe.each([memoryKind, redisKind, sentinelKind, clusterKind].map((kind) => [
       });
     });
 
+    describe('revocations', () => {
+      const entry = (subject: string, expiresInMs = 60_000): Revocation & { subject: string } => ({
+        kind: 'subject',
+        subject,
+        revokedAt: Date.now(),
+        expiresAt: Date.now() + expiresInMs,
+      });
+
+      it('should hand a revocation to the handler of every instance, and the stored ones to an instance that starts later', async () => {
+        const { engine, peer } = await setup();
+        const here: Revocation[] = [];
+        const there: Revocation[] = [];
+        await engine.onRevocation((revoked) => here.push(revoked));
+        const other = kind.separatePeers ? await peer() : null;
+        await other?.onRevocation((revoked) => there.push(revoked));
+        const first = entry(newTopic('subject'));
+        await engine.revoke(first, 10);
+        await eventually(
+          async () => [here.length, there.length],
+          ([mine, theirs]) => mine === 1 && (other === null || theirs === 1),
+        );
+        expect(here).toEqual([first]);
+        if (other) expect(there).toEqual([first]);
+        expect(await engine.revocations()).toEqual([first]);
+
+        if (!kind.separatePeers) return;
+        const later = await peer();
+        const loaded: Revocation[] = [];
+        await later.onRevocation((revoked) => loaded.push(revoked));
+        expect(loaded).toEqual([first]);
+      });
+
+      it('should drop an entry once it expires, and refuse one beyond the limit (RevocationsFullError) unless it replaces one', async () => {
+        const { engine } = await setup();
+        await engine.onRevocation(() => {});
+        const brief = entry(newTopic('brief'), 200);
+        await engine.revoke(brief, 2);
+        const kept = entry(newTopic('kept'));
+        await engine.revoke(kept, 2);
+        await expect(engine.revoke(entry(newTopic('third')), 2)).rejects.toBeInstanceOf(RevocationsFullError);
+        await engine.revoke({ ...kept, revokedAt: kept.revokedAt + 1 }, 2);
+        await eventually(
+          () => engine.revocations(),
+          (entries) => entries.length === 1,
+        );
+        const third = entry(newTopic('third'));
+        await engine.revoke(third, 2);
+        expect((await engine.revocations()).map((revoked) => (revoked as { subject: string }).subject).sort()).toEqual([kept.subject, third.subject].sort());
+      });
+    });
+
     describe('lifecycle', () => {
       it('should answer ping while open and refuse work once closed', async () => {
         const { engine } = await setup();
@@ -1217,6 +1270,24 @@ describe('Redis engine connection', () => {
       const [event] = await take(iterator, 1, 5_000);
       expect(event?.cursor).toBe(missed.event.cursor);
       await iterator.return?.();
+    });
+
+    it('should load the revocations again when the pub/sub connection drops, so an instance misses none made meanwhile', async () => {
+      server = await startRedisServer();
+      const prefix = uniquePrefix();
+      const engine = track(await RedisEngine.connect({ url: server.url, prefix, limits: LIMITS, heartbeatMs: 500 }));
+      const other = track(await RedisEngine.connect({ url: server.url, prefix, limits: LIMITS, heartbeatMs: 500 }));
+      const heard: Revocation[] = [];
+      await engine.onRevocation((entry) => heard.push(entry));
+      const entry: Revocation = { kind: 'token', tokenId: 'jti-1', revokedAt: Date.now(), expiresAt: Date.now() + 60_000 };
+      // Published while this instance's subscriber connection is down: only a reload brings it.
+      await whileSubscribersAreCutOff(server.url, () => other.revoke(entry, 10));
+      await eventually(
+        async () => heard.length,
+        (n) => n >= 1,
+        5_000,
+      );
+      expect(heard[0]).toEqual(entry);
     });
 
     it('should fail commands as unavailable when Redis stops replying, and work again once it answers', async () => {

@@ -44,4 +44,4 @@ export function mintToken(secret: Uint8Array, claims: TokenClaims): Promise<stri
   return jwt.sign(secret);
 }
 
-export const ALL_SCOPES = [Scope.Broadcast, Scope.Status, Scope.ReadAll] as const;
+export const ALL_SCOPES = [Scope.Broadcast, Scope.Status, Scope.ReadAll, Scope.Admin] as const;

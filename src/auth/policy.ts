@@ -9,6 +9,8 @@ export const Scope = {
   Status: 'hub:status',
   /** Reading any diagnosis, not only those in the `diagnoses` claim. */
   ReadAll: 'updates:read-all',
+  /** `revokeAccess` and the `revocations` query. */
+  Admin: 'hub:admin',
 } as const;
 
 const FAILURE_MESSAGES = {
@@ -17,9 +19,10 @@ const FAILURE_MESSAGES = {
   expired: 'The bearer token has expired',
 } as const;
 
-/** The caller's principal, or UNAUTHENTICATED. */
+/** The caller's principal; UNAUTHENTICATED without a valid token, FORBIDDEN for a revoked one. */
 export function requirePrincipal(auth: AuthState): Principal {
   if (auth.principal) return auth.principal;
+  if (auth.failure === 'revoked') throw forbidden('The bearer token has been revoked');
   throw unauthenticated(FAILURE_MESSAGES[auth.failure]);
 }
 

@@ -6,9 +6,14 @@ export interface Principal {
   readonly diagnoses: ReadonlySet<string>;
   /** Token expiry in epoch milliseconds. */
   readonly expiresAt: number;
+  /** `iat` in epoch milliseconds; 0 when the token has none. */
+  readonly issuedAt: number;
+  /** `jti`, when the token has one. */
+  readonly tokenId: string | null;
 }
 
 /** The result of authenticating one request or connection. */
 export type AuthState = { readonly principal: Principal } | { readonly principal: null; readonly failure: AuthFailureReason };
 
-export type AuthFailureReason = 'missing' | 'invalid' | 'expired';
+/** `revoked`: the token verified, but a revocation covers it (see auth/live-access.ts). */
+export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'revoked';

@@ -36,7 +36,7 @@ export function createAuthenticator(config: AuthConfig, devSecret: Uint8Array | 
         ...(config.issuer === undefined ? {} : { issuer: config.issuer }),
         ...(config.audience === undefined ? {} : { audience: config.audience }),
       });
-      const principal = toPrincipal(payload);
+      const principal = toPrincipal(payload, config.maxTokenLifetimeMs);
       if (!principal) return { principal: null, failure: 'invalid' };
       verified.set(token, principal);
       return { principal };
@@ -96,9 +96,16 @@ function algorithmsFor(key: KeyObject): string[] {
   throw new Error('JWT_PUBLIC_KEY must be an RSA, EC P-256 or Ed25519 public key');
 }
 
-function toPrincipal(payload: JWTPayload): Principal | null {
-  const { sub, exp, scope, diagnoses } = payload;
+/**
+ * The token's claims as a Principal; null when they are malformed, or the token lives longer than
+ * `maxLifetimeMs` (from `iat`, or from now without one): a revocation is kept that long.
+ */
+function toPrincipal(payload: JWTPayload, maxLifetimeMs: number): Principal | null {
+  const { sub, exp, iat, jti, scope, diagnoses } = payload;
   if (typeof sub !== 'string' || sub === '' || typeof exp !== 'number') return null;
+  if (iat !== undefined && typeof iat !== 'number') return null;
+  if (jti !== undefined && (typeof jti !== 'string' || jti === '')) return null;
+  if (exp * 1000 - (iat === undefined ? Date.now() : iat * 1000) > maxLifetimeMs) return null;
   if (scope !== undefined && typeof scope !== 'string') return null;
   if (diagnoses !== undefined && !(Array.isArray(diagnoses) && diagnoses.every((id) => typeof id === 'string'))) return null;
   return {
@@ -106,6 +113,8 @@ function toPrincipal(payload: JWTPayload): Principal | null {
     scopes: new Set(scope?.split(' ').filter(Boolean) ?? []),
     diagnoses: new Set((diagnoses as string[] | undefined) ?? []),
     expiresAt: exp * 1000,
+    issuedAt: iat === undefined ? 0 : iat * 1000,
+    tokenId: jti ?? null,
   };
 }
 

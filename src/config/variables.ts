@@ -131,6 +131,14 @@ export const VARIABLES = {
   }),
   JWT_ISSUER: optional(optionalText, { section: 'tokens', accepts: 'text', doc: 'required `iss` claim, when set' }),
   JWT_AUDIENCE: optional(optionalText, { section: 'tokens', accepts: 'text', doc: 'required `aud` claim, when set' }),
+  TOKEN_MAX_LIFETIME_SECONDS: withDefault(int(60, 315_360_000), 31_622_400, {
+    section: 'tokens',
+    doc: 'longest token lifetime accepted (`exp` − `iat`, or `exp` − now without `iat`); a longer-lived token is refused as invalid. A revocation is kept this long (it then covers no token that is still valid)',
+  }),
+  REVOCATIONS_MAX: withDefault(int(1, 1_000_000), 10_000, {
+    section: 'tokens',
+    doc: 'revocations in force at once (shared by every instance on Redis); at the limit `revokeAccess` fails with TOO_MANY_REVOCATIONS until some expire',
+  }),
   DEV_SECRET_FILE: withDefault(z.string().min(1), '.dev-secret', { section: 'tokens', accepts: 'a file path', doc: 'where dev mode keeps its secret' }),
   GRAPHIQL: optional(flag, {
     section: 'server',

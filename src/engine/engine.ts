@@ -1,4 +1,5 @@
 import type { EventDraft, GapReason, Position, StoredEvent } from '../domain/events.js';
+import type { Revocation } from '../domain/revocation.js';
 
 /**
  * Storage and cross-instance delivery of diagnosis events, behind one interface. The memory
@@ -122,6 +123,27 @@ export interface Engine {
    */
   unlisten(topic: string): void;
 
+  /**
+   * Stores a revocation until its `expiresAt` (then it is dropped) and hands it to the revocation
+   * handler of every instance, this one's included (see `onRevocation`). An entry for the same
+   * thing (see revocationKey) replaces the stored one. Rejects with RevocationsFullError, storing
+   * nothing, when `limit` unexpired entries are stored already and this one replaces none; with
+   * EngineUnavailableError when the storage cannot be reached.
+   */
+  revoke(entry: Revocation, limit: number): Promise<void>;
+
+  /** The stored revocations that have not expired (on every instance: they are shared). */
+  revocations(): Promise<readonly Revocation[]>;
+
+  /**
+   * Sets where revocations go: called once, before the first `revoke`. The handler gets every
+   * stored revocation, then every revocation made on any instance as it is stored, and, when the
+   * engine may have missed some (its subscriber connection reconnected), every stored one again:
+   * it must take repeats. Resolves once the stored ones were handed over; rejects with
+   * EngineUnavailableError when they cannot be read. Handler calls are synchronous and must not throw.
+   */
+  onRevocation(handler: (entry: Revocation) => void): Promise<void>;
+
   /** Counts for one topic. */
   topicStats(topic: string): Promise<TopicStats>;
 
@@ -242,6 +264,14 @@ export class EngineFullError extends Error {
   override readonly name = 'EngineFullError';
   constructor() {
     super('The event store is full');
+  }
+}
+
+/** REVOCATIONS_MAX unexpired revocations are stored already; nothing was stored. */
+export class RevocationsFullError extends Error {
+  override readonly name = 'RevocationsFullError';
+  constructor(limit: number) {
+    super(`${limit} revocations are in force already`);
   }
 }
 

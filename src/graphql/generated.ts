@@ -31,6 +31,15 @@ export type BroadcastReceipt = {
   liveSubscribers: Maybe<Scalars['Int']['output']>;
 };
 
+/** The credentials a connection holds after `refreshConnection`. */
+export type ConnectionCredentials = {
+  __typename?: 'ConnectionCredentials';
+  diagnoses: Array<Scalars['ID']['output']>;
+  expiresAt: Scalars['DateTime']['output'];
+  scopes: Array<Scalars['String']['output']>;
+  subject: Scalars['ID']['output'];
+};
+
 /**
  * One update of a diagnosis, as delivered by `diagnosisUpdates` and listed by `diagnosisHistory`.
  * Events of one diagnosis are strictly ordered by `cursor`.
@@ -171,6 +180,22 @@ export type Mutation = {
   broadcastEffectivenessUpdate: BroadcastReceipt;
   broadcastFeedbackUpdate: BroadcastReceipt;
   broadcastRecommendationUpdate: BroadcastReceipt;
+  /**
+   * Over WebSocket only (elsewhere CONNECTION_REFRESH_UNSUPPORTED): replaces the connection's token
+   * with `token`, a valid token of the same subject (else UNAUTHENTICATED, FORBIDDEN when revoked,
+   * SUBJECT_MISMATCH for another subject). Expiry, scopes and diagnoses are the new token's from now
+   * on; subscriptions it does not grant end with FORBIDDEN, the others go on without a gap.
+   */
+  refreshConnection: ConnectionCredentials;
+  /**
+   * Ends access before the token expires, on every instance within a second. Requires the `hub:admin`
+   * scope. Give `subject` (every token of that subject issued up to now: open WebSockets close with
+   * 4403, SSE streams end, the tokens are refused), `tokenId` (the token with that `jti`, likewise),
+   * or `subject` and `diagnosisId` (that subject's subscriptions to the diagnosis end with FORBIDDEN,
+   * and it can no longer read it with those tokens). Anything else is BAD_USER_INPUT. The revocation
+   * lasts TOKEN_MAX_LIFETIME_SECONDS; at REVOCATIONS_MAX in force it fails with TOO_MANY_REVOCATIONS.
+   */
+  revokeAccess: Revocation;
 };
 
 
@@ -188,6 +213,16 @@ export type MutationBroadcastRecommendationUpdateArgs = {
   input: RecommendationUpdateInput;
 };
 
+
+export type MutationRefreshConnectionArgs = {
+  token: Scalars['String']['input'];
+};
+
+
+export type MutationRevokeAccessArgs = {
+  input: RevokeAccessInput;
+};
+
 export type Query = {
   __typename?: 'Query';
   /**
@@ -197,6 +232,8 @@ export type Query = {
    * up to at most MAX_HISTORY_ITEMS_PER_OPERATION (1000 by default; else COST_LIMIT_EXCEEDED, nothing read).
    */
   diagnosisHistory: Array<DiagnosisEvent>;
+  /** The revocations in force on every instance, oldest first (at most REVOCATIONS_MAX). Requires the `hub:admin` scope. */
+  revocations: Array<Revocation>;
   /** Hub counters. Requires the `hub:status` scope. At most once per query (else COST_LIMIT_EXCEEDED). */
   status: HubStatus;
 };
@@ -239,6 +276,34 @@ export type RecommendationUpdateInput = {
   /** At most 1000 characters. */
   reason?: InputMaybe<Scalars['String']['input']>;
   recommendationId: Scalars['ID']['input'];
+};
+
+export type Revocation = {
+  __typename?: 'Revocation';
+  diagnosisId: Maybe<Scalars['ID']['output']>;
+  /** When it is dropped: every token it covers has expired by then. */
+  expiresAt: Scalars['DateTime']['output'];
+  kind: RevocationKind;
+  revokedAt: Scalars['DateTime']['output'];
+  subject: Maybe<Scalars['ID']['output']>;
+  tokenId: Maybe<Scalars['ID']['output']>;
+};
+
+export type RevocationKind =
+  /** Reading `diagnosisId` with a token of `subject` issued at or before `revokedAt`. */
+  | 'DIAGNOSIS'
+  /** Every token of `subject` issued at or before `revokedAt`. */
+  | 'SUBJECT'
+  /** The token whose `jti` is `tokenId`. */
+  | 'TOKEN';
+
+export type RevokeAccessInput = {
+  /** With `subject`: only that subject's access to this diagnosis. */
+  diagnosisId?: InputMaybe<Scalars['ID']['input']>;
+  /** A token subject (`sub`), at most 256 characters. */
+  subject?: InputMaybe<Scalars['ID']['input']>;
+  /** A token id (`jti`), at most 256 characters; alone. */
+  tokenId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 export type Subscription = {
@@ -332,6 +397,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 export type ResolversTypes = {
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   BroadcastReceipt: ResolverTypeWrapper<Receipt>;
+  ConnectionCredentials: ResolverTypeWrapper<ConnectionCredentials>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DiagnosisEvent: ResolverTypeWrapper<HubEvent>;
   DiagnosisStatus: ResolverTypeWrapper<DiagnosisStatus>;
@@ -350,6 +416,9 @@ export type ResolversTypes = {
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RecommendationUpdate: ResolverTypeWrapper<RecommendationEvent>;
   RecommendationUpdateInput: RecommendationUpdateInput;
+  Revocation: ResolverTypeWrapper<Revocation>;
+  RevocationKind: RevocationKind;
+  RevokeAccessInput: RevokeAccessInput;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
 };
@@ -358,6 +427,7 @@ export type ResolversTypes = {
 export type ResolversParentTypes = {
   Boolean: Scalars['Boolean']['output'];
   BroadcastReceipt: Receipt;
+  ConnectionCredentials: ConnectionCredentials;
   DateTime: Scalars['DateTime']['output'];
   DiagnosisEvent: HubEvent;
   DiagnosisStatus: DiagnosisStatus;
@@ -375,6 +445,8 @@ export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   RecommendationUpdate: RecommendationEvent;
   RecommendationUpdateInput: RecommendationUpdateInput;
+  Revocation: Revocation;
+  RevokeAccessInput: RevokeAccessInput;
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
 };
@@ -383,6 +455,13 @@ export type BroadcastReceiptResolvers<ContextType = GraphQLContext, ParentType e
   duplicate?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   event?: Resolver<ResolversTypes['DiagnosisEvent'], ParentType, ContextType>;
   liveSubscribers?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type ConnectionCredentialsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ConnectionCredentials'] = ResolversParentTypes['ConnectionCredentials']> = {
+  diagnoses?: Resolver<Array<ResolversTypes['ID']>, ParentType, ContextType>;
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  scopes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  subject?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -453,10 +532,13 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   broadcastEffectivenessUpdate?: Resolver<ResolversTypes['BroadcastReceipt'], ParentType, ContextType, RequireFields<MutationBroadcastEffectivenessUpdateArgs, 'input'>>;
   broadcastFeedbackUpdate?: Resolver<ResolversTypes['BroadcastReceipt'], ParentType, ContextType, RequireFields<MutationBroadcastFeedbackUpdateArgs, 'input'>>;
   broadcastRecommendationUpdate?: Resolver<ResolversTypes['BroadcastReceipt'], ParentType, ContextType, RequireFields<MutationBroadcastRecommendationUpdateArgs, 'input'>>;
+  refreshConnection?: Resolver<ResolversTypes['ConnectionCredentials'], ParentType, ContextType, RequireFields<MutationRefreshConnectionArgs, 'token'>>;
+  revokeAccess?: Resolver<ResolversTypes['Revocation'], ParentType, ContextType, RequireFields<MutationRevokeAccessArgs, 'input'>>;
 };
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   diagnosisHistory?: Resolver<Array<ResolversTypes['DiagnosisEvent']>, ParentType, ContextType, RequireFields<QueryDiagnosisHistoryArgs, 'diagnosisId'>>;
+  revocations?: Resolver<Array<ResolversTypes['Revocation']>, ParentType, ContextType>;
   status?: Resolver<ResolversTypes['HubStatus'], ParentType, ContextType>;
 };
 
@@ -473,12 +555,22 @@ export type RecommendationUpdateResolvers<ContextType = GraphQLContext, ParentTy
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
+export type RevocationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Revocation'] = ResolversParentTypes['Revocation']> = {
+  diagnosisId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['RevocationKind'], ParentType, ContextType>;
+  revokedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  tokenId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+};
+
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
   diagnosisUpdates?: SubscriptionResolver<ResolversTypes['DiagnosisEvent'], "diagnosisUpdates", ParentType, ContextType, RequireFields<SubscriptionDiagnosisUpdatesArgs, 'diagnosisId'>>;
 };
 
 export type Resolvers<ContextType = GraphQLContext> = {
   BroadcastReceipt?: BroadcastReceiptResolvers<ContextType>;
+  ConnectionCredentials?: ConnectionCredentialsResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   DiagnosisEvent?: DiagnosisEventResolvers<ContextType>;
   DiagnosisStatus?: DiagnosisStatusResolvers<ContextType>;
@@ -490,6 +582,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   RecommendationUpdate?: RecommendationUpdateResolvers<ContextType>;
+  Revocation?: RevocationResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
 };
 

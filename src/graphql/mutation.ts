@@ -2,6 +2,7 @@ import { canRead, requireScope, Scope } from '../auth/policy.js';
 import type { ValidBroadcast } from '../domain/validate.js';
 import { validateEffectiveness, validateFeedback, validateRecommendation } from '../domain/validate.js';
 import type { Receipt } from '../hub/hub.js';
+import { refreshConnection, revokeAccess } from './access.js';
 import type { GraphQLContext } from './context.js';
 import type { MutationResolvers } from './generated.js';
 
@@ -24,4 +25,6 @@ export const Mutation: MutationResolvers = {
   broadcastRecommendationUpdate: broadcast(validateRecommendation),
   broadcastEffectivenessUpdate: broadcast(validateEffectiveness),
   broadcastFeedbackUpdate: broadcast(validateFeedback),
+  revokeAccess: (_, { input }, context) => revokeAccess(input, context),
+  refreshConnection: (_, { token }, context) => refreshConnection(token, context),
 };

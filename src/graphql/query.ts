@@ -1,6 +1,7 @@
 import { requireRead, requireScope, Scope } from '../auth/policy.js';
 import { validateDiagnosisId } from '../domain/validate.js';
 import { badUserInput } from '../errors.js';
+import { revocations } from './access.js';
 import { parseAfter } from './cursor-arg.js';
 import type { HubStatusResolvers, QueryResolvers } from './generated.js';
 
@@ -12,9 +13,9 @@ export const Query: QueryResolvers = {
     requireScope(auth, Scope.Status);
     return hub.status(local());
   },
-  diagnosisHistory: (_, args, { auth, hub }) => {
+  diagnosisHistory: (_, args, { auth, hub, access }) => {
     const diagnosisId = validateDiagnosisId(args.diagnosisId);
-    requireRead(auth, diagnosisId);
+    access.requireDiagnosis(requireRead(auth, diagnosisId), diagnosisId);
     const after = parseAfter(args.after);
     const limit = args.limit ?? HISTORY_DEFAULT_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_MAX_LIMIT) {
@@ -22,6 +23,7 @@ export const Query: QueryResolvers = {
     }
     return hub.history(diagnosisId, after, limit);
   },
+  revocations: (_, __, context) => revocations(context),
 };
 
 export const HubStatus: HubStatusResolvers = {

@@ -125,8 +125,8 @@ class ExecutionGroup {
  * What fields below the root see: the same services and access, no connection. The transport
  * only matters to the root field's `subscribe`, which has run by then.
  */
-function detached({ auth, hub, local, broadcastRate }: GraphQLContext): GraphQLContext {
-  return { auth, hub, local, broadcastRate, transport: NO_TRANSPORT };
+function detached({ auth, hub, local, broadcastRate, access, authenticate }: GraphQLContext): GraphQLContext {
+  return { auth, hub, local, broadcastRate, access, authenticate, transport: NO_TRANSPORT };
 }
 
 /**

@@ -6,7 +6,7 @@ import { noMetrics, type HubMetrics } from '../metrics.js';
 import { SharedResult } from '../shared-result.js';
 import { FanOut } from './fan-out.js';
 import { gapEvent, planResume } from './replay.js';
-import { openSubscription, type SubscriptionEnd, type SubscriptionSettings } from './subscription.js';
+import { openSubscription, type HubSubscription, type SubscriptionEnd, type SubscriptionSettings } from './subscription.js';
 
 import { EngineFullError, EngineUnavailableError, ReplicasUnconfirmedError } from '../engine/engine.js';
 
@@ -124,7 +124,7 @@ export class Hub {
    * (slow consumer, history unavailable), the stream finishes with a SubscriptionEnd saying why:
    * `{ done: true, value: end }`, or a sink's `onEnd(undefined, end)` (see push.ts).
    */
-  subscribe(diagnosisId: string, after: Position | null): Promise<AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>> {
+  subscribe(diagnosisId: string, after: Position | null): Promise<HubSubscription> {
     return this.counted(openSubscription(this.subscriptions, diagnosisId, after));
   }
 

@@ -1,5 +1,10 @@
-/** Why the hub ended a subscription on its own. */
-export type EndReason = 'slow-consumer' | 'history-unavailable';
+/**
+ * Why the hub ended a subscription on its own. `forbidden`: the subscriber may no longer read
+ * the diagnosis (its access was revoked, or a refreshed token does not grant it); unlike the
+ * others it is final, and ends only that subscription (over WebSocket an `error` message with
+ * FORBIDDEN, the socket's other subscriptions go on).
+ */
+export type EndReason = 'slow-consumer' | 'history-unavailable' | 'forbidden';
 
 /**
  * How a subscription ends when the hub ends it itself: the value its stream finishes with
@@ -11,6 +16,7 @@ export type EndReason = 'slow-consumer' | 'history-unavailable';
 export class SubscriptionEnd {
   static readonly slowConsumer = new SubscriptionEnd('slow-consumer');
   static readonly historyUnavailable = new SubscriptionEnd('history-unavailable');
+  static readonly forbidden = new SubscriptionEnd('forbidden');
 
   private constructor(readonly reason: EndReason) {}
 }

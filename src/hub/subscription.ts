@@ -32,7 +32,13 @@ const BEFORE_ANY: Position = Object.freeze({ epoch: '', offset: 0 });
  * planResume); null claims the pending events instead. When the hub ends it itself, the stream
  * finishes with a SubscriptionEnd (see subscriber-queue.ts).
  */
-export async function openSubscription(settings: SubscriptionSettings, diagnosisId: string, after: Position | null): Promise<SubscriberQueue<HubEvent>> {
+/** A subscription as the hub hands it out: its queue, which the hub can also end as forbidden. */
+export interface HubSubscription extends SubscriberQueue<HubEvent> {
+  /** Ends it with SubscriptionEnd.forbidden: the subscriber may no longer read the diagnosis. */
+  forbid(): void;
+}
+
+export async function openSubscription(settings: SubscriptionSettings, diagnosisId: string, after: Position | null): Promise<HubSubscription> {
   const subscription = new Subscription(settings, diagnosisId);
   await subscription.start(after);
   return subscription;
@@ -242,6 +248,10 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
    * sink that is pushed to at once, one that pulls at its next read) and maps to its transport's
    * close, so the client resumes. The hub's own `onEnded` hears of it now, whenever that read comes.
    */
+  forbid(): void {
+    this.endFor(SubscriptionEnd.forbidden);
+  }
+
   private endFor(end: SubscriptionEnd): void {
     if (this.isEnded) return;
     this.settings.onEnded(end);

@@ -13,12 +13,15 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import { isAsyncIterable } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { HubCloseCode, SERVICE_RESTART_REASON } from '../errors.js';
+import { forbidden, HubCloseCode, SERVICE_RESTART_REASON } from '../errors.js';
 import { flat } from '../flat-string.js';
 import { drainTo, type PushSink } from '../hub/push.js';
 import type { SubscriptionEnd } from '../hub/subscription-end.js';
 import { resultBytes } from './result-json.js';
 import { FrameBatch, textFrame } from './ws-frame.js';
+
+/** The error of a subscription the hub ended as forbidden. */
+const FORBIDDEN_END = 'Forbidden: the token no longer grants access to this diagnosis';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
 export type OperationOutcome = ExecutionResult | AsyncIterable<ExecutionResult>;
@@ -59,7 +62,8 @@ export interface GraphqlWsOptions<S> {
   /**
    * A subscription's stream finished with a SubscriptionEnd (the hub ended it: see
    * hub/subscription-end.ts): close the socket accordingly, so that the client resumes. Nothing
-   * is sent for the operation (a `complete` would tell the client not to resume).
+   * is sent for the operation (a `complete` would tell the client not to resume). Not called for
+   * `forbidden`: that subscription alone gets an `error` message with FORBIDDEN.
    */
   onEnded(peer: Peer, end: SubscriptionEnd): void;
   /** `subscribe`: the operation to run, or the errors to answer with. */
@@ -396,7 +400,8 @@ class Connection<S> implements Peer {
     const { id } = running;
     this.release(running, false);
     try {
-      if (end !== undefined) this.options.onEnded(this, end);
+      if (end?.reason === 'forbidden') this.sendErrors(id, [forbidden(FORBIDDEN_END)]);
+      else if (end !== undefined) this.options.onEnded(this, end);
       else if (error === undefined) this.send(stringifyMessage({ id, type: MessageType.Complete }));
       else this.sendErrors(id, [new GraphQLError(error instanceof Error ? error.message : String(error))]);
     } catch (err) {

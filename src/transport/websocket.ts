@@ -4,6 +4,7 @@ import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { fromConnectionParams } from '../auth/extract-token.js';
+import type { LiveAccess, LiveConnection } from '../auth/live-access.js';
 import type { Principal } from '../auth/principal.js';
 import type { Authenticate } from '../auth/verifier.js';
 import { HubCloseCode } from '../errors.js';
@@ -22,7 +23,9 @@ export interface WebSocketDeps {
   /** Documents already parsed and validated in Yoga, and how their operations run outside envelop. */
   readonly known: KnownOperations;
   readonly execution: KnownExecution;
+  /** The token check, revocations included. */
   readonly authenticate: Authenticate;
+  readonly access: LiveAccess;
   readonly connections: Connections;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -32,6 +35,7 @@ export interface WebSocketDeps {
 const END_REASONS: Record<EndReason, string> = {
   'slow-consumer': 'Slow consumer: resume from your last cursor',
   'history-unavailable': 'History unavailable: resume from your last cursor',
+  forbidden: 'Forbidden', // not closed for: see GraphqlWsOptions.onEnded
 };
 
 /**
@@ -44,7 +48,7 @@ const END_REASONS: Record<EndReason, string> = {
  * MAX_CONNECTIONS_PER_SUBJECT connections (WebSockets and SSE streams, one count in
  * Connections) is closed with 4029.
  */
-export function attachWebSocket({ server, yoga, known, execution, authenticate, connections, metrics, logger, limits }: WebSocketDeps) {
+export function attachWebSocket({ server, yoga, known, execution, authenticate, access, connections, metrics, logger, limits }: WebSocketDeps) {
   const wss = new WebSocketServer({
     server,
     path: GRAPHQL_PATH,
@@ -64,6 +68,10 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
     onConnect: async ({ socket }, params) => {
       const auth = await authenticate(fromConnectionParams(params));
       if (!auth.principal) {
+        if (auth.failure === 'revoked') {
+          socket.close(CloseCode.Forbidden, REVOKED_REASON);
+          return false;
+        }
         metrics.authFailed(auth.failure, 'ws');
         logger.info({ reason: auth.failure }, 'websocket refused');
         return false;
@@ -75,13 +83,15 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
         return false;
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
-      return new WsSession(socket, auth);
+      access.granted(auth.principal, null);
+      return new WsSession(socket, auth, access);
     },
     onStalled: () => connections.slowConsumer(),
     // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
     onEnded: ({ socket }, { reason }) => socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]),
     onClose: ({ id }, session, code) => {
       if (session) {
+        session.release();
         clearTimeout(session.expiry);
         connections.release(session.auth.principal.subject);
       }
@@ -145,22 +155,52 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
   };
 }
 
-/** An accepted socket's state, and its transport (one object: every idle socket holds one). */
-class WsSession implements Transport {
+/**
+ * An accepted socket's state, and its transport (one object: every idle socket holds one). It
+ * owns its subscriptions' access: a revocation of its token closes it with 4403, a refresh
+ * replaces its credentials.
+ */
+class WsSession implements Transport, LiveConnection {
   /** Closes the socket with 4403 when its token expires. */
-  readonly expiry: NodeJS.Timeout;
+  expiry: NodeJS.Timeout;
+  /** Stops following revocations (the socket closed). */
+  readonly release: () => void;
 
   constructor(
-    socket: WebSocket,
-    readonly auth: { readonly principal: Principal },
+    private readonly socket: WebSocket,
+    public auth: { readonly principal: Principal },
+    private readonly access: LiveAccess,
   ) {
     this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
+    this.release = access.connect(this);
+  }
+
+  get principal(): Principal {
+    return this.auth.principal;
+  }
+
+  get owner(): this {
+    return this;
+  }
+
+  revoked(): void {
+    this.socket.close(CloseCode.Forbidden, REVOKED_REASON);
+  }
+
+  /** New credentials of the same subject: a new expiry; subscriptions they do not grant end as forbidden. */
+  refresh(principal: Principal): void {
+    this.auth = { principal };
+    clearTimeout(this.expiry);
+    this.expiry = setTimeout(closeExpired, timerDelay(principal.expiresAt), this.socket);
+    this.access.refreshed(this, principal);
   }
 
   track<T, R>(events: AsyncIterableIterator<T, R>): AsyncIterableIterator<T, R> {
     return events;
   }
 }
+
+const REVOKED_REASON = 'Forbidden: token revoked';
 
 function closeExpired(socket: WebSocket): void {
   socket.close(CloseCode.Forbidden, 'Forbidden: token expired');

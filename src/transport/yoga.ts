@@ -8,6 +8,7 @@ import { fromAuthorizationHeader } from '../auth/extract-token.js';
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { Authenticate } from '../auth/verifier.js';
 import type { Config } from '../config.js';
+import type { LiveAccess } from '../auth/live-access.js';
 import type { AuthState } from '../auth/principal.js';
 import { NO_TRANSPORT, type GraphQLContext, type Transport } from '../graphql/context.js';
 import { createDocumentCache } from '../graphql/document-cache.js';
@@ -40,7 +41,9 @@ import type { InFlight } from './in-flight.js';
 export interface YogaDeps {
   readonly config: Config;
   readonly hub: Hub;
+  /** The token check, revocations included (see LiveAccess.authenticate). */
   readonly authenticate: Authenticate;
+  readonly access: LiveAccess;
   readonly broadcastRate: BroadcastRateLimit;
   readonly connections: Connections;
   readonly metrics: Metrics;
@@ -98,7 +101,7 @@ const asValidationErrors = {
  * Every operation passes the same envelop plugin stack, whether Yoga handles its request or not.
  */
 export function createHubHttp(deps: YogaDeps): HubHttp {
-  const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight } = deps;
+  const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight, access } = deps;
   const { limits } = config;
   const sseStreams = new SseStreams();
   // What Yoga's own masking does with an error it hides, for what runs outside Yoga's handling
@@ -126,7 +129,15 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
   const schema = createHubSchema();
   const readBudget = new ReadBudget(schema, { historyItems: limits.maxHistoryItemsPerOperation });
   const graphqlMetrics = createGraphQLMetrics(metrics.registry, new OperationNameLabels(OWN_OPERATION_NAMES, config.metrics.operationNames));
-  const contextFor = (auth: AuthState, transport: Transport): GraphQLContext => ({ hub, local: connections.local, broadcastRate, auth, transport });
+  const contextFor = (auth: AuthState, transport: Transport): GraphQLContext => ({
+    hub,
+    local: connections.local,
+    broadcastRate,
+    auth,
+    transport,
+    access,
+    authenticate,
+  });
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,

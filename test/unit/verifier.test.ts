@@ -4,7 +4,8 @@ import { createAuthenticator, CLOCK_TOLERANCE_SECONDS } from '../../src/auth/ver
 import { BoundedMap } from '../../src/bounded-map.js';
 
 const secret = 'a-test-secret-of-at-least-thirty-two-bytes!';
-const authenticate = () => createAuthenticator({ key: { kind: 'secret', secret }, issuer: undefined, audience: undefined }, null);
+const authenticate = () =>
+  createAuthenticator({ key: { kind: 'secret', secret }, issuer: undefined, audience: undefined, maxTokenLifetimeMs: 86_400_000, revocationsMax: 100 }, null);
 const sign = (expiresAt: Date) =>
   new SignJWT({ scope: 'diagnosis:read' })
     .setProtectedHeader({ alg: 'HS256' })

@@ -2,11 +2,18 @@ import { createClient, type Client, type ClientOptions } from 'graphql-ws/client
 import type { DiagnosisUpdatesSubscription } from './generated/graphql.js';
 import { backoffPolicy, reconnectDelay, type ReconnectBackoff } from './backoff.js';
 import { DiagnosisUpdatesDocument } from './operations.js';
+import { ConnectionRefresher } from './refresh.js';
 
 export { broadcast, type BroadcastKind, type BroadcastReceipt } from './broadcast.js';
 export { DEFAULT_BACKOFF, reconnectDelay, type ReconnectBackoff } from './backoff.js';
 /** The typed operations, for sending them over another transport (e.g. graphql-sse): `doc.toString()`. */
-export { BroadcastEffectivenessDocument, BroadcastFeedbackDocument, BroadcastRecommendationDocument, DiagnosisUpdatesDocument } from './operations.js';
+export {
+  BroadcastEffectivenessDocument,
+  BroadcastFeedbackDocument,
+  BroadcastRecommendationDocument,
+  DiagnosisUpdatesDocument,
+  RefreshConnectionDocument,
+} from './operations.js';
 export type {
   DiagnosisUpdatesSubscription,
   DiagnosisUpdatesSubscriptionVariables,
@@ -31,8 +38,9 @@ export interface SubscribeToDiagnosisOptions {
   readonly url: string | (() => string | Promise<string>);
   readonly diagnosisId: string;
   /**
-   * Returns a current bearer token. Called at every (re)connect, so a token that expired (the
-   * hub closes the socket with 4403) is replaced by a fresh one on the automatic reconnect.
+   * Returns a current bearer token. Called at every (re)connect, and `refreshBeforeExpiryMs`
+   * before the connection's token expires to refresh it on the open socket; a token that expired
+   * anyway (the hub closes the socket with 4403) is replaced by a fresh one on the automatic reconnect.
    */
   readonly token: () => string | Promise<string>;
   /** Resume after this cursor (e.g. one you persisted); omit to claim pending events, then live. */
@@ -45,6 +53,17 @@ export interface SubscribeToDiagnosisOptions {
   readonly onError?: (error: unknown) => void;
   /** A WebSocket implementation where there is no global one (Node 20: `import WebSocket from 'ws'`). */
   readonly webSocketImpl?: unknown;
+  /**
+   * How long before the connection's token expires (its `exp`) to refresh it in-band: `token()`
+   * is asked for a new one, which is sent with `refreshConnection` on the same socket, so the
+   * subscription goes on with nothing replayed and no reconnect. When `token()` has nothing that
+   * expires later, or the hub refuses it, the hub closes the socket at expiry (4403) and the
+   * client reconnects with a token from `token()` and resumes. 0 turns in-band refresh off.
+   * @default 30000 (30 seconds)
+   */
+  readonly refreshBeforeExpiryMs?: number;
+  /** A refresh failed (the hub refused the new token, say); the client reconnects at expiry instead. */
+  readonly onRefreshError?: (error: unknown) => void;
   /** Reconnect attempts before giving up. @default Infinity */
   readonly retryAttempts?: number;
   /**
@@ -80,16 +99,36 @@ export function subscribeToDiagnosis(options: SubscribeToDiagnosisOptions): Diag
   const variables: { diagnosisId: string; after: string | null } = { diagnosisId: options.diagnosisId, after: options.after ?? null };
   const recent = new Set<string>();
   const backoff = backoffPolicy(options.reconnect);
+  const refreshBeforeExpiryMs = options.refreshBeforeExpiryMs ?? 30_000;
+  /** The token the current (or coming) connection was made with. */
+  let connectionToken: string | null = null;
+  const on = options.clientOptions?.on;
   const client = createClient({
     url: options.url,
     lazy: true,
     retryAttempts: options.retryAttempts ?? Number.POSITIVE_INFINITY,
     shouldRetry: () => true,
     retryWait: (attempt) => new Promise((resolve) => setTimeout(resolve, reconnectDelay(attempt, backoff))),
-    connectionParams: async () => ({ authorization: `Bearer ${await options.token()}` }),
+    connectionParams: async () => {
+      connectionToken = await options.token();
+      return { authorization: `Bearer ${connectionToken}` };
+    },
     ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: options.webSocketImpl }),
     ...options.clientOptions,
+    on: {
+      ...on,
+      connected: (...args) => {
+        if (refresher && connectionToken !== null) refresher.connected(connectionToken);
+        on?.connected?.(...args);
+      },
+      closed: (event) => {
+        refresher?.stop();
+        on?.closed?.(event);
+      },
+    },
   });
+  const refresher =
+    refreshBeforeExpiryMs > 0 ? new ConnectionRefresher(client, options.token, refreshBeforeExpiryMs, options.onRefreshError ?? (() => {})) : null;
 
   const remember = (cursor: string): boolean => {
     if (recent.has(cursor)) return false;
@@ -123,6 +162,7 @@ export function subscribeToDiagnosis(options: SubscribeToDiagnosisOptions): Diag
     },
     client,
     async dispose() {
+      refresher?.stop();
       unsubscribe();
       await client.dispose();
     },

@@ -71,3 +71,11 @@ export const BroadcastFeedbackDocument = graphql(`
     }
   }
 `);
+
+export const RefreshConnectionDocument = graphql(`
+  mutation RefreshConnection($token: String!) {
+    refreshConnection(token: $token) {
+      expiresAt
+    }
+  }
+`);

@@ -2,9 +2,11 @@ import { defaultOf } from '../../config/variables.js';
 import { encodeCursor, randomEpoch } from '../../domain/cursor.js';
 import { draftDigest } from '../../domain/draft-digest.js';
 import { stampEvent, type EventDraft, type Position } from '../../domain/events.js';
+import { revocationKey, type Revocation } from '../../domain/revocation.js';
 import {
   EngineFullError,
   IdempotencyKeyReusedError,
+  RevocationsFullError,
   type AppendOptions,
   type AppendResult,
   type Engine,
@@ -90,6 +92,9 @@ export class MemoryEngine implements Engine {
   private readonly listeners = new Map<string, number>();
   /** Where live events go (see Engine.onLive). */
   private live: LiveEventHandler | null = null;
+  /** Revocations by revocationKey, until they expire. */
+  private readonly revoked = new Map<string, Revocation>();
+  private onRevoked: ((entry: Revocation) => void) | null = null;
   private readonly receipts: Receipts;
   private readonly limits: HistoryLimits;
   private readonly maxBytes: number;
@@ -225,6 +230,31 @@ export class MemoryEngine implements Engine {
 
   async ping(): Promise<void> {
     this.assertOpen();
+  }
+
+  async revoke(entry: Revocation, limit: number): Promise<void> {
+    this.assertOpen();
+    const key = revocationKey(entry);
+    this.dropExpiredRevocations();
+    if (!this.revoked.has(key) && this.revoked.size >= limit) throw new RevocationsFullError(limit);
+    this.revoked.set(key, entry);
+    this.onRevoked?.(entry);
+  }
+
+  async revocations(): Promise<readonly Revocation[]> {
+    this.assertOpen();
+    this.dropExpiredRevocations();
+    return [...this.revoked.values()];
+  }
+
+  async onRevocation(handler: (entry: Revocation) => void): Promise<void> {
+    if (this.onRevoked) throw new Error('onRevocation was called already');
+    this.onRevoked = handler;
+  }
+
+  private dropExpiredRevocations(): void {
+    const now = this.now();
+    for (const [key, entry] of this.revoked) if (entry.expiresAt <= now) this.revoked.delete(key);
   }
 
   async close(): Promise<void> {

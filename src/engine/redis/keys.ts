@@ -48,6 +48,19 @@ export function topicOfChannel(prefix: string, channel: string): string {
   return channel.slice(prefix.length + 1, channel.length - '}:live'.length);
 }
 
+/** Revocations share one slot (`{revocations}`) with their channel (see scripts.ts REVOKE). */
+export function revocationKeys(prefix: string) {
+  const base = `${prefix}{revocations}`;
+  return {
+    /** Sorted set: entry key → expiry (ms). */
+    index: `${base}:index`,
+    /** Hash: entry key → entry JSON. */
+    data: `${base}:data`,
+    /** Sharded pub/sub channel of new entries. */
+    channel: `${base}:live`,
+  };
+}
+
 /** Cluster-wide presence keys share one slot (`{instances}`), so they can be read together. */
 export function presenceKeys(prefix: string) {
   const base = `${prefix}{instances}`;

@@ -20,7 +20,9 @@ import { channelOf, topicKeys, topicOfChannel } from './keys.js';
 import { connectRedis, type Redis, type RedisTopology } from './connect.js';
 import { Presence } from './presence.js';
 import { ReplyWatchdog } from './reply-watchdog.js';
-import { APPEND, CLAIM, READ, RESTORE, SET_SUBSCRIBERS, TOPIC_STATS, WRITABLE } from './scripts.js';
+import { APPEND, CLAIM, READ, RESTORE, REVOCATIONS, REVOKE, SET_SUBSCRIBERS, TOPIC_STATS, WRITABLE } from './scripts.js';
+import { RedisRevocations } from './revocations.js';
+import type { Revocation } from '../../domain/revocation.js';
 import { defaultOf } from '../../config/variables.js';
 import { Acknowledgements, type AppendClient } from './replica-acks.js';
 import type { MasterAuthority } from './master-fence.js';
@@ -127,6 +129,8 @@ const SCRIPTS = {
   topicStats: script(TOPIC_STATS),
   setSubscribers: script(SET_SUBSCRIBERS),
   writable: script(WRITABLE),
+  revoke: script(REVOKE),
+  revocations: script(REVOCATIONS),
 };
 
 /**
@@ -164,6 +168,7 @@ export class RedisEngine implements Engine {
   private readonly decoded = new DecodedEvents(DECODED_EVENTS);
   private readonly commandReplies: ReplyWatchdog;
   private readonly subscriberReplies: ReplyWatchdog;
+  private readonly revoked: RedisRevocations;
   /** With REDIS_MIN_REPLICAS_ACK, where appends run and wait for replicas; null without. */
   private readonly acknowledged: Acknowledged | null;
 
@@ -190,15 +195,19 @@ export class RedisEngine implements Engine {
       onError,
       (command) => this.commandReplies.guard(command),
     );
+    this.revoked = new RedisRevocations(redis, options.prefix, (name, keys, args) => this.run(SCRIPTS[name], keys, args), onError);
     // A subscriber connection reconnected or moved, or one channel did: messages published
-    // meanwhile are lost, so the subscribers concerned re-read history.
+    // meanwhile are lost, so the subscribers concerned re-read history, and revocations are
+    // loaded again.
     redis.onMissed((channel) => {
+      if (channel === this.revoked.channel) return this.revoked.reloadInBackground();
       if (channel !== undefined) {
         const topic = topicOfChannel(options.prefix, channel);
         if (this.topics.has(topic)) this.live?.resync(topic);
         return;
       }
       for (const topic of [...this.topics.keys()]) this.live?.resync(topic);
+      this.revoked.reloadInBackground();
     });
   }
 
@@ -404,9 +413,30 @@ export class RedisEngine implements Engine {
     await Promise.all(masters.map((master) => this.run(SCRIPTS.writable, [], [], { client: master, replies: this.commandReplies })));
   }
 
+  revoke(entry: Revocation, limit: number): Promise<void> {
+    return this.revoked.revoke(entry, limit);
+  }
+
+  revocations(): Promise<readonly Revocation[]> {
+    return this.revoked.list();
+  }
+
+  /**
+   * Subscribes to the revocation channel, then loads the stored entries (rejects when Redis
+   * fails meanwhile): an instance started later knows every revocation in force.
+   */
+  async onRevocation(handler: (entry: Revocation) => void): Promise<void> {
+    try {
+      await this.subscriberReplies.guard(this.revoked.start(handler));
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
   /** Leaves presence (its writes still fail after the reply timeout), then closes the connections, within seconds even when Redis is gone. */
   async close(): Promise<void> {
     await this.presence.stop().catch(() => {});
+    this.revoked.stop();
     this.commandReplies.stop();
     this.subscriberReplies.stop();
     this.acknowledged?.replies.stop();

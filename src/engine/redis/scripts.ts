@@ -323,3 +323,36 @@ return 1
 export const WRITABLE = `#!lua
 return 1
 `;
+
+/**
+ * Revocations (KEYS: the index, a sorted set of entry key by expiry in ms, and the data, a hash of
+ * entry key → JSON; both under the `{revocations}` hash tag). Prologue: drop the expired ones.
+ */
+const REVOCATIONS_PROLOGUE = `
+local index, data = KEYS[1], KEYS[2]
+${NOW}
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now)) do redis.call('HDEL', data, key) end
+redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+`;
+
+/**
+ * ARGV: entry key, entry JSON, its expiry (ms), the limit, the channel. Stores the entry unless
+ * `limit` others are stored (returns 0, storing nothing), keeps both keys until the last entry
+ * expires, and publishes the JSON on the channel (same slot). Returns 1 when stored.
+ */
+export const REVOKE = `${REVOCATIONS_PROLOGUE}
+local key, json, expires, limit, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+if not redis.call('ZSCORE', index, key) and redis.call('ZCARD', index) >= limit then return 0 end
+redis.call('ZADD', index, expires, key)
+redis.call('HSET', data, key, json)
+local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', index, last[2])
+redis.call('PEXPIREAT', data, last[2])
+redis.call('SPUBLISH', channel, json)
+return 1
+`;
+
+/** The unexpired entries' JSON. */
+export const REVOCATIONS = `${REVOCATIONS_PROLOGUE}
+return redis.call('HVALS', data)
+`;

@@ -20,6 +20,7 @@ type Documents = {
     "\n  mutation BroadcastRecommendation($input: RecommendationUpdateInput!) {\n    broadcastRecommendationUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n": typeof types.BroadcastRecommendationDocument,
     "\n  mutation BroadcastEffectiveness($input: EffectivenessUpdateInput!) {\n    broadcastEffectivenessUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n": typeof types.BroadcastEffectivenessDocument,
     "\n  mutation BroadcastFeedback($input: FeedbackUpdateInput!) {\n    broadcastFeedbackUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n": typeof types.BroadcastFeedbackDocument,
+    "\n  mutation RefreshConnection($token: String!) {\n    refreshConnection(token: $token) {\n      expiresAt\n    }\n  }\n": typeof types.RefreshConnectionDocument,
 };
 const documents: Documents = {
     "\n  subscription DiagnosisUpdates($diagnosisId: ID!, $after: String) {\n    diagnosisUpdates(diagnosisId: $diagnosisId, after: $after) {\n      __typename\n      cursor\n      diagnosisId\n      occurredAt\n      replayed\n      ... on RecommendationUpdate {\n        recommendationId\n        previous\n        current\n        reason\n        changedFields\n      }\n      ... on EffectivenessUpdate {\n        recommendationId\n        effectiveness\n        confidence\n        sampleSize\n      }\n      ... on FeedbackUpdate {\n        feedbackId\n        rating\n        effectiveness\n      }\n      ... on HistoryGap {\n        gapReason\n      }\n    }\n  }\n": types.DiagnosisUpdatesDocument,
@@ -27,6 +28,7 @@ const documents: Documents = {
     "\n  mutation BroadcastRecommendation($input: RecommendationUpdateInput!) {\n    broadcastRecommendationUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n": types.BroadcastRecommendationDocument,
     "\n  mutation BroadcastEffectiveness($input: EffectivenessUpdateInput!) {\n    broadcastEffectivenessUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n": types.BroadcastEffectivenessDocument,
     "\n  mutation BroadcastFeedback($input: FeedbackUpdateInput!) {\n    broadcastFeedbackUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n": types.BroadcastFeedbackDocument,
+    "\n  mutation RefreshConnection($token: String!) {\n    refreshConnection(token: $token) {\n      expiresAt\n    }\n  }\n": types.RefreshConnectionDocument,
 };
 
 /**
@@ -49,6 +51,10 @@ export function graphql(source: "\n  mutation BroadcastEffectiveness($input: Eff
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation BroadcastFeedback($input: FeedbackUpdateInput!) {\n    broadcastFeedbackUpdate(input: $input) {\n      ...Receipt\n    }\n  }\n"): typeof import('./graphql.js').BroadcastFeedbackDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RefreshConnection($token: String!) {\n    refreshConnection(token: $token) {\n      expiresAt\n    }\n  }\n"): typeof import('./graphql.js').RefreshConnectionDocument;
 
 
 export function graphql(source: string) {

@@ -114,6 +114,13 @@ export type BroadcastFeedbackMutation = { broadcastFeedbackUpdate: { liveSubscri
       | { __typename: 'RecommendationUpdate', cursor: string, diagnosisId: string, occurredAt: string }
      } };
 
+export type RefreshConnectionMutationVariables = Exact<{
+  token: string;
+}>;
+
+
+export type RefreshConnectionMutation = { refreshConnection: { expiresAt: string } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -224,3 +231,10 @@ export const BroadcastFeedbackDocument = new TypedDocumentString(`
   liveSubscribers
   duplicate
 }`) as unknown as TypedDocumentString<BroadcastFeedbackMutation, BroadcastFeedbackMutationVariables>;
+export const RefreshConnectionDocument = new TypedDocumentString(`
+    mutation RefreshConnection($token: String!) {
+  refreshConnection(token: $token) {
+    expiresAt
+  }
+}
+    `) as unknown as TypedDocumentString<RefreshConnectionMutation, RefreshConnectionMutationVariables>;

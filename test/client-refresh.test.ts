@@ -1,0 +1,73 @@
+/**
+ * The client package refreshes its connection's token in-band before it expires
+ * (refreshConnection on the same socket): no reconnect, nothing replayed, nothing lost.
+ */
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+import { describe, expect, it } from 'vitest';
+import { subscribeToDiagnosis, type DiagnosisUpdate } from '../packages/client/src/index.js';
+import { tokenExpiry } from '../packages/client/src/refresh.js';
+import { startTestApp } from './helpers/app.js';
+import { broadcastFeedback, eventually } from './helpers/graphql.js';
+import { subscribersReach } from './helpers/hub-status.js';
+import { adminToken, TEST_SECRET } from './helpers/tokens.js';
+
+/** A reader token for `diagnosisId` that expires in `seconds`. */
+function shortToken(diagnosisId: string, seconds: number): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ diagnoses: [diagnosisId] })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('client-refresh')
+    .setIssuedAt(now)
+    .setExpirationTime(now + seconds)
+    .sign(new TextEncoder().encode(TEST_SECRET));
+}
+
+describe('client in-band refresh', () => {
+  it('should read exp from a token, and null from something that is not one', async () => {
+    const token = await shortToken('d', 60);
+    expect(tokenExpiry(token)).toBe(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp * 1000);
+    expect(tokenExpiry('not-a-token')).toBeNull();
+  });
+
+  it('should refresh the token on the open socket before it expires: one connection, every event once, none replayed', async () => {
+    const app = await startTestApp();
+    const diagnosisId = `client-refresh-${process.pid}`;
+    let tokens = 0;
+    let connections = 0;
+    const closes: number[] = [];
+    const events: DiagnosisUpdate[] = [];
+    const subscription = subscribeToDiagnosis({
+      url: app.wsUrl,
+      diagnosisId,
+      webSocketImpl: WebSocket,
+      // Each token lives 3 s and is refreshed 2 s before it expires: two refreshes within 3 s.
+      token: () => {
+        tokens += 1;
+        return shortToken(diagnosisId, 3);
+      },
+      refreshBeforeExpiryMs: 2000,
+      onEvent: (event) => events.push(event),
+      clientOptions: { on: { connected: () => (connections += 1), closed: (event) => closes.push((event as CloseEvent).code) } },
+    });
+    const admin = await adminToken();
+    const sent: string[] = [];
+    const deadline = Date.now() + 3500;
+    await subscribersReach(app.url, admin, diagnosisId, 1);
+    // Broadcasts go on across the first token's expiry.
+    while (Date.now() < deadline) {
+      sent.push((await broadcastFeedback(app.url, admin, diagnosisId)).event.cursor);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await eventually(
+      async () => events.length,
+      (n) => n >= sent.length,
+    );
+    expect(events.map((event) => event.cursor)).toEqual(sent);
+    expect(events.every((event) => !event.replayed)).toBe(true);
+    expect(tokens).toBeGreaterThanOrEqual(3);
+    expect(connections).toBe(1);
+    expect(closes).toEqual([]);
+    await subscription.dispose();
+  });
+});
