@@ -9,7 +9,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { startTestApp } from './helpers/app.js';
+import { metricValue } from './helpers/hostile.js';
+import { startHubProcess } from './helpers/hub-process.js';
 import { rawGet } from './helpers/http-get.js';
+import { scrapeMetrics } from './helpers/metrics.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterAll(async () => {
@@ -90,5 +93,20 @@ describe('the landing page', () => {
       expect(await answer(method, '/'), method).toBe(await answer(method, '/unknown'));
       expect(await answer(method, '/'), method).toMatch(/^404 /);
     }
+  });
+
+  it("should load GraphiQL's page and assets (about 35 MB of heap) only once GraphiQL is first asked for", async () => {
+    const hub = await startHubProcess({ GRAPHIQL: 'true' });
+    cleanups.push(() => hub.stop());
+    const heapUsed = async () => {
+      await hub.collectGarbage();
+      return metricValue(await scrapeMetrics(hub.origin), 'nodejs_heap_size_used_bytes');
+    };
+    const before = await heapUsed();
+    const page = await rawGet(hub.url, { accept: 'text/html' });
+    expect(page.body.toString()).toContain('YogaGraphiQL');
+    const grown = (await heapUsed()) - before;
+    // A hub that imported the module at start held it all along, and grew by a few MB here.
+    expect(grown, `heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`).toBeGreaterThan(20 * 2 ** 20);
   });
 });

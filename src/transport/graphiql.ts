@@ -1,4 +1,3 @@
-import { css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker } from '@graphql-yoga/render-graphiql/graphiql';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isLoopbackRequest } from './loopback.js';
 import { negotiateEncoding, pathOf, serveStatic, StaticContent } from './static-content.js';
@@ -58,16 +57,21 @@ interface Assets {
   readonly paths: { readonly script: string; readonly style: string; readonly icon: string };
 }
 
-let assets: Assets | undefined;
+let assets: Promise<Assets> | undefined;
 
 /**
  * GraphiQL's script (with Monaco's three workers, started from blobs as Yoga's page does), its
- * stylesheet and its icon, each under a path named by a hash of its content. Built the first time
- * a GraphiQL page is asked for (hashing 9 MB), shared by every hub in the process: they are
- * constants of the installed @graphql-yoga/render-graphiql.
+ * stylesheet and its icon, each under a path named by a hash of its content. Loaded and built the
+ * first time GraphiQL is asked for (a 9 MB module, about 35 MB of heap once loaded: a hub whose
+ * GraphiQL is never opened, or is off, never loads it), shared by every hub in the process: they
+ * are constants of the installed @graphql-yoga/render-graphiql.
  */
-function graphiqlAssets(): Assets {
-  if (assets) return assets;
+function graphiqlAssets(): Promise<Assets> {
+  assets ??= import('@graphql-yoga/render-graphiql/graphiql').then(buildAssets);
+  return assets;
+}
+
+function buildAssets({ css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker }: typeof import('@graphql-yoga/render-graphiql/graphiql')): Assets {
   const workers = `(function () {
   function prepareBlob(workerContent) {
     return URL.createObjectURL(new Blob([workerContent], { type: 'application/javascript' }));
@@ -94,7 +98,7 @@ function graphiqlAssets(): Assets {
     style: `${GRAPHIQL_ASSETS_PATH}graphiql.${style.hash}.css`,
     icon: `${GRAPHIQL_ASSETS_PATH}favicon.${icon.hash}.ico`,
   };
-  assets = {
+  return {
     script,
     style,
     icon,
@@ -105,7 +109,6 @@ function graphiqlAssets(): Assets {
       [paths.icon, icon],
     ]),
   };
-  return assets;
 }
 
 /** JSON to put inside a <script> element: `<` escaped so that no `</script>` can end it early. */
@@ -138,6 +141,7 @@ function renderPage(options: Record<string, unknown>, { paths }: Assets): string
 export interface GraphiQLRoutes {
   /** True for the requests these routes answer: GET or HEAD of the page (at `graphqlPath`, for `Accept: text/html`) or of an asset. */
   handles(request: IncomingMessage): boolean;
+  /** Answers it (404 for an asset path that names no asset). */
   serve(request: IncomingMessage, response: ServerResponse): void;
 }
 
@@ -151,9 +155,8 @@ export interface GraphiQLRoutes {
  */
 export function graphiqlRoutes(graphqlPath: string, token: string | null): GraphiQLRoutes {
   let pages: { readonly open: StaticContent; readonly withToken: StaticContent | null } | undefined;
-  const pagesOf = () => {
+  const pagesOf = (built: Assets) => {
     if (pages) return pages;
-    const built = graphiqlAssets();
     const page = (headers: string | null, cacheControl: string, tagged: boolean) =>
       new StaticContent(
         Buffer.from(renderPage({ title: GRAPHIQL_TITLE, defaultQuery: DEFAULT_QUERY, ...(headers ? { headers } : {}) }, built)),
@@ -170,24 +173,40 @@ export function graphiqlRoutes(graphqlPath: string, token: string | null): Graph
   };
   const isPage = (request: IncomingMessage, path: string) =>
     (path === graphqlPath || path === `${graphqlPath}/`) && (request.headers.accept ?? '').includes('text/html');
+  const serve = async (request: IncomingMessage, response: ServerResponse) => {
+    const built = await graphiqlAssets();
+    const path = pathOf(request);
+    if (path.startsWith(GRAPHIQL_ASSETS_PATH)) {
+      const asset = built.byPath.get(path);
+      if (asset) serveStatic(request, response, asset);
+      else notFound(response);
+      return;
+    }
+    const { open, withToken } = pagesOf(built);
+    // The browser asks for the assets next: have them compressed by then.
+    const encoding = negotiateEncoding(request.headers['accept-encoding']);
+    for (const content of [built.script, built.style]) void content.encoded(encoding);
+    serveStatic(request, response, withToken && isLoopbackRequest(request) ? withToken : open);
+  };
   return {
     handles(request) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return false;
       const path = pathOf(request);
-      return isPage(request, path) || (path.startsWith(GRAPHIQL_ASSETS_PATH) && graphiqlAssets().byPath.has(path));
+      return isPage(request, path) || path.startsWith(GRAPHIQL_ASSETS_PATH);
     },
     serve(request, response) {
-      const path = pathOf(request);
-      const asset = graphiqlAssets().byPath.get(path);
-      if (asset) {
-        serveStatic(request, response, asset);
-        return;
-      }
-      const { open, withToken } = pagesOf();
-      // The browser asks for the assets next: have them compressed by then.
-      const encoding = negotiateEncoding(request.headers['accept-encoding']);
-      for (const content of [graphiqlAssets().script, graphiqlAssets().style]) void content.encoded(encoding);
-      serveStatic(request, response, withToken && isLoopbackRequest(request) ? withToken : open);
+      serve(request, response).catch(() => {
+        if (response.headersSent) response.destroy();
+        else {
+          response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end('GraphiQL is unavailable\n');
+        }
+      });
     },
   };
+}
+
+function notFound(response: ServerResponse): void {
+  response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+  response.end('Not found\n');
 }
