@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import type { Transport } from '../graphql/context.js';
 import type { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import type { Metrics } from '../metrics.js';
+import type { HubSubscription } from '../hub/subscription.js';
 import type { EndReason } from '../hub/subscription-end.js';
 import { timerDelay, type Connections } from './connections.js';
 import { serveGraphqlWs, type OperationOutcome } from './graphql-ws-server.js';
@@ -91,7 +92,6 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
     onEnded: ({ socket }, { reason }) => socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]),
     onClose: ({ id }, session, code) => {
       if (session) {
-        session.release();
         clearTimeout(session.expiry);
         connections.release(session.auth.principal.subject);
       }
@@ -143,6 +143,9 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
     },
   });
 
+  // A revocation walks the accepted sockets (see auth/live-access.ts).
+  access.follow(() => graphqlWs.states());
+
   return {
     /**
      * Closes every socket with 1012, Service Restart (clients reconnect elsewhere and resume) and stops accepting.
@@ -163,8 +166,11 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
 class WsSession implements Transport, LiveConnection {
   /** Closes the socket with 4403 when its token expires. */
   expiry: NodeJS.Timeout;
-  /** Stops following revocations (the socket closed). */
-  readonly release: () => void;
+  /**
+   * The subscriptions it started, for revocations and refreshes: one slot each, no allocation per
+   * subscription. Ended ones are dropped when the array reaches a power-of-two length.
+   */
+  private readonly started: HubSubscription[] = [];
 
   constructor(
     private readonly socket: WebSocket,
@@ -172,15 +178,14 @@ class WsSession implements Transport, LiveConnection {
     private readonly access: LiveAccess,
   ) {
     this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
-    this.release = access.connect(this);
   }
 
   get principal(): Principal {
     return this.auth.principal;
   }
 
-  get owner(): this {
-    return this;
+  subscriptions(): readonly HubSubscription[] {
+    return this.started;
   }
 
   revoked(): void {
@@ -195,9 +200,23 @@ class WsSession implements Transport, LiveConnection {
     this.access.refreshed(this, principal);
   }
 
-  track<T, R>(events: AsyncIterableIterator<T, R>): AsyncIterableIterator<T, R> {
-    return events;
+  track(subscription: HubSubscription): HubSubscription {
+    const { started } = this;
+    if (isPowerOfTwo(started.length)) dropEnded(started);
+    started.push(subscription);
+    return subscription;
   }
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+/** Removes the ended subscriptions, in place. */
+function dropEnded(subscriptions: HubSubscription[]): void {
+  let kept = 0;
+  for (const subscription of subscriptions) if (!subscription.isEnded) subscriptions[kept++] = subscription;
+  subscriptions.length = kept;
 }
 
 const REVOKED_REASON = 'Forbidden: token revoked';
