@@ -36,8 +36,11 @@ export interface Transport {
    * connection's (a refresh replaces them); absent where each operation has its own (SSE, HTTP).
    */
   readonly principal?: Principal;
-  /** Replaces the connection's credentials (`refreshConnection`); only a WebSocket connection can. */
-  refresh?(principal: Principal): void;
+  /**
+   * Replaces the connection's credentials (`refreshConnection`); only a WebSocket connection can.
+   * Its subscriptions that `principal` does not grant end as forbidden (`access.refreshed`).
+   */
+  refresh?(principal: Principal, access: LiveAccess): void;
   /**
    * Takes a subscription the hub opened (the transport keeps it for revocations: see
    * auth/live-access.ts `follow`) and wraps its event stream for the transport (SSE counts and expires it).

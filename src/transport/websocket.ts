@@ -85,7 +85,7 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
       access.granted(auth.principal, null);
-      return new WsSession(socket, auth, access);
+      return new WsSession(socket, auth);
     },
     onStalled: () => connections.slowConsumer(),
     // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
@@ -167,15 +167,15 @@ class WsSession implements Transport, LiveConnection {
   /** Closes the socket with 4403 when its token expires. */
   expiry: NodeJS.Timeout;
   /**
-   * The subscriptions it started, for revocations and refreshes: one slot each, no allocation per
-   * subscription. Ended ones are dropped when the array reaches a power-of-two length.
+   * The subscriptions it started, for revocations and refreshes: the first one alone, then an
+   * array (the most compact V8 has for two: no spare capacity until the third). Ended ones are
+   * dropped when the array reaches a power-of-two length, so nothing is allocated per subscription.
    */
-  private readonly started: HubSubscription[] = [];
+  private started: HubSubscription | HubSubscription[] | null = null;
 
   constructor(
     private readonly socket: WebSocket,
     public auth: { readonly principal: Principal },
-    private readonly access: LiveAccess,
   ) {
     this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
   }
@@ -185,7 +185,8 @@ class WsSession implements Transport, LiveConnection {
   }
 
   subscriptions(): readonly HubSubscription[] {
-    return this.started;
+    const { started } = this;
+    return started === null ? [] : Array.isArray(started) ? started : [started];
   }
 
   revoked(): void {
@@ -193,17 +194,21 @@ class WsSession implements Transport, LiveConnection {
   }
 
   /** New credentials of the same subject: a new expiry; subscriptions they do not grant end as forbidden. */
-  refresh(principal: Principal): void {
+  refresh(principal: Principal, access: LiveAccess): void {
     this.auth = { principal };
     clearTimeout(this.expiry);
     this.expiry = setTimeout(closeExpired, timerDelay(principal.expiresAt), this.socket);
-    this.access.refreshed(this, principal);
+    access.refreshed(this, principal);
   }
 
   track(subscription: HubSubscription): HubSubscription {
     const { started } = this;
-    if (isPowerOfTwo(started.length)) dropEnded(started);
-    started.push(subscription);
+    if (started === null || (!Array.isArray(started) && started.isEnded)) this.started = subscription;
+    else if (!Array.isArray(started)) this.started = [started, subscription];
+    else {
+      if (isPowerOfTwo(started.length)) dropEnded(started);
+      started.push(subscription);
+    }
     return subscription;
   }
 }
