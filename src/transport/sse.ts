@@ -21,13 +21,14 @@ import { timerDelay, type Connections } from './connections.js';
 class Stream implements LiveConnection {
   /** Cursor of the event most recently handed to GraphQL execution. */
   cursor: string | null = null;
-  /** Set once its subscription runs. */
-  subscription: HubSubscription | null = null;
 
-  constructor(readonly principal: Principal) {}
+  constructor(
+    readonly principal: Principal,
+    private readonly subscription: HubSubscription,
+  ) {}
 
   subscriptions(): HubSubscription[] {
-    return this.subscription ? [this.subscription] : [];
+    return [this.subscription];
   }
 }
 
@@ -62,8 +63,7 @@ export class SseStreams {
           throw tooManyConnections();
         }
         connections.sseStreams += 1;
-        const stream = new Stream(principal);
-        stream.subscription = events;
+        const stream = new Stream(principal, events);
         streams.set(request, stream);
         running.add(stream);
         let open = true;
