@@ -216,6 +216,39 @@ describe.each(rows)('$name', (row) => {
     expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('open'), 100))])).toBe('open');
   });
 
+  it('should end the revoked diagnosis on a socket that started and ended other subscriptions between its open ones', async () => {
+    const { a, b } = await row.start();
+    const subject = newId('patient');
+    const [kept, revoked, churned] = [newId('kept'), newId('revoked'), newId('churned')];
+    const token = await readerToken(subject, [kept, revoked, churned]);
+    const { client } = connection(a, token);
+    open.push(client);
+    const admin = await adminToken();
+    const revokedSubs: QueuedSubscription[] = [];
+    const keptSubs: QueuedSubscription[] = [];
+    for (let i = 0; i < 9; i += 1) {
+      const churn = subscribeWs(client, { diagnosisId: churned });
+      await allLive(a, churned, [churn]);
+      churn.dispose();
+      await eventually(
+        async () => (await gql(a.url, `query S($id: ID!) { status { diagnosis(id: $id) { subscribers } } }`, { id: churned }, admin)).body.data?.['status'],
+        (status) => status?.diagnosis?.subscribers === 0,
+      );
+      if (i === 2 || i === 6) revokedSubs.push(subscribeWs(client, { diagnosisId: revoked }));
+      if (i === 4) keptSubs.push(subscribeWs(client, { diagnosisId: kept }));
+    }
+    await allLive(a, revoked, revokedSubs);
+    await allLive(a, kept, keptSubs);
+
+    await revoke(b, { subject, diagnosisId: revoked });
+    for (const subscription of revokedSubs) {
+      const ended = (await subscription.done) as { error: Array<{ extensions: { code: string } }> };
+      expect(ended.error[0]).toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+    }
+    const event = await broadcastFeedback(b.url, admin, kept);
+    expect((await keptSubs[0]!.next()).data?.diagnosisUpdates?.cursor).toBe(event.event.cursor);
+  });
+
   it('should list the revocations in force on every instance, each kept for TOKEN_MAX_LIFETIME_SECONDS', async () => {
     const { a, b } = await row.start({ TOKEN_MAX_LIFETIME_SECONDS: '7200' });
     const subject = newId('patient');

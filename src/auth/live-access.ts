@@ -7,27 +7,23 @@ import type { AuthState, Principal } from './principal.js';
 import { RevocationStore } from './revocations.js';
 import type { Authenticate } from './verifier.js';
 
-/** Whoever holds a subscription's access: a WebSocket connection (its principal changes on refresh), or one SSE stream. */
-export interface AccessOwner {
-  readonly principal: Principal;
-}
-
-/** An open connection whose token a revocation may end. */
-export interface LiveConnection extends AccessOwner {
-  /** Its token was revoked: close it (WebSocket 4403). */
-  revoked(): void;
-}
-
 /** A subscription that can be ended as forbidden (see hub/subscription.ts HubSubscription). */
-export interface Forbiddable {
+export interface LiveSubscription {
+  readonly diagnosisId: string;
+  readonly isEnded: boolean;
   forbid(): void;
-  onceEnded(listener: () => void): void;
 }
 
-interface Watch {
-  readonly owner: AccessOwner;
-  readonly diagnosisId: string;
-  readonly subscription: Forbiddable;
+/**
+ * An open connection, as a transport lets LiveAccess see it (see `follow`): a WebSocket
+ * connection (whose principal a refresh replaces), or one SSE stream.
+ */
+export interface LiveConnection {
+  readonly principal: Principal;
+  /** Its subscriptions; ended ones may be among them. */
+  subscriptions(): Iterable<LiveSubscription>;
+  /** Its token was revoked: close it (WebSocket 4403). Absent for an SSE stream, whose subscription ends as forbidden. */
+  revoked?(): void;
 }
 
 export interface LiveAccessOptions {
@@ -54,10 +50,8 @@ export class LiveAccess {
   private readonly engine: Engine;
   private readonly audit: Audit;
   private readonly now: () => number;
-  /** Open connections by token subject. */
-  private readonly connections = new Map<string, Set<LiveConnection>>();
-  /** Open subscriptions by token subject. */
-  private readonly watches = new Map<string, Set<Watch>>();
+  /** What each transport has open (see `follow`). */
+  private readonly open: Array<() => Iterable<LiveConnection>> = [];
 
   constructor(private readonly options: LiveAccessOptions) {
     this.engine = options.engine;
@@ -111,46 +105,35 @@ export class LiveAccess {
     });
   }
 
-  /** Follows an open connection until the returned function is called (when it closes). */
-  connect(connection: LiveConnection): () => void {
-    const subject = connection.principal.subject;
-    let set = this.connections.get(subject);
-    if (!set) this.connections.set(subject, (set = new Set()));
-    set.add(connection);
-    return () => {
-      set.delete(connection);
-      if (set.size === 0 && this.connections.get(subject) === set) this.connections.delete(subject);
-    };
+  /**
+   * Lets revocations reach a transport's open connections: `open` lists them (called once per
+   * revocation, so nothing is kept per connection or subscription here).
+   */
+  follow(open: () => Iterable<LiveConnection>): void {
+    this.open.push(open);
   }
 
   /**
-   * Follows a subscription until it ends: a revocation that covers its owner's token, or its
-   * diagnosis for that token, ends it as forbidden (as does a refresh that no longer grants it).
-   * Checked once more here, for a revocation that came while it was being set up.
+   * A new subscription of `principal` (the connection's current one): ended as forbidden when a
+   * revocation that covers it, or a refresh that no longer grants it, came while it was being set up.
+   * Later ones reach it through its connection (see `follow`).
    */
-  watch(owner: AccessOwner, diagnosisId: string, subscription: Forbiddable): void {
-    const subject = owner.principal.subject;
-    let set = this.watches.get(subject);
-    if (!set) this.watches.set(subject, (set = new Set()));
-    const watch: Watch = { owner, diagnosisId, subscription };
-    set.add(watch);
-    subscription.onceEnded(() => {
-      set.delete(watch);
-      if (set.size === 0 && this.watches.get(subject) === set) this.watches.delete(subject);
-    });
-    const token = tokenOf(owner.principal);
-    if (this.store.revoking(token) || this.store.revokesDiagnosis(token, diagnosisId)) subscription.forbid();
+  check(principal: Principal, subscription: LiveSubscription): void {
+    const token = tokenOf(principal);
+    const { diagnosisId } = subscription;
+    if (!canRead(principal, diagnosisId) || this.store.revoking(token) || this.store.revokesDiagnosis(token, diagnosisId)) subscription.forbid();
   }
 
   /**
    * Replaces a connection's credentials with `next` (same subject; the caller checks): its
    * subscriptions that `next` does not grant end as forbidden, the others go on.
    */
-  refreshed(connection: AccessOwner, next: Principal): void {
+  refreshed(connection: LiveConnection, next: Principal): void {
     const token = tokenOf(next);
-    for (const watch of [...(this.watches.get(next.subject) ?? [])]) {
-      if (watch.owner !== connection) continue;
-      if (!canRead(next, watch.diagnosisId) || this.store.revokesDiagnosis(token, watch.diagnosisId)) watch.subscription.forbid();
+    for (const subscription of connection.subscriptions()) {
+      if (subscription.isEnded) continue;
+      const { diagnosisId } = subscription;
+      if (!canRead(next, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId)) subscription.forbid();
     }
     this.audit({ decision: 'refresh', reason: 'renewed', subject: next.subject, tokenId: next.tokenId });
   }
@@ -185,35 +168,37 @@ export class LiveAccess {
     return this.store.list();
   }
 
-  /** A revocation from any instance: remembered, and what it covers here ends now. */
+  /**
+   * A revocation from any instance: remembered, and what it covers here ends now. Revocations are
+   * rare: each one walks every open connection of the instance.
+   */
   private apply(entry: Revocation): void {
     this.store.add(entry);
     if (entry.expiresAt <= this.now()) return;
-    if (entry.kind === 'diagnosis') {
-      for (const watch of [...(this.watches.get(entry.subject) ?? [])]) {
-        if (watch.diagnosisId !== entry.diagnosisId || !revokesDiagnosis(entry, tokenOf(watch.owner.principal), entry.diagnosisId)) continue;
-        this.audit({
-          decision: 'deny',
-          reason: 'diagnosis-revoked',
-          subject: entry.subject,
-          tokenId: watch.owner.principal.tokenId,
-          diagnosisId: entry.diagnosisId,
-        });
-        watch.subscription.forbid();
+    for (const connection of this.connections()) {
+      const { principal } = connection;
+      const token = tokenOf(principal);
+      if (entry.kind === 'diagnosis') {
+        if (!revokesDiagnosis(entry, token, entry.diagnosisId)) continue;
+        for (const subscription of connection.subscriptions()) {
+          if (subscription.isEnded || subscription.diagnosisId !== entry.diagnosisId) continue;
+          this.audit({ decision: 'deny', reason: 'diagnosis-revoked', subject: entry.subject, tokenId: principal.tokenId, diagnosisId: entry.diagnosisId });
+          subscription.forbid();
+        }
+        continue;
       }
-      return;
-    }
-    const subjects = entry.kind === 'subject' ? [entry.subject] : [...new Set([...this.connections.keys(), ...this.watches.keys()])];
-    for (const subject of subjects) {
-      for (const connection of [...(this.connections.get(subject) ?? [])]) {
-        if (!revokesToken(entry, tokenOf(connection.principal))) continue;
-        this.audit({ decision: 'deny', reason: 'token-revoked', subject, tokenId: connection.principal.tokenId });
+      if (!revokesToken(entry, token)) continue;
+      if (connection.revoked) {
+        this.audit({ decision: 'deny', reason: 'token-revoked', subject: principal.subject, tokenId: principal.tokenId });
         connection.revoked();
       }
-      for (const watch of [...(this.watches.get(subject) ?? [])]) {
-        if (revokesToken(entry, tokenOf(watch.owner.principal))) watch.subscription.forbid();
-      }
+      for (const subscription of connection.subscriptions()) subscription.forbid();
     }
+  }
+
+  /** Every open connection of every transport, listed before any is acted on. */
+  private connections(): LiveConnection[] {
+    return this.open.flatMap((open) => [...open()]);
   }
 }
 

@@ -45,7 +45,7 @@ export async function refreshConnection(token: string, { auth, transport, authen
     access.denied(current, 'other-subject');
     throw subjectMismatch();
   }
-  transport.refresh(principal);
+  transport.refresh(principal, access);
   return {
     subject: principal.subject,
     expiresAt: new Date(principal.expiresAt),

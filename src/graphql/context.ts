@@ -1,8 +1,10 @@
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
-import type { AccessOwner, LiveAccess } from '../auth/live-access.js';
+import type { LiveAccess } from '../auth/live-access.js';
 import type { Authenticate } from '../auth/verifier.js';
 import type { AuthState, Principal } from '../auth/principal.js';
+import type { HubEvent } from '../domain/events.js';
 import type { Hub, LocalCounts } from '../hub/hub.js';
+import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
 
 /** What every resolver receives, built the same way for HTTP, SSE and WebSocket operations. */
 export type GraphQLContext = {
@@ -19,7 +21,7 @@ export type GraphQLContext = {
 };
 
 /** For operations that never reach a transport: queries, mutations, a group's shared execution. */
-export const NO_TRANSPORT: Transport = { track: (events) => events };
+export const NO_TRANSPORT: Transport = { track: (subscription) => subscription };
 
 /**
  * The transport-specific part of an operation's life. A transport learns that the hub ended a
@@ -30,12 +32,18 @@ export interface Transport {
   /** A cursor the transport itself asks to resume after (SSE `Last-Event-ID`); wins over `after`. */
   readonly resumeFrom?: string | null;
   /**
-   * Whose access a subscription runs on: the WebSocket connection (whose credentials a refresh
-   * replaces); absent where each operation has its own (SSE, HTTP).
+   * The connection's current credentials, which its subscriptions run on: a WebSocket
+   * connection's (a refresh replaces them); absent where each operation has its own (SSE, HTTP).
    */
-  readonly owner?: AccessOwner;
-  /** Replaces the connection's credentials (`refreshConnection`); only a WebSocket connection can. */
-  refresh?(principal: Principal): void;
-  /** Wraps a subscription's event stream for the transport (SSE counts and expires it). */
-  track<T, R>(events: AsyncIterableIterator<T, R>, principal: Principal): AsyncIterableIterator<T, R>;
+  readonly principal?: Principal;
+  /**
+   * Replaces the connection's credentials (`refreshConnection`); only a WebSocket connection can.
+   * Its subscriptions that `principal` does not grant end as forbidden (`access.refreshed`).
+   */
+  refresh?(principal: Principal, access: LiveAccess): void;
+  /**
+   * Takes a subscription the hub opened (the transport keeps it for revocations: see
+   * auth/live-access.ts `follow`) and wraps its event stream for the transport (SSE counts and expires it).
+   */
+  track(subscription: HubSubscription, principal: Principal): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>;
 }

@@ -13,11 +13,12 @@ export const Subscription: SubscriptionResolvers = {
       requireRead(auth, diagnosisId);
       access.requireDiagnosis(principal, diagnosisId);
       const after = transport.resumeFrom ? parseAfter(transport.resumeFrom, 'Last-Event-ID') : parseAfter(args.after);
-      const events = await hub.subscribe(diagnosisId, after);
-      // Until it ends, a revocation (or a refresh without this diagnosis) ends it as forbidden.
-      access.watch(transport.owner ?? { principal }, diagnosisId, events);
+      const subscription = await hub.subscribe(diagnosisId, after);
+      // A revocation (or a refresh without this diagnosis) that came meanwhile ends it as forbidden;
+      // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
+      access.check(transport.principal ?? principal, subscription);
       access.granted(principal, diagnosisId);
-      return transport.track(events, principal);
+      return transport.track(subscription, principal);
     },
     resolve: (event: HubEvent) => event,
   },

@@ -21,8 +21,6 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T, Subscription
    * both: every idle subscription holds it).
    */
   private outcome: SubscriptionEnd | null | undefined = undefined;
-  /** Told once when the queue ends (see onceEnded). */
-  private endListener: (() => void) | null = null;
 
   /** Items queued and not yet taken. */
   get size(): number {
@@ -60,16 +58,7 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T, Subscription
     const sink = this.sink;
     this.sink = null;
     this.whenEnded(oldestQueued);
-    const endListener = this.endListener;
-    this.endListener = null;
-    endListener?.();
     sink?.onEnd(undefined, end);
-  }
-
-  /** Calls `listener` once the queue has ended, for any reason (now, when it has); one listener at a time. */
-  onceEnded(listener: () => void): void {
-    if (this.isEnded) return listener();
-    this.endListener = listener;
   }
 
   /**

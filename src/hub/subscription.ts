@@ -34,6 +34,7 @@ const BEFORE_ANY: Position = Object.freeze({ epoch: '', offset: 0 });
  */
 /** A subscription as the hub hands it out: its queue, which the hub can also end as forbidden. */
 export interface HubSubscription extends SubscriberQueue<HubEvent> {
+  readonly diagnosisId: string;
   /** Ends it with SubscriptionEnd.forbidden: the subscriber may no longer read the diagnosis. */
   forbid(): void;
 }
@@ -73,7 +74,7 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
 
   constructor(
     private readonly settings: SubscriptionSettings,
-    private readonly diagnosisId: string,
+    readonly diagnosisId: string,
   ) {
     super();
   }
@@ -243,15 +244,16 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     if (this.size > this.overflowAt) this.endFor(SubscriptionEnd.slowConsumer);
   }
 
+  /** Ends it as forbidden (see HubSubscription.forbid); nothing once it has ended. */
+  forbid(): void {
+    this.endFor(SubscriptionEnd.forbidden);
+  }
+
   /**
    * The queue ends with `end`, which its consumer receives in place of a normal completion (a
    * sink that is pushed to at once, one that pulls at its next read) and maps to its transport's
    * close, so the client resumes. The hub's own `onEnded` hears of it now, whenever that read comes.
    */
-  forbid(): void {
-    this.endFor(SubscriptionEnd.forbidden);
-  }
-
   private endFor(end: SubscriptionEnd): void {
     if (this.isEnded) return;
     this.settings.onEnded(end);

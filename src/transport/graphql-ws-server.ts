@@ -102,6 +102,10 @@ export function serveGraphqlWs<S>(wss: WebSocketServer, options: GraphqlWsOption
   const heartbeat = startHeartbeat(open, options.keepAliveMs);
   let disposed: Promise<void> | null = null;
   return {
+    /** The state of every open socket that was accepted (`onConnect`). */
+    *states(): Generator<S> {
+      for (const connection of open) if (connection.accepted !== undefined) yield connection.accepted;
+    },
     /**
      * Sends 1012 (Service Restart) to every socket and stops accepting new ones. A peer that has not answered the
      * close within `graceMs` (it stopped reading) is cut off, so one stuck client cannot hold
@@ -243,6 +247,11 @@ class Connection<S> implements Peer {
 
   get operations(): number {
     return this.live;
+  }
+
+  /** Its state once accepted (`onConnect`). */
+  get accepted(): S | undefined {
+    return this.state;
   }
 
   /** Pings find peers that vanished without a close. */

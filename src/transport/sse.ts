@@ -1,8 +1,10 @@
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import { isAsyncIterable, type FetchAPI, type Plugin } from 'graphql-yoga';
+import type { LiveConnection } from '../auth/live-access.js';
 import type { Principal } from '../auth/principal.js';
 import type { HubEvent } from '../domain/events.js';
 import type { Transport } from '../graphql/context.js';
+import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
 import { timerDelay, type Connections } from './connections.js';
 
 /**
@@ -11,14 +13,29 @@ import { timerDelay, type Connections } from './connections.js';
  * `Last-Event-ID` resumes after that cursor exactly like `after` does.
  */
 
-/** One SSE request's subscription state, found again by its Request when the response is written. */
-interface Stream {
+/**
+ * One SSE request's subscription state, found again by its Request when the response is written;
+ * while its subscription runs, one of the open connections that a revocation walks (see
+ * auth/live-access.ts `follow`).
+ */
+class Stream implements LiveConnection {
   /** Cursor of the event most recently handed to GraphQL execution. */
-  cursor: string | null;
+  cursor: string | null = null;
+
+  constructor(
+    readonly principal: Principal,
+    private readonly subscription: HubSubscription,
+  ) {}
+
+  subscriptions(): HubSubscription[] {
+    return [this.subscription];
+  }
 }
 
 export class SseStreams {
   private readonly streams = new WeakMap<Request, Stream>();
+  /** Streams whose subscription runs. */
+  private readonly running = new Set<Stream>();
 
   /**
    * The transport for one HTTP request. Each subscription counts as a connection while open,
@@ -27,11 +44,10 @@ export class SseStreams {
    * its token expires, and resumes from `Last-Event-ID` when the request has one.
    */
   transport(request: Request, connections: Connections): Transport {
-    const stream: Stream = { cursor: null };
-    this.streams.set(request, stream);
+    const { streams, running } = this;
     return {
       resumeFrom: request.headers.get('last-event-id') || null,
-      track<T, R>(events: AsyncIterableIterator<T, R>, principal: Principal): AsyncIterableIterator<T, R> {
+      track(events: HubSubscription, principal: Principal): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined> {
         const { subject } = principal;
         // A client that went away while its subscription was set up takes nothing: its stream
         // ends at once, so what it had not taken (the pending events it claimed, say) stays with
@@ -39,48 +55,57 @@ export class SseStreams {
         // cancelled, so the abort itself must end the stream.
         const { signal } = request;
         if (signal.aborted) {
-          void events.return?.();
+          void events.return();
           return events;
         }
         if (!connections.admit(subject)) {
-          void events.return?.();
+          void events.return();
           throw tooManyConnections();
         }
         connections.sseStreams += 1;
+        const stream = new Stream(principal, events);
+        streams.set(request, stream);
+        running.add(stream);
         let open = true;
         const release = () => {
           if (!open) return;
           open = false;
+          running.delete(stream);
           connections.sseStreams -= 1;
           connections.release(subject);
           clearTimeout(expiry);
           signal.removeEventListener('abort', abort);
         };
-        const expiry = setTimeout(() => void events.return?.(), timerDelay(principal.expiresAt));
+        const expiry = setTimeout(() => void events.return(), timerDelay(principal.expiresAt));
         const abort = () => void tracked.return();
         signal.addEventListener('abort', abort, { once: true });
         const tracked = {
           async next() {
             const result = await events.next();
             if (result.done) release();
-            else stream.cursor = (result.value as HubEvent).cursor;
+            else stream.cursor = result.value.cursor;
             return result;
           },
-          async return(): Promise<IteratorResult<T, R>> {
+          async return(): Promise<IteratorResult<HubEvent, SubscriptionEnd | undefined>> {
             release();
-            return (await events.return?.()) ?? { value: undefined as R, done: true };
+            return events.return();
           },
-          async throw(error?: unknown): Promise<IteratorResult<T, R>> {
+          async throw(error?: unknown): Promise<IteratorResult<HubEvent, SubscriptionEnd | undefined>> {
             release();
-            return (await events.throw?.(error)) ?? { value: undefined as R, done: true };
+            return events.throw(error);
           },
           [Symbol.asyncIterator]() {
             return this;
           },
-        } satisfies AsyncIterableIterator<T, R>;
+        } satisfies AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>;
         return tracked;
       },
     };
+  }
+
+  /** The streams whose subscription runs, for revocations. */
+  open(): Iterable<LiveConnection> {
+    return this.running;
   }
 
   cursorOf(request: Request): string | null {

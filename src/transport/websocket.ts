@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import type { Transport } from '../graphql/context.js';
 import type { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import type { Metrics } from '../metrics.js';
+import type { HubSubscription } from '../hub/subscription.js';
 import type { EndReason } from '../hub/subscription-end.js';
 import { timerDelay, type Connections } from './connections.js';
 import { serveGraphqlWs, type OperationOutcome } from './graphql-ws-server.js';
@@ -84,14 +85,13 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
       access.granted(auth.principal, null);
-      return new WsSession(socket, auth, access);
+      return new WsSession(socket, auth);
     },
     onStalled: () => connections.slowConsumer(),
     // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
     onEnded: ({ socket }, { reason }) => socket.close(HubCloseCode.TryAgainLater, END_REASONS[reason]),
     onClose: ({ id }, session, code) => {
       if (session) {
-        session.release();
         clearTimeout(session.expiry);
         connections.release(session.auth.principal.subject);
       }
@@ -143,6 +143,9 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
     },
   });
 
+  // A revocation walks the accepted sockets (see auth/live-access.ts).
+  access.follow(() => graphqlWs.states());
+
   return {
     /**
      * Closes every socket with 1012, Service Restart (clients reconnect elsewhere and resume) and stops accepting.
@@ -163,24 +166,27 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
 class WsSession implements Transport, LiveConnection {
   /** Closes the socket with 4403 when its token expires. */
   expiry: NodeJS.Timeout;
-  /** Stops following revocations (the socket closed). */
-  readonly release: () => void;
+  /**
+   * The subscriptions it started, for revocations and refreshes: the first one alone, then an
+   * array (the most compact V8 has for two: no spare capacity until the third). Ended ones are
+   * dropped when the array reaches a power-of-two length, so nothing is allocated per subscription.
+   */
+  private started: HubSubscription | HubSubscription[] | null = null;
 
   constructor(
     private readonly socket: WebSocket,
     public auth: { readonly principal: Principal },
-    private readonly access: LiveAccess,
   ) {
     this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
-    this.release = access.connect(this);
   }
 
   get principal(): Principal {
     return this.auth.principal;
   }
 
-  get owner(): this {
-    return this;
+  subscriptions(): readonly HubSubscription[] {
+    const { started } = this;
+    return started === null ? [] : Array.isArray(started) ? started : [started];
   }
 
   revoked(): void {
@@ -188,16 +194,34 @@ class WsSession implements Transport, LiveConnection {
   }
 
   /** New credentials of the same subject: a new expiry; subscriptions they do not grant end as forbidden. */
-  refresh(principal: Principal): void {
+  refresh(principal: Principal, access: LiveAccess): void {
     this.auth = { principal };
     clearTimeout(this.expiry);
     this.expiry = setTimeout(closeExpired, timerDelay(principal.expiresAt), this.socket);
-    this.access.refreshed(this, principal);
+    access.refreshed(this, principal);
   }
 
-  track<T, R>(events: AsyncIterableIterator<T, R>): AsyncIterableIterator<T, R> {
-    return events;
+  track(subscription: HubSubscription): HubSubscription {
+    const { started } = this;
+    if (started === null || (!Array.isArray(started) && started.isEnded)) this.started = subscription;
+    else if (!Array.isArray(started)) this.started = [started, subscription];
+    else {
+      if (isPowerOfTwo(started.length)) dropEnded(started);
+      started.push(subscription);
+    }
+    return subscription;
   }
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+/** Removes the ended subscriptions, in place. */
+function dropEnded(subscriptions: HubSubscription[]): void {
+  let kept = 0;
+  for (const subscription of subscriptions) if (!subscription.isEnded) subscriptions[kept++] = subscription;
+  subscriptions.length = kept;
 }
 
 const REVOKED_REASON = 'Forbidden: token revoked';

@@ -104,6 +104,8 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
   const { config, hub, authenticate, broadcastRate, connections, metrics, logger, graphiqlToken, isAccepting, inFlight, access } = deps;
   const { limits } = config;
   const sseStreams = new SseStreams();
+  // A revocation walks the running SSE streams (see auth/live-access.ts).
+  access.follow(() => sseStreams.open());
   // What Yoga's own masking does with an error it hides, for what runs outside Yoga's handling
   // (shared subscription execution, direct HTTP operations): log the original, give the client
   // the masked one.
