@@ -1,5 +1,6 @@
 import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { AuthState, Principal } from '../auth/principal.js';
+import type { Position } from '../domain/events.js';
 import type { Hub, LocalCounts } from '../hub/hub.js';
 
 /** What every resolver receives, built the same way for HTTP, SSE and WebSocket operations. */
@@ -23,6 +24,27 @@ export const NO_TRANSPORT: Transport = { track: (events) => events };
 export interface Transport {
   /** A cursor the transport itself asks to resume after (SSE `Last-Event-ID`); wins over `after`. */
   readonly resumeFrom?: string | null;
-  /** Wraps a subscription's event stream for the transport (SSE counts and expires it). */
-  track<T, R>(events: AsyncIterableIterator<T, R>, principal: Principal): AsyncIterableIterator<T, R>;
+  /**
+   * Wraps a subscription's event stream for the transport (SSE counts and expires it). `cursors`
+   * is given for a multi-diagnosis stream: SSE then makes its event ids cursor maps.
+   */
+  track<T, R>(events: AsyncIterableIterator<T, R>, principal: Principal, cursors?: CursorMapState): AsyncIterableIterator<T, R>;
+  /**
+   * Counts `extra` more operations against the connection's MAX_SUBSCRIPTIONS_PER_CONNECTION (a
+   * diagnosesUpdates counts each diagnosis beyond the first); false, counting nothing, when they
+   * do not fit. Absent where the transport has no such limit (SSE: a stream per request).
+   */
+  reserveOperations?(extra: number): boolean;
+  /** Gives back what reserveOperations counted. */
+  releaseOperations?(extra: number): void;
+}
+
+/** A multi-diagnosis stream's cursors, for an SSE event id (see domain/cursor-map.ts). */
+export interface CursorMapState {
+  /** Digest of `ids`. */
+  readonly setId: string;
+  /** The watched diagnoses, sorted: a position's index is its diagnosis's place here. */
+  readonly ids: readonly string[];
+  /** Positions that moved past the request's `after`, by index (the resumed map's, to start with). */
+  readonly positions: Map<number, Position>;
 }

@@ -13,7 +13,7 @@ import type { KnownExecution, KnownOperations } from '../graphql/known-execution
 import type { Metrics } from '../metrics.js';
 import type { EndReason } from '../hub/subscription-end.js';
 import { timerDelay, type Connections } from './connections.js';
-import { serveGraphqlWs, type OperationOutcome } from './graphql-ws-server.js';
+import { serveGraphqlWs, type OperationOutcome, type Peer } from './graphql-ws-server.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 
 export interface WebSocketDeps {
@@ -61,7 +61,8 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       connections.webSockets += 1;
       logger.debug({ connection: id }, 'websocket opened');
     },
-    onConnect: async ({ socket }, params) => {
+    onConnect: async (peer, params) => {
+      const { socket } = peer;
       const auth = await authenticate(fromConnectionParams(params));
       if (!auth.principal) {
         metrics.authFailed(auth.failure, 'ws');
@@ -75,7 +76,7 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
         return false;
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
-      return new WsSession(socket, auth);
+      return new WsSession(peer, auth, limits.maxSubscriptionsPerConnection);
     },
     onStalled: () => connections.slowConsumer(),
     // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
@@ -90,8 +91,8 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       logger.debug({ connection: id, code }, 'websocket closed');
     },
     onSubscribe: async ({ socket, operations }, state, params) => {
-      // The new operation is already counted.
-      if (operations > limits.maxSubscriptionsPerConnection) {
+      // The new operation is already counted; each diagnosis of a diagnosesUpdates counts as one.
+      if (operations + state.extraOperations > limits.maxSubscriptionsPerConnection) {
         return [
           new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, {
             extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
@@ -149,16 +150,29 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
 class WsSession implements Transport {
   /** Closes the socket with 4403 when its token expires. */
   readonly expiry: NodeJS.Timeout;
+  /** Operations counted beyond one per open operation: the diagnoses of diagnosesUpdates beyond their first. */
+  extraOperations = 0;
 
   constructor(
-    socket: WebSocket,
+    private readonly peer: Peer,
     readonly auth: { readonly principal: Principal },
+    private readonly maxOperations: number,
   ) {
-    this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
+    this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), peer.socket);
   }
 
   track<T, R>(events: AsyncIterableIterator<T, R>): AsyncIterableIterator<T, R> {
     return events;
+  }
+
+  reserveOperations(extra: number): boolean {
+    if (this.peer.operations + this.extraOperations + extra > this.maxOperations) return false;
+    this.extraOperations += extra;
+    return true;
+  }
+
+  releaseOperations(extra: number): void {
+    this.extraOperations -= extra;
   }
 }
 
