@@ -11,15 +11,7 @@ import { broadcastFeedback, gql, subscribeSse, subscribeWs, wsClient, type Event
 import { subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { adminToken, readerToken } from './helpers/tokens.js';
-
-export const MULTI = `subscription Ward($diagnoses: [DiagnosisCursor!], $mine: Boolean, $types: [DiagnosisEventType!]) {
-  diagnosesUpdates(diagnoses: $diagnoses, mine: $mine, types: $types) {
-    __typename cursor diagnosisId replayed
-    ... on FeedbackUpdate { feedbackId rating }
-    ... on EffectivenessUpdate { recommendationId }
-    ... on HistoryGap { gapReason }
-  }
-}`;
+import { MULTI } from './helpers/diagnoses.js';
 
 const EFFECTIVENESS = `mutation E($input: EffectivenessUpdateInput!) { broadcastEffectivenessUpdate(input: $input) { event { cursor } } }`;
 
