@@ -4,12 +4,27 @@ import { backoffPolicy, reconnectDelay, type ReconnectBackoff } from './backoff.
 import { DiagnosisUpdatesDocument } from './operations.js';
 
 export { broadcast, type BroadcastKind, type BroadcastReceipt } from './broadcast.js';
+export {
+  subscribeToDiagnoses,
+  type DiagnosesSubscription,
+  type SubscribeToDiagnosesOptions,
+  type WardEvent,
+  type WardGap,
+  type WardUpdate,
+} from './dashboard.js';
 export { DEFAULT_BACKOFF, reconnectDelay, type ReconnectBackoff } from './backoff.js';
 /** The typed operations, for sending them over another transport (e.g. graphql-sse): `doc.toString()`. */
-export { BroadcastEffectivenessDocument, BroadcastFeedbackDocument, BroadcastRecommendationDocument, DiagnosisUpdatesDocument } from './operations.js';
+export {
+  BroadcastEffectivenessDocument,
+  BroadcastFeedbackDocument,
+  BroadcastRecommendationDocument,
+  DiagnosesUpdatesDocument,
+  DiagnosisUpdatesDocument,
+} from './operations.js';
 export type {
   DiagnosisUpdatesSubscription,
   DiagnosisUpdatesSubscriptionVariables,
+  DiagnosisEventType,
   EffectivenessUpdateInput,
   FeedbackUpdateInput,
   HistoryGapReason,
