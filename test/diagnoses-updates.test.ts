@@ -12,6 +12,7 @@ import { subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { adminToken, readerToken } from './helpers/tokens.js';
 import { MULTI } from './helpers/diagnoses.js';
+import { DEFAULT_QUERY } from '../src/transport/graphiql.js';
 
 const EFFECTIVENESS = `mutation E($input: EffectivenessUpdateInput!) { broadcastEffectivenessUpdate(input: $input) { event { cursor } } }`;
 
@@ -236,6 +237,22 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
     const only = await single.next();
     expect(only.data.diagnosisUpdates).toEqual({ __typename: 'EffectivenessUpdate', cursor: wanted.body.data?.['broadcastEffectivenessUpdate'].event.cursor });
     await expect(single.next(200)).rejects.toThrow(/no result/);
+  });
+
+  it("should run GraphiQL's dashboard example as written", async () => {
+    const lines = DEFAULT_QUERY.split('\n');
+    const from = lines.findIndex((line) => line.startsWith('#   subscription Ward'));
+    const example = lines
+      .slice(from)
+      .filter((line) => line.startsWith('#'))
+      .map((line) => line.slice(4))
+      .join('\n');
+    expect(example).toContain('diagnosesUpdates(');
+    const sub = track(subscribeWs(client(), {}, example));
+    await subscribersReach(app.url, admin, 'diagnosis-2', 1);
+    const live = await broadcastFeedback(app.url, admin, 'diagnosis-2', 5);
+    const result = await sub.next();
+    expect(result.data.diagnosesUpdates).toEqual({ __typename: 'FeedbackUpdate', diagnosisId: 'diagnosis-2', cursor: live.event.cursor, replayed: false });
   });
 
   it('should carry a live event to the multi subscription over SSE with the graphql-sse client', async () => {
