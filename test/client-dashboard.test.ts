@@ -34,9 +34,12 @@ describe('subscribeToDiagnoses', () => {
     const ids = [uniqueId('dash-a'), uniqueId('dash-b'), uniqueId('dash-c')];
     const received = new Map<string, string[]>(ids.map((id) => [id, []]));
     let connects = 0;
+    // From a cursor each: a resume then brings back whatever a cut connection had not passed on.
+    const firsts: Record<string, string> = {};
+    for (const id of ids) firsts[id] = (await broadcastFeedback(app.url, admin, id, 1, { feedbackId: 'first' })).event.cursor;
     const dashboard = subscribeToDiagnoses({
       url: proxy.wsUrl,
-      diagnoses: Object.fromEntries(ids.map((id) => [id, null])),
+      diagnoses: firsts,
       token: () => readerToken(...ids),
       webSocketImpl: WebSocket,
       reconnect: { baseMs: 10, capMs: 50, floorMs: 1 },
@@ -56,9 +59,40 @@ describe('subscribeToDiagnoses', () => {
         cuts += 1;
       }
     }
-    await until(() => ids.every((id) => received.get(id)!.length >= 30), 'all 90 events', 10_000);
+    await until(() => ids.every((id) => received.get(id)!.length >= 30), 'all 90 events', 10_000).catch((error: Error) => {
+      const counts = ids.map(
+        (id) =>
+          `${received.get(id)!.length}/${sent.get(id)!.length} missing ${sent
+            .get(id)!
+            .filter((c) => !received.get(id)!.includes(c))
+            .map((c) => sent.get(id)!.indexOf(c))}`,
+      );
+      throw new Error(`${error.message}: connects ${connects}, cuts ${cuts}, received ${counts.join('; ')}, open ${proxy.open}`);
+    });
     for (const id of ids) expect(received.get(id)).toEqual(sent.get(id));
     expect(dashboard.cursors).toEqual(Object.fromEntries(ids.map((id) => [id, sent.get(id)!.at(-1)])));
     expect(connects).toBeGreaterThanOrEqual(4);
+  });
+
+  it('should replay 40 diagnoses (opened 16 at a time) and then deliver live events of the last ones opened', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => uniqueId(`dash-many-${i}`));
+    for (const id of ids) for (let n = 1; n <= 2; n += 1) await broadcastFeedback(app.url, admin, id, n, { feedbackId: `p-${n}` });
+    const received = new Map<string, string[]>();
+    const dashboard = subscribeToDiagnoses({
+      url: app.wsUrl,
+      diagnoses: Object.fromEntries(ids.map((id) => [id, null])),
+      token: () => admin,
+      webSocketImpl: WebSocket,
+      onEvent: (event: WardUpdate) =>
+        received.set(event.diagnosisId, [...(received.get(event.diagnosisId) ?? []), event.__typename === 'FeedbackUpdate' ? event.feedbackId : '']),
+    });
+    subscriptions.push(dashboard);
+    await until(() => ids.every((id) => received.get(id)?.length === 2), 'the pending events of all 40 diagnoses');
+    for (const id of ids) expect(received.get(id)).toEqual(['p-1', 'p-2']);
+    const last = ids.at(-1)!;
+    await subscribersReach(app.url, admin, last, 1);
+    await broadcastFeedback(app.url, admin, last, 3, { feedbackId: 'live' });
+    await until(() => received.get(last)?.length === 3, 'the live event');
+    expect(received.get(last)).toEqual(['p-1', 'p-2', 'live']);
   });
 });

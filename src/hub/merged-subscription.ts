@@ -10,7 +10,7 @@ export interface WatchedDiagnosis {
   readonly after: Position | null;
 }
 
-/** Diagnoses whose subscriptions are opened (listen, then read history) at the same time. */
+/** Diagnoses whose subscriptions are opened (listen, then read history) at the same time, and the most whose replay is queued at once. */
 const OPENING_AT_ONCE = 16;
 
 /**
@@ -44,26 +44,62 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
   }
 
   /**
-   * Opens a member per diagnosis, OPENING_AT_ONCE at a time; when one fails, ends everything and
-   * rejects. A stream ended meanwhile (its client left) opens no more.
+   * Opens the first OPENING_AT_ONCE diagnoses (listen, then read history) and resolves: when one
+   * of them fails, ends everything and rejects. The others are opened OPENING_AT_ONCE at a time
+   * whenever the queue is empty (a consumer that pushes takes everything at once; one that pulls
+   * has taken all that was queued), so what a subscribe replays waits in this queue at most one
+   * batch at a time, not the history of every diagnosis at once. One of them failing ends the
+   * stream with SubscriptionEnd.historyUnavailable (the client resumes). A stream ended meanwhile
+   * (its client left) opens no more.
    */
   async start(watched: readonly WatchedDiagnosis[]): Promise<void> {
-    let next = 0;
-    const openNext = async (): Promise<void> => {
-      while (next < watched.length && !this.isEnded) {
-        const { diagnosisId, after } = watched[next]!;
-        next += 1;
-        const member = new Member(this.settings, diagnosisId, this);
-        this.members.set(diagnosisId, member);
-        await member.start(after);
-      }
-    };
+    this.unopened = watched;
     try {
-      await Promise.all(Array.from({ length: Math.min(OPENING_AT_ONCE, watched.length) }, openNext));
+      await this.openBatch();
     } catch (error) {
       this.end();
       throw error;
     }
+    this.openMore();
+  }
+
+  /** Diagnoses not opened yet, from `opened` on; emptied once all are. */
+  private unopened: readonly WatchedDiagnosis[] = [];
+  private opened = 0;
+  /** A batch is being opened. */
+  private opening = false;
+
+  private async openBatch(): Promise<void> {
+    const batch = this.unopened.slice(this.opened, this.opened + OPENING_AT_ONCE);
+    this.opened += batch.length;
+    if (this.opened >= this.unopened.length) {
+      this.unopened = [];
+      this.opened = 0;
+    }
+    await Promise.all(
+      batch.map(({ diagnosisId, after }) => {
+        if (this.isEnded) return undefined;
+        const member = new Member(this.settings, diagnosisId, this);
+        this.members.set(diagnosisId, member);
+        return member.start(after);
+      }),
+    );
+  }
+
+  /** Opens the next batch when the queue is empty, and so on until every diagnosis is open. */
+  private openMore(): void {
+    if (this.opening || this.isEnded || this.unopened.length === 0 || this.size > 0) return;
+    this.opening = true;
+    this.openBatch().then(
+      () => {
+        this.opening = false;
+        this.openMore();
+      },
+      () => {
+        this.opening = false;
+        this.endFor(SubscriptionEnd.historyUnavailable);
+      },
+    );
   }
 
   /**
@@ -119,6 +155,7 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
     const claimants = this.claimants;
     this.claimants = null;
     for (const member of claimants ?? []) member.handedOver();
+    this.openMore();
   }
 
   /** Members holding claimed pending events not yet known to be handed over; null when none (most of the time). */

@@ -91,6 +91,32 @@ describe('MergedSubscription', () => {
     expect((await hub.diagnosisStatus('b')).pendingEvents).toBe(3);
   });
 
+  it('should queue the replay of at most 16 diagnoses at a time, opening the next ones as the consumer takes what is queued', async () => {
+    makeHub(10_000);
+    const ids = Array.from({ length: 40 }, (_, i) => `ward-${String(i).padStart(2, '0')}`);
+    const firsts = new Map<string, Position>();
+    for (const id of ids) {
+      firsts.set(id, (await publish(1, id)).event.position);
+      for (let n = 2; n <= 5; n += 1) await publish(n, id);
+    }
+    const merged = await hub.subscribeMany(ids.map((diagnosisId) => ({ diagnosisId, after: firsts.get(diagnosisId)! })));
+    expect(merged.size).toBe(16 * 4);
+    expect((await engine.stats()).subscriptions).toBe(16);
+    const got = new Map<string, number[]>();
+    while (got.size < 40 || [...got.values()].some((offsets) => offsets.length < 4)) {
+      const step = await merged.next();
+      if (step.done) throw new Error('ended');
+      const event = step.value as HubEvent;
+      got.set(event.diagnosisId, [...(got.get(event.diagnosisId) ?? []), event.position.offset]);
+      expect(merged.size).toBeLessThanOrEqual(16 * 4);
+    }
+    for (const id of ids) expect(got.get(id)).toEqual([2, 3, 4, 5]);
+    expect((await engine.stats()).subscriptions).toBe(40);
+    const live = await publish(6, 'ward-39');
+    expect(live.liveSubscribers).toBe(1);
+    await merged.return();
+  });
+
   it('should stop every diagnosis when the stream is returned', async () => {
     const merged = await hub.subscribeMany(['a', 'b', 'c'].map((diagnosisId) => ({ diagnosisId, after: null })));
     expect((await engine.stats()).subscriptions).toBe(3);
