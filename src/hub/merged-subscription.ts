@@ -78,7 +78,7 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
     }
     await Promise.all(
       batch.map(({ diagnosisId, after }) => {
-        if (this.isEnded) return undefined;
+        if (this.isEnded || this.dropped?.has(diagnosisId)) return undefined;
         const member = new Member(this.settings, diagnosisId, this);
         this.members.set(diagnosisId, member);
         return member.start(after);
@@ -108,10 +108,16 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
    */
   endDiagnosis(diagnosisId: string): void {
     const member = this.members.get(diagnosisId);
-    if (!member) return;
+    if (!member) {
+      if (this.unopened.some((watched) => watched.diagnosisId === diagnosisId)) (this.dropped ??= new Set()).add(diagnosisId);
+      return;
+    }
     this.members.delete(diagnosisId);
     member.end();
   }
+
+  /** Diagnoses ended before they were opened (see endDiagnosis); null when none. */
+  private dropped: Set<string> | null = null;
 
   /** An item of a member: replayed items raise the bound, live ones count against it. */
   accept(item: HubEvent): void {
@@ -121,7 +127,11 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
     if (this.size > this.overflowAt) this.endFor(SubscriptionEnd.slowConsumer);
   }
 
-  /** A member the hub ended itself (history unavailable): the stream ends with it, and the client resumes every diagnosis. */
+  /**
+   * A member the hub ended itself (history unavailable): the stream ends with it, and the client
+   * resumes every diagnosis. An end that concerns one diagnosis only (its reader may no longer
+   * read it) belongs in endDiagnosis instead, with an event of the stream telling the client.
+   */
   memberEnded(member: Member, end: SubscriptionEnd): void {
     if (this.members.get(member.diagnosisId) !== member) return;
     this.end(end);
@@ -140,8 +150,8 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
    */
   protected override whenEnded(_oldestQueued: HubEvent | undefined): void {
     const oldest = new Map<string, HubEvent>();
-    for (const item of this.dropped) if (!oldest.has(item.diagnosisId)) oldest.set(item.diagnosisId, item);
-    this.dropped = [];
+    for (const item of this.discarded) if (!oldest.has(item.diagnosisId)) oldest.set(item.diagnosisId, item);
+    this.discarded = [];
     const members = [...this.members.values()];
     this.members.clear();
     for (const member of members) member.stop(oldest.get(member.diagnosisId));
@@ -167,11 +177,11 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> {
   }
 
   /** What the queue held when it ended (read by whenEnded). */
-  private dropped: HubEvent[] = [];
+  private discarded: HubEvent[] = [];
 
   override end(end?: SubscriptionEnd): void {
     if (this.isEnded) return;
-    this.dropped = this.queuedItems();
+    this.discarded = this.queuedItems();
     super.end(end);
   }
 }

@@ -77,6 +77,25 @@ describe('MergedSubscription', () => {
     await merged.return();
   });
 
+  it('should not open later a diagnosis ended before it was opened', async () => {
+    for (let i = 0; i < 20; i += 1) await publish(1, `late-${String(i).padStart(2, '0')}`);
+    const merged = await hub.subscribeMany(Array.from({ length: 20 }, (_, i) => ({ diagnosisId: `late-${String(i).padStart(2, '0')}`, after: null })));
+    expect(merged.diagnoses).toBe(16); // their pending events wait in the queue
+    merged.endDiagnosis('late-19');
+    const got: string[] = [];
+    while (got.length < 19) {
+      const step = await merged.next();
+      if (step.done) throw new Error('ended');
+      got.push((step.value as HubEvent).diagnosisId);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(got).not.toContain('late-19');
+    expect(merged.diagnoses).toBe(19);
+    expect((await hub.diagnosisStatus('late-19')).subscribers).toBe(0);
+    expect((await hub.diagnosisStatus('late-19')).pendingEvents).toBe(1);
+    await merged.return();
+  });
+
   it('should give back, per diagnosis, the claimed pending events it never handed over', async () => {
     await publishMany(2, 'a');
     await publishMany(3, 'b');
