@@ -84,7 +84,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const onEnded = ({ reason }: SubscriptionEnd) => {
     if (reason === 'slow-consumer') connections.slowConsumer();
   };
-  const hub = new Hub({ engine, queueLimit: config.limits.subscriberQueue, metrics, onEnded });
+  const hub = new Hub({
+    engine,
+    queueLimit: config.limits.subscriberQueue,
+    metrics,
+    onEnded,
+    maxDiagnosesPerSubscription: config.limits.maxDiagnosesPerSubscription,
+  });
   metrics.observe({ connections: connections.count, stats: () => hub.stats(config.metrics.statsTtlMs) });
   const inFlight = new InFlight();
   let accepting = true;

@@ -114,6 +114,8 @@ export interface Config {
     readonly keepAliveMs: number;
     /** MAX_SUBSCRIPTIONS_PER_CONNECTION. */
     readonly maxSubscriptionsPerConnection: number;
+    /** MAX_DIAGNOSES_PER_SUBSCRIPTION. */
+    readonly maxDiagnosesPerSubscription: number;
     /** MAX_CONNECTIONS_PER_SUBJECT. */
     readonly maxConnectionsPerSubject: number;
     /** BROADCASTS_PER_SECOND. */
@@ -230,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       wsInitTimeoutMs: e.WS_INIT_TIMEOUT_MS,
       keepAliveMs: e.KEEPALIVE_MS,
       maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      maxDiagnosesPerSubscription: e.MAX_DIAGNOSES_PER_SUBSCRIPTION,
       maxConnectionsPerSubject: e.MAX_CONNECTIONS_PER_SUBJECT,
       broadcastsPerSecond: e.BROADCASTS_PER_SECOND,
     }),

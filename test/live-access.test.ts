@@ -38,6 +38,10 @@ function readerToken(sub: string, diagnoses: string[], jti: string = randomUUID(
     .sign(new TextEncoder().encode(TEST_SECRET));
 }
 
+const WARD = `subscription Ward($diagnoses: [DiagnosisCursor!], $mine: Boolean) {
+  diagnosesUpdates(diagnoses: $diagnoses, mine: $mine) { __typename diagnosisId cursor }
+}`;
+
 const opsToken = () => signToken({ sub: 'ops', scopes: ['hub:admin'] });
 
 async function revoke(app: TestApp, input: Record<string, unknown>, token?: string) {
@@ -62,7 +66,10 @@ async function allLive(app: TestApp, diagnosisId: string, subscriptions: QueuedS
     (status) => status?.diagnosis?.subscribers === subscriptions.length,
   );
   await broadcastFeedback(app.url, await adminToken(), diagnosisId);
-  for (const subscription of subscriptions) expect((await subscription.next()).data?.diagnosisUpdates?.diagnosisId).toBe(diagnosisId);
+  for (const subscription of subscriptions) {
+    const { data } = await subscription.next();
+    expect((data?.diagnosisUpdates ?? data?.diagnosesUpdates)?.diagnosisId).toBe(diagnosisId);
+  }
 }
 
 interface Row {
@@ -213,6 +220,34 @@ describe.each(rows)('$name', (row) => {
     expect((await again.next()).errors?.[0]).toMatchObject({ message: `Access to diagnosis ${revoked} was revoked`, extensions: { code: 'FORBIDDEN' } });
     const http = await gql(b.url, `query H($id: ID!) { diagnosisHistory(diagnosisId: $id) { cursor } }`, { id: revoked }, token);
     expect(http.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('open'), 100))])).toBe('open');
+  });
+
+  it("should end a diagnosesUpdates that watches a revoked diagnosis with FORBIDDEN, the socket's other subscriptions going on, and leave it out of `mine`", async () => {
+    const { a, b } = await row.start();
+    const subject = newId('ward');
+    const [kept, revoked] = [newId('kept'), newId('revoked')];
+    const token = await readerToken(subject, [kept, revoked]);
+    const { client, closed } = connection(a, token);
+    open.push(client);
+    const single = subscribeWs(client, { diagnosisId: kept });
+    const ward = subscribeWs(client, { diagnoses: [{ diagnosisId: kept }, { diagnosisId: revoked }] }, WARD);
+    await allLive(a, kept, [single, ward]);
+    await allLive(a, revoked, [ward]);
+
+    await revoke(b, { subject, diagnosisId: revoked });
+    const ended = (await ward.done) as { error: Array<{ extensions: { code: string } }> };
+    expect(ended.error[0]).toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+    const event = await broadcastFeedback(b.url, await adminToken(), kept);
+    expect((await single.next()).data?.diagnosisUpdates?.cursor).toBe(event.event.cursor);
+
+    // Again: refused naming the revoked diagnosis; with `mine`, the token's other diagnoses only.
+    const again = subscribeWs(client, { diagnoses: [{ diagnosisId: kept }, { diagnosisId: revoked }] }, WARD);
+    expect((await again.next()).errors?.[0]).toMatchObject({ extensions: { code: 'FORBIDDEN', diagnosisIds: [revoked] } });
+    const mine = subscribeWs(client, { mine: true }, WARD);
+    await allLive(a, kept, [single, mine]);
+    const next = await broadcastFeedback(b.url, await adminToken(), kept);
+    expect((await mine.next()).data?.diagnosesUpdates).toMatchObject({ diagnosisId: kept, cursor: next.event.cursor });
     expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('open'), 100))])).toBe('open');
   });
 

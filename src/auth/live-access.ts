@@ -7,10 +7,11 @@ import type { AuthState, Principal } from './principal.js';
 import { RevocationStore } from './revocations.js';
 import type { Authenticate } from './verifier.js';
 
-/** A subscription that can be ended as forbidden (see hub/subscription.ts HubSubscription). */
+/** A subscription that can be ended as forbidden (see hub/subscription.ts HubSubscription): of one diagnosis, or several. */
 export interface LiveSubscription {
-  readonly diagnosisId: string;
   readonly isEnded: boolean;
+  /** Whether it watches a diagnosis for which `test` holds. */
+  watches(test: (diagnosisId: string) => boolean): boolean;
   forbid(): void;
 }
 
@@ -79,9 +80,14 @@ export class LiveAccess {
 
   /** FORBIDDEN when the principal's access to the diagnosis was revoked. */
   requireDiagnosis(principal: Principal, diagnosisId: string): void {
-    if (!this.store.revokesDiagnosis(tokenOf(principal), diagnosisId)) return;
+    if (this.revoked(principal, diagnosisId)) throw forbidden(`Access to diagnosis ${diagnosisId} was revoked`);
+  }
+
+  /** Whether the principal's access to the diagnosis was revoked (audited as a denial when it was). */
+  revoked(principal: Principal, diagnosisId: string): boolean {
+    if (!this.store.revokesDiagnosis(tokenOf(principal), diagnosisId)) return false;
     this.audit({ decision: 'deny', reason: 'diagnosis-revoked', subject: principal.subject, tokenId: principal.tokenId, diagnosisId });
-    throw forbidden(`Access to diagnosis ${diagnosisId} was revoked`);
+    return true;
   }
 
   /** Audits a refused refresh of `principal`'s connection. */
@@ -120,8 +126,12 @@ export class LiveAccess {
    */
   check(principal: Principal, subscription: LiveSubscription): void {
     const token = tokenOf(principal);
-    const { diagnosisId } = subscription;
-    if (!canRead(principal, diagnosisId) || this.store.revoking(token) || this.store.revokesDiagnosis(token, diagnosisId)) subscription.forbid();
+    if (
+      this.store.revoking(token) ||
+      subscription.watches((diagnosisId) => !canRead(principal, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId))
+    ) {
+      subscription.forbid();
+    }
   }
 
   /**
@@ -132,8 +142,7 @@ export class LiveAccess {
     const token = tokenOf(next);
     for (const subscription of connection.subscriptions()) {
       if (subscription.isEnded) continue;
-      const { diagnosisId } = subscription;
-      if (!canRead(next, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId)) subscription.forbid();
+      if (subscription.watches((diagnosisId) => !canRead(next, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId))) subscription.forbid();
     }
     this.audit({ decision: 'refresh', reason: 'renewed', subject: next.subject, tokenId: next.tokenId });
   }
@@ -181,7 +190,7 @@ export class LiveAccess {
       if (entry.kind === 'diagnosis') {
         if (!revokesDiagnosis(entry, token, entry.diagnosisId)) continue;
         for (const subscription of connection.subscriptions()) {
-          if (subscription.isEnded || subscription.diagnosisId !== entry.diagnosisId) continue;
+          if (subscription.isEnded || !subscription.watches((diagnosisId) => diagnosisId === entry.diagnosisId)) continue;
           this.audit({ decision: 'deny', reason: 'diagnosis-revoked', subject: entry.subject, tokenId: principal.tokenId, diagnosisId: entry.diagnosisId });
           subscription.forbid();
         }

@@ -216,7 +216,14 @@ export const VARIABLES = {
     section: 'connections',
     doc: 'WebSocket ping and SSE comment interval; a peer that misses a pong is dropped within two',
   }),
-  MAX_SUBSCRIPTIONS_PER_CONNECTION: withDefault(int(1, 100_000), 100, { section: 'connections', doc: 'operations per WebSocket' }),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: withDefault(int(1, 100_000), 100, {
+    section: 'connections',
+    doc: 'operations per WebSocket, each diagnosis of a `diagnosesUpdates` counted as one (else `TOO_MANY_SUBSCRIPTIONS`)',
+  }),
+  MAX_DIAGNOSES_PER_SUBSCRIPTION: withDefault(int(1, 100_000), 500, {
+    section: 'connections',
+    doc: 'distinct diagnoses of one `diagnosesUpdates` subscription (else `TOO_MANY_DIAGNOSES`, nothing subscribed); on a WebSocket each counts as one operation against `MAX_SUBSCRIPTIONS_PER_CONNECTION`',
+  }),
   MAX_CONNECTIONS_PER_SUBJECT: withDefault(int(1, 1_000_000), 50, {
     section: 'connections',
     doc: 'WebSockets plus SSE streams per token subject on one instance, one count for both (else 4029 on WebSocket, 429 `TOO_MANY_CONNECTIONS` on SSE)',

@@ -2,7 +2,7 @@ import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { LiveAccess } from '../auth/live-access.js';
 import type { Authenticate } from '../auth/verifier.js';
 import type { AuthState, Principal } from '../auth/principal.js';
-import type { HubEvent } from '../domain/events.js';
+import type { HubEvent, Position } from '../domain/events.js';
 import type { Hub, LocalCounts } from '../hub/hub.js';
 import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
 
@@ -43,7 +43,26 @@ export interface Transport {
   refresh?(principal: Principal, access: LiveAccess): void;
   /**
    * Takes a subscription the hub opened (the transport keeps it for revocations: see
-   * auth/live-access.ts `follow`) and wraps its event stream for the transport (SSE counts and expires it).
+   * auth/live-access.ts `follow`) and wraps its event stream for the transport (SSE counts and
+   * expires it). `cursors` is given for a multi-diagnosis stream: SSE then makes its event ids cursor maps.
    */
-  track(subscription: HubSubscription, principal: Principal): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>;
+  track(subscription: HubSubscription, principal: Principal, cursors?: CursorMapState): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>;
+  /**
+   * Counts `extra` more operations against the connection's MAX_SUBSCRIPTIONS_PER_CONNECTION (a
+   * diagnosesUpdates counts each diagnosis beyond the first); false, counting nothing, when they
+   * do not fit. Absent where the transport has no such limit (SSE: a stream per request).
+   */
+  reserveOperations?(extra: number): boolean;
+  /** Gives back what reserveOperations counted. */
+  releaseOperations?(extra: number): void;
+}
+
+/** A multi-diagnosis stream's cursors, for an SSE event id (see domain/cursor-map.ts). */
+export interface CursorMapState {
+  /** Digest of `ids`. */
+  readonly setId: string;
+  /** The watched diagnoses, sorted: a position's index is its diagnosis's place here. */
+  readonly ids: readonly string[];
+  /** Positions that moved past the request's `after`, by index (the resumed map's, to start with). */
+  readonly positions: Map<number, Position>;
 }

@@ -40,6 +40,12 @@ export type ConnectionCredentials = {
   subject: Scalars['ID']['output'];
 };
 
+/** A diagnosis to watch, and the cursor to resume after (omitted: its pending events, then live). */
+export type DiagnosisCursor = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  diagnosisId: Scalars['ID']['input'];
+};
+
 /**
  * One update of a diagnosis, as delivered by `diagnosisUpdates` and listed by `diagnosisHistory`.
  * Events of one diagnosis are strictly ordered by `cursor`.
@@ -53,6 +59,18 @@ export type DiagnosisEvent = {
   /** True when the event comes from history (resume, pending claim or a gap marker), false when live. */
   replayed: Scalars['Boolean']['output'];
 };
+
+/**
+ * Event types a subscription can be narrowed to with `types` (an empty list: gap markers only).
+ * `HistoryGap` markers are always delivered. Events of other types are consumed as if delivered:
+ * they move the subscription's position on, so they are never delivered later in the stream; a
+ * resume after the last cursor received, with the same `types`, reads them again and drops them
+ * again (a client only learns cursors of events it receives).
+ */
+export type DiagnosisEventType =
+  | 'EFFECTIVENESS'
+  | 'FEEDBACK'
+  | 'RECOMMENDATION';
 
 export type DiagnosisStatus = {
   __typename?: 'DiagnosisStatus';
@@ -166,7 +184,7 @@ export type HubStatus = {
   pendingEvents: Scalars['Int']['output'];
   /** Subscribers the answering instance cut off since it started because they stopped reading (WebSocket close 1013, SSE stream ended); they resume from their last cursor. */
   slowConsumers: Scalars['Int']['output'];
-  /** Active diagnosisUpdates subscriptions. */
+  /** Active diagnosisUpdates subscriptions (each diagnosis of a diagnosesUpdates counts as one). */
   subscriptions: Scalars['Int']['output'];
 };
 
@@ -309,6 +327,25 @@ export type RevokeAccessInput = {
 export type Subscription = {
   __typename?: 'Subscription';
   /**
+   * Updates of several diagnoses (a ward's dashboard) on one stream: for each diagnosis exactly what
+   * `diagnosisUpdates` delivers (replay after its `after`, or its pending events, a `HistoryGap`
+   * per diagnosis, then live), each exactly once and in order per diagnosis; no order is promised
+   * across diagnoses. Every event names its `diagnosisId` and `cursor`: keep the newest cursor per
+   * diagnosis and resume with them as `diagnoses: [{ diagnosisId, after }]`.
+   *
+   * A list of `{ diagnosisId, after }` pairs rather than two parallel lists: a cursor cannot be
+   * paired with the wrong diagnosis, and a diagnosis without a cursor simply omits `after`.
+   *
+   * `mine: true` adds every diagnosis of the token's `diagnoses` claim (entries of `diagnoses` still
+   * give their cursors). At most MAX_DIAGNOSES_PER_SUBSCRIPTION (500 by default) distinct diagnoses,
+   * else TOO_MANY_DIAGNOSES and nothing is subscribed; none at all is BAD_USER_INPUT. Each diagnosis
+   * is authorised as `diagnosisUpdates` is: one refused diagnosis refuses the whole subscription
+   * with FORBIDDEN, whose `extensions.diagnosisIds` lists the refused ids the caller sent. On a
+   * WebSocket each diagnosis counts as one operation against MAX_SUBSCRIPTIONS_PER_CONNECTION.
+   * Over SSE the event id (`Last-Event-ID`) carries the newest cursor of every diagnosis.
+   */
+  diagnosesUpdates: DiagnosisEvent;
+  /**
    * Updates of one diagnosis. With `after`: every retained event after that cursor (`replayed: true`,
    * a `HistoryGap` first if some are gone), then live events. Without `after`: the pending events
    * (broadcast while nobody listened and not yet delivered), then live events.
@@ -317,9 +354,17 @@ export type Subscription = {
 };
 
 
+export type SubscriptionDiagnosesUpdatesArgs = {
+  diagnoses?: InputMaybe<Array<DiagnosisCursor>>;
+  mine?: InputMaybe<Scalars['Boolean']['input']>;
+  types?: InputMaybe<Array<DiagnosisEventType>>;
+};
+
+
 export type SubscriptionDiagnosisUpdatesArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   diagnosisId: Scalars['ID']['input'];
+  types?: InputMaybe<Array<DiagnosisEventType>>;
 };
 
 
@@ -399,7 +444,9 @@ export type ResolversTypes = {
   BroadcastReceipt: ResolverTypeWrapper<Receipt>;
   ConnectionCredentials: ResolverTypeWrapper<ConnectionCredentials>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  DiagnosisCursor: DiagnosisCursor;
   DiagnosisEvent: ResolverTypeWrapper<HubEvent>;
+  DiagnosisEventType: DiagnosisEventType;
   DiagnosisStatus: ResolverTypeWrapper<DiagnosisStatus>;
   EffectivenessUpdate: ResolverTypeWrapper<EffectivenessEvent>;
   EffectivenessUpdateInput: EffectivenessUpdateInput;
@@ -429,6 +476,7 @@ export type ResolversParentTypes = {
   BroadcastReceipt: Receipt;
   ConnectionCredentials: ConnectionCredentials;
   DateTime: Scalars['DateTime']['output'];
+  DiagnosisCursor: DiagnosisCursor;
   DiagnosisEvent: HubEvent;
   DiagnosisStatus: DiagnosisStatus;
   EffectivenessUpdate: EffectivenessEvent;
@@ -565,6 +613,7 @@ export type RevocationResolvers<ContextType = GraphQLContext, ParentType extends
 };
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  diagnosesUpdates?: SubscriptionResolver<ResolversTypes['DiagnosisEvent'], "diagnosesUpdates", ParentType, ContextType, Partial<SubscriptionDiagnosesUpdatesArgs>>;
   diagnosisUpdates?: SubscriptionResolver<ResolversTypes['DiagnosisEvent'], "diagnosisUpdates", ParentType, ContextType, RequireFields<SubscriptionDiagnosisUpdatesArgs, 'diagnosisId'>>;
 };
 

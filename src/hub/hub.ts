@@ -4,7 +4,9 @@ import type { ValidBroadcast } from '../domain/validate.js';
 import { IdempotencyKeyReusedError, type AppendResult, type Engine, type EngineStats } from '../engine/engine.js';
 import { noMetrics, type HubMetrics } from '../metrics.js';
 import { SharedResult } from '../shared-result.js';
+import type { EventTypeFilter } from './event-types.js';
 import { FanOut } from './fan-out.js';
+import { MergedSubscription, type WatchedDiagnosis } from './merged-subscription.js';
 import { gapEvent, planResume } from './replay.js';
 import { openSubscription, type HubSubscription, type SubscriptionEnd, type SubscriptionSettings } from './subscription.js';
 
@@ -57,6 +59,8 @@ export interface HubOptions {
    * finishes with the same value. @default nothing
    */
   readonly onEnded?: (end: SubscriptionEnd) => void;
+  /** Distinct diagnoses of one `diagnosesUpdates` (MAX_DIAGNOSES_PER_SUBSCRIPTION). @default 500 */
+  readonly maxDiagnosesPerSubscription?: number;
 }
 
 /**
@@ -72,8 +76,11 @@ export class Hub {
   private readonly subscriptions: SubscriptionSettings;
   /** The engine's counts: on Redis a walk over every diagnosis's pending set, so callers share it. */
   private readonly engineStats: SharedResult<EngineStats>;
+  /** MAX_DIAGNOSES_PER_SUBSCRIPTION. */
+  readonly maxDiagnosesPerSubscription: number;
 
-  constructor({ engine, queueLimit, now = () => new Date(), metrics = noMetrics, onEnded = () => {} }: HubOptions) {
+  constructor({ engine, queueLimit, now = () => new Date(), metrics = noMetrics, onEnded = () => {}, maxDiagnosesPerSubscription = 500 }: HubOptions) {
+    this.maxDiagnosesPerSubscription = maxDiagnosesPerSubscription;
     this.engine = engine;
     this.now = now;
     this.metrics = metrics;
@@ -124,8 +131,19 @@ export class Hub {
    * (slow consumer, history unavailable), the stream finishes with a SubscriptionEnd saying why:
    * `{ done: true, value: end }`, or a sink's `onEnd(undefined, end)` (see push.ts).
    */
-  subscribe(diagnosisId: string, after: Position | null): Promise<HubSubscription> {
-    return this.counted(openSubscription(this.subscriptions, diagnosisId, after));
+  subscribe(diagnosisId: string, after: Position | null, types: EventTypeFilter | null = null): Promise<HubSubscription> {
+    return this.counted(openSubscription(this.subscriptions, diagnosisId, after, types));
+  }
+
+  /**
+   * Live updates of several diagnoses on one stream, each diagnosis as `subscribe` delivers it
+   * (see merged-subscription.ts). The hub ends the whole stream as it ends a single one (slow
+   * consumer: live events queued beyond the queue limit, over all its diagnoses).
+   */
+  async subscribeMany(watched: readonly WatchedDiagnosis[], types: EventTypeFilter | null = null): Promise<MergedSubscription> {
+    const merged = new MergedSubscription(this.subscriptions, types);
+    await this.counted(merged.start(watched));
+    return merged;
   }
 
   /** Current counts; concurrent calls share one computation (and one Redis walk). */

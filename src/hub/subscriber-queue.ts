@@ -68,6 +68,11 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T, Subscription
    */
   protected whenEnded(_oldestQueued: T | undefined): void {}
 
+  /** The items queued and not yet taken, oldest first (a copy; for a subclass about to end the queue). */
+  protected queuedItems(): T[] {
+    return this.items === null ? [] : this.items.slice(this.head);
+  }
+
   /** Runs when items had been queued and the last of them was handed over (taken or pushed to a sink). */
   protected whenDrained(): void {}
 

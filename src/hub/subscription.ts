@@ -3,6 +3,7 @@ import { EngineUnavailableError, type Engine } from '../engine/engine.js';
 import type { HubMetrics } from '../metrics.js';
 import { classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
 import type { FanOut } from './fan-out.js';
+import { passes, type EventTypeFilter } from './event-types.js';
 import { SubscriberQueue } from './subscriber-queue.js';
 import { SubscriptionEnd } from './subscription-end.js';
 import type { EventListener } from './topic-listeners.js';
@@ -26,30 +27,41 @@ export interface SubscriptionSettings {
 const BEFORE_ANY: Position = Object.freeze({ epoch: '', offset: 0 });
 
 /**
+ * A subscription as the hub hands it out (one diagnosis, or several merged: see
+ * merged-subscription.ts): its queue, which the hub can also end as forbidden.
+ */
+export interface HubSubscription extends SubscriberQueue<HubEvent> {
+  /** Whether it watches a diagnosis for which `test` holds. */
+  watches(test: (diagnosisId: string) => boolean): boolean;
+  /** Ends it with SubscriptionEnd.forbidden: the subscriber may no longer read (one of) its diagnoses. */
+  forbid(): void;
+}
+
+/**
  * Opens a subscription: listen first, then read history, then merge what arrived meanwhile,
  * so nothing falls between history and live and nothing is delivered twice. `after` resumes
  * after that position (a HISTORY_LOST gap first when it is not of the stream's history: see
  * planResume); null claims the pending events instead. When the hub ends it itself, the stream
  * finishes with a SubscriptionEnd (see subscriber-queue.ts).
  */
-/** A subscription as the hub hands it out: its queue, which the hub can also end as forbidden. */
-export interface HubSubscription extends SubscriberQueue<HubEvent> {
-  readonly diagnosisId: string;
-  /** Ends it with SubscriptionEnd.forbidden: the subscriber may no longer read the diagnosis. */
-  forbid(): void;
-}
-
-export async function openSubscription(settings: SubscriptionSettings, diagnosisId: string, after: Position | null): Promise<HubSubscription> {
-  const subscription = new Subscription(settings, diagnosisId);
+export async function openSubscription(
+  settings: SubscriptionSettings,
+  diagnosisId: string,
+  after: Position | null,
+  types: EventTypeFilter | null = null,
+): Promise<HubSubscription> {
+  const subscription = types ? new FilteredSubscription(settings, diagnosisId, types) : new Subscription(settings, diagnosisId);
   await subscription.start(after);
   return subscription;
 }
 
 /**
  * The fan-out's listener for its diagnosis, and the subscriber's queue that it fills: one object
- * per idle subscription rather than several.
+ * per idle subscription rather than several. A subclass may take over `push` to send the items
+ * elsewhere (see merged-subscription.ts) or drop some (FilteredSubscription below): the position
+ * has moved on before an item is pushed, so a dropped item counts as delivered.
  */
-class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
+export class Subscription extends SubscriberQueue<HubEvent> implements EventListener, HubSubscription {
   /**
    * Position of the newest event this subscriber has been given (the event's own position
    * object, shared: nothing is allocated per event), with its tag, so that a re-read after it
@@ -68,12 +80,12 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
    * The pending events this subscription claimed, while its queue still holds some of them:
    * null once they have all been handed over (and for a subscription that claimed none).
    */
-  private claimed: readonly StoredEvent[] | null = null;
+  protected claimed: readonly StoredEvent[] | null = null;
   /** The claim's ticket (see Engine.restorePending). */
   private claimTicket = 0;
 
   constructor(
-    private readonly settings: SubscriptionSettings,
+    protected readonly settings: SubscriptionSettings,
     readonly diagnosisId: string,
   ) {
     super();
@@ -244,6 +256,10 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
     if (this.size > this.overflowAt) this.endFor(SubscriptionEnd.slowConsumer);
   }
 
+  watches(test: (diagnosisId: string) => boolean): boolean {
+    return test(this.diagnosisId);
+  }
+
   /** Ends it as forbidden (see HubSubscription.forbid); nothing once it has ended. */
   forbid(): void {
     this.endFor(SubscriptionEnd.forbidden);
@@ -254,10 +270,25 @@ class Subscription extends SubscriberQueue<HubEvent> implements EventListener {
    * sink that is pushed to at once, one that pulls at its next read) and maps to its transport's
    * close, so the client resumes. The hub's own `onEnded` hears of it now, whenever that read comes.
    */
-  private endFor(end: SubscriptionEnd): void {
+  protected endFor(end: SubscriptionEnd): void {
     if (this.isEnded) return;
     this.settings.onEnded(end);
     this.end(end);
+  }
+}
+
+/** A subscription narrowed to some event types (`types`): the others are consumed unseen; gaps always pass. */
+class FilteredSubscription extends Subscription {
+  constructor(
+    settings: SubscriptionSettings,
+    diagnosisId: string,
+    private readonly types: EventTypeFilter,
+  ) {
+    super(settings, diagnosisId);
+  }
+
+  override push(item: HubEvent): void {
+    if (passes(this.types, item)) super.push(item);
   }
 }
 

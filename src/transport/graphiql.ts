@@ -44,6 +44,15 @@ subscription Watch($after: String) {
     ... on HistoryGap { reason gapReason }
   }
 }
+
+# A ward's dashboard watches several diagnoses on one
+# subscription, each resuming from its own cursor
+# (optionally only some event types):
+#   subscription Ward { diagnosesUpdates(diagnoses: [
+#     { diagnosisId: "diagnosis-1" },
+#     { diagnosisId: "diagnosis-2", after: null }],
+#     types: [FEEDBACK, RECOMMENDATION]) {
+#     __typename diagnosisId cursor replayed } }
 `;
 
 export const GRAPHIQL_TITLE = 'Diagnosis update hub';

@@ -3,14 +3,16 @@ import { isAsyncIterable, type FetchAPI, type Plugin } from 'graphql-yoga';
 import type { LiveConnection } from '../auth/live-access.js';
 import type { Principal } from '../auth/principal.js';
 import type { HubEvent } from '../domain/events.js';
-import type { Transport } from '../graphql/context.js';
+import { encodeCursorMap } from '../domain/cursor-map.js';
+import type { CursorMapState, Transport } from '../graphql/context.js';
 import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
 import { timerDelay, type Connections } from './connections.js';
 
 /**
  * Subscriptions over SSE (graphql-sse "distinct connections" mode on /graphql), with resume
  * the way EventSource does it: every event carries `id: <cursor>`, and a reconnect that sends
- * `Last-Event-ID` resumes after that cursor exactly like `after` does.
+ * `Last-Event-ID` resumes after that cursor exactly like `after` does. A `diagnosesUpdates`
+ * event's id is a cursor map (domain/cursor-map.ts), which resumes every diagnosis at once.
  */
 
 /**
@@ -47,7 +49,7 @@ export class SseStreams {
     const { streams, running } = this;
     return {
       resumeFrom: request.headers.get('last-event-id') || null,
-      track(events: HubSubscription, principal: Principal): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined> {
+      track(events: HubSubscription, principal: Principal, cursors?: CursorMapState): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined> {
         const { subject } = principal;
         // A client that went away while its subscription was set up takes nothing: its stream
         // ends at once, so what it had not taken (the pending events it claimed, say) stays with
@@ -83,7 +85,7 @@ export class SseStreams {
           async next() {
             const result = await events.next();
             if (result.done) release();
-            else stream.cursor = result.value.cursor;
+            else stream.cursor = cursors ? cursorMapAfter(cursors, result.value) : result.value.cursor;
             return result;
           },
           async return(): Promise<IteratorResult<HubEvent, SubscriptionEnd | undefined>> {
@@ -111,6 +113,30 @@ export class SseStreams {
   cursorOf(request: Request): string | null {
     return this.streams.get(request)?.cursor ?? null;
   }
+}
+
+/**
+ * The event id of a multi-diagnosis stream once `event` is handed over: the cursors of every
+ * diagnosis that moved past its request's `after` (see domain/cursor-map.ts). Encoded per event,
+ * in time linear in the diagnoses that have moved.
+ */
+function cursorMapAfter({ setId, ids, positions }: CursorMapState, event: HubEvent): string {
+  const index = sortedIndexOf(ids, event.diagnosisId);
+  if (index >= 0) positions.set(index, event.position);
+  return encodeCursorMap(setId, positions);
+}
+
+function sortedIndexOf(ids: readonly string[], id: string): number {
+  let low = 0;
+  let high = ids.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >>> 1;
+    const at = ids[middle]!;
+    if (at === id) return middle;
+    if (at < id) low = middle + 1;
+    else high = middle - 1;
+  }
+  return -1;
 }
 
 function tooManyConnections(): GraphQLError {

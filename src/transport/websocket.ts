@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics.js';
 import type { HubSubscription } from '../hub/subscription.js';
 import type { EndReason } from '../hub/subscription-end.js';
 import { timerDelay, type Connections } from './connections.js';
-import { serveGraphqlWs, type OperationOutcome } from './graphql-ws-server.js';
+import { serveGraphqlWs, type OperationOutcome, type Peer } from './graphql-ws-server.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 
 export interface WebSocketDeps {
@@ -66,7 +66,8 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       connections.webSockets += 1;
       logger.debug({ connection: id }, 'websocket opened');
     },
-    onConnect: async ({ socket }, params) => {
+    onConnect: async (peer, params) => {
+      const { socket } = peer;
       const auth = await authenticate(fromConnectionParams(params));
       if (!auth.principal) {
         if (auth.failure === 'revoked') {
@@ -85,7 +86,7 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
       access.granted(auth.principal, null);
-      return new WsSession(socket, auth);
+      return new WsSession(peer, auth, limits.maxSubscriptionsPerConnection);
     },
     onStalled: () => connections.slowConsumer(),
     // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
@@ -100,8 +101,8 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       logger.debug({ connection: id, code }, 'websocket closed');
     },
     onSubscribe: async ({ socket, operations }, state, params) => {
-      // The new operation is already counted.
-      if (operations > limits.maxSubscriptionsPerConnection) {
+      // The new operation is already counted; each diagnosis of a diagnosesUpdates counts as one.
+      if (operations + state.extraOperations > limits.maxSubscriptionsPerConnection) {
         return [
           new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, {
             extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
@@ -172,12 +173,15 @@ class WsSession implements Transport, LiveConnection {
    * dropped when the array reaches a power-of-two length, so nothing is allocated per subscription.
    */
   private started: HubSubscription | HubSubscription[] | null = null;
+  /** Operations counted beyond one per open operation: the diagnoses of diagnosesUpdates beyond their first. */
+  extraOperations = 0;
 
   constructor(
-    private readonly socket: WebSocket,
+    private readonly peer: Peer,
     public auth: { readonly principal: Principal },
+    private readonly maxOperations: number,
   ) {
-    this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), socket);
+    this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), peer.socket);
   }
 
   get principal(): Principal {
@@ -190,14 +194,14 @@ class WsSession implements Transport, LiveConnection {
   }
 
   revoked(): void {
-    this.socket.close(CloseCode.Forbidden, REVOKED_REASON);
+    this.peer.socket.close(CloseCode.Forbidden, REVOKED_REASON);
   }
 
   /** New credentials of the same subject: a new expiry; subscriptions they do not grant end as forbidden. */
   refresh(principal: Principal, access: LiveAccess): void {
     this.auth = { principal };
     clearTimeout(this.expiry);
-    this.expiry = setTimeout(closeExpired, timerDelay(principal.expiresAt), this.socket);
+    this.expiry = setTimeout(closeExpired, timerDelay(principal.expiresAt), this.peer.socket);
     access.refreshed(this, principal);
   }
 
@@ -210,6 +214,16 @@ class WsSession implements Transport, LiveConnection {
       started.push(subscription);
     }
     return subscription;
+  }
+
+  reserveOperations(extra: number): boolean {
+    if (this.peer.operations + this.extraOperations + extra > this.maxOperations) return false;
+    this.extraOperations += extra;
+    return true;
+  }
+
+  releaseOperations(extra: number): void {
+    this.extraOperations -= extra;
   }
 }
 

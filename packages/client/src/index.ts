@@ -5,18 +5,28 @@ import { DiagnosisUpdatesDocument } from './operations.js';
 import { ConnectionRefresher } from './refresh.js';
 
 export { broadcast, type BroadcastKind, type BroadcastReceipt } from './broadcast.js';
+export {
+  subscribeToDiagnoses,
+  type DiagnosesSubscription,
+  type SubscribeToDiagnosesOptions,
+  type WardEvent,
+  type WardGap,
+  type WardUpdate,
+} from './dashboard.js';
 export { DEFAULT_BACKOFF, reconnectDelay, type ReconnectBackoff } from './backoff.js';
 /** The typed operations, for sending them over another transport (e.g. graphql-sse): `doc.toString()`. */
 export {
   BroadcastEffectivenessDocument,
   BroadcastFeedbackDocument,
   BroadcastRecommendationDocument,
+  DiagnosesUpdatesDocument,
   DiagnosisUpdatesDocument,
   RefreshConnectionDocument,
 } from './operations.js';
 export type {
   DiagnosisUpdatesSubscription,
   DiagnosisUpdatesSubscriptionVariables,
+  DiagnosisEventType,
   EffectivenessUpdateInput,
   FeedbackUpdateInput,
   HistoryGapReason,

@@ -35,6 +35,39 @@ export const DiagnosisUpdatesDocument = graphql(`
   }
 `);
 
+export const DiagnosesUpdatesDocument = graphql(`
+  subscription DiagnosesUpdates($diagnoses: [DiagnosisCursor!], $mine: Boolean, $types: [DiagnosisEventType!]) {
+    diagnosesUpdates(diagnoses: $diagnoses, mine: $mine, types: $types) {
+      __typename
+      cursor
+      diagnosisId
+      occurredAt
+      replayed
+      ... on RecommendationUpdate {
+        recommendationId
+        previous
+        current
+        reason
+        changedFields
+      }
+      ... on EffectivenessUpdate {
+        recommendationId
+        effectiveness
+        confidence
+        sampleSize
+      }
+      ... on FeedbackUpdate {
+        feedbackId
+        rating
+        effectiveness
+      }
+      ... on HistoryGap {
+        gapReason
+      }
+    }
+  }
+`);
+
 graphql(`
   fragment Receipt on BroadcastReceipt {
     event {

@@ -4,6 +4,24 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+/** A diagnosis to watch, and the cursor to resume after (omitted: its pending events, then live). */
+export type DiagnosisCursor = {
+  after?: string | null | undefined;
+  diagnosisId: string | number;
+};
+
+/**
+ * Event types a subscription can be narrowed to with `types` (an empty list: gap markers only).
+ * `HistoryGap` markers are always delivered. Events of other types are consumed as if delivered:
+ * they move the subscription's position on, so they are never delivered later in the stream; a
+ * resume after the last cursor received, with the same `types`, reads them again and drops them
+ * again (a client only learns cursors of events it receives).
+ */
+export type DiagnosisEventType =
+  | 'EFFECTIVENESS'
+  | 'FEEDBACK'
+  | 'RECOMMENDATION';
+
 export type EffectivenessUpdateInput = {
   confidence: number;
   diagnosisId: string | number;
@@ -65,6 +83,20 @@ export type DiagnosisUpdatesSubscriptionVariables = Exact<{
 
 
 export type DiagnosisUpdatesSubscription = { diagnosisUpdates:
+    | { __typename: 'EffectivenessUpdate', recommendationId: string, effectiveness: number, confidence: number, sampleSize: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
+    | { __typename: 'FeedbackUpdate', feedbackId: string, rating: number, effectiveness: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
+    | { __typename: 'HistoryGap', gapReason: HistoryGapReason, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
+    | { __typename: 'RecommendationUpdate', recommendationId: string, previous: Record<string, unknown>, current: Record<string, unknown>, reason: string | null, changedFields: Array<string>, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
+   };
+
+export type DiagnosesUpdatesSubscriptionVariables = Exact<{
+  diagnoses?: Array<DiagnosisCursor> | DiagnosisCursor | null | undefined;
+  mine?: boolean | null | undefined;
+  types?: Array<DiagnosisEventType> | DiagnosisEventType | null | undefined;
+}>;
+
+
+export type DiagnosesUpdatesSubscription = { diagnosesUpdates:
     | { __typename: 'EffectivenessUpdate', recommendationId: string, effectiveness: number, confidence: number, sampleSize: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'FeedbackUpdate', feedbackId: string, rating: number, effectiveness: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'HistoryGap', gapReason: HistoryGapReason, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
@@ -183,6 +215,38 @@ export const DiagnosisUpdatesDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<DiagnosisUpdatesSubscription, DiagnosisUpdatesSubscriptionVariables>;
+export const DiagnosesUpdatesDocument = new TypedDocumentString(`
+    subscription DiagnosesUpdates($diagnoses: [DiagnosisCursor!], $mine: Boolean, $types: [DiagnosisEventType!]) {
+  diagnosesUpdates(diagnoses: $diagnoses, mine: $mine, types: $types) {
+    __typename
+    cursor
+    diagnosisId
+    occurredAt
+    replayed
+    ... on RecommendationUpdate {
+      recommendationId
+      previous
+      current
+      reason
+      changedFields
+    }
+    ... on EffectivenessUpdate {
+      recommendationId
+      effectiveness
+      confidence
+      sampleSize
+    }
+    ... on FeedbackUpdate {
+      feedbackId
+      rating
+      effectiveness
+    }
+    ... on HistoryGap {
+      gapReason
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<DiagnosesUpdatesSubscription, DiagnosesUpdatesSubscriptionVariables>;
 export const BroadcastRecommendationDocument = new TypedDocumentString(`
     mutation BroadcastRecommendation($input: RecommendationUpdateInput!) {
   broadcastRecommendationUpdate(input: $input) {

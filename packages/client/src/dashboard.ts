@@ -1,0 +1,97 @@
+import { createClient, type Client } from 'graphql-ws/client';
+import type { DiagnosesUpdatesSubscription, DiagnosisEventType } from './generated/graphql.js';
+import { backoffPolicy, reconnectDelay } from './backoff.js';
+import { DiagnosesUpdatesDocument } from './operations.js';
+import type { SubscribeToDiagnosisOptions } from './index.js';
+
+/** Any event `diagnosesUpdates` delivers. */
+export type WardEvent = DiagnosesUpdatesSubscription['diagnosesUpdates'];
+export type WardUpdate = Exclude<WardEvent, { __typename: 'HistoryGap' }>;
+export type WardGap = Extract<WardEvent, { __typename: 'HistoryGap' }>;
+
+export interface SubscribeToDiagnosesOptions extends Omit<SubscribeToDiagnosisOptions, 'diagnosisId' | 'after' | 'onEvent' | 'onGap'> {
+  /**
+   * The diagnoses to watch, each with the cursor to resume after (e.g. persisted) or null for
+   * its pending events, then live. At most MAX_DIAGNOSES_PER_SUBSCRIPTION (500 by default).
+   */
+  readonly diagnoses: Readonly<Record<string, string | null>>;
+  /** Also every diagnosis of the token's `diagnoses` claim. */
+  readonly mine?: boolean;
+  /** Only these event types (gaps always come). */
+  readonly types?: readonly DiagnosisEventType[];
+  /** Every update, exactly once and in order per diagnosis (no order across diagnoses). */
+  readonly onEvent: (event: WardUpdate) => void;
+  /** Some history of `gap.diagnosisId` is gone: reload that diagnosis. */
+  readonly onGap?: (gap: WardGap) => void;
+}
+
+export interface DiagnosesSubscription {
+  /** The newest cursor handed to you per diagnosis (null before any); persist it to resume after a restart. */
+  readonly cursors: Readonly<Record<string, string | null>>;
+  readonly client: Client;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Subscribes to several diagnoses on one `diagnosesUpdates` and keeps it whole across
+ * disconnects: the cursor of every diagnosis is kept in the subscribe payload, which graphql-ws
+ * re-sends on every reconnect, so each diagnosis resumes after its own last event. Tokens,
+ * backoff and gaps as in subscribeToDiagnosis; an event already handed out is not handed out
+ * again.
+ */
+export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): DiagnosesSubscription {
+  const entries = Object.entries(options.diagnoses).map(([diagnosisId, after]) => ({ diagnosisId, after: after ?? null }));
+  const byId = new Map(entries.map((entry) => [entry.diagnosisId, entry]));
+  // The same object on every reconnect: keeping each `after` current in it is the resume.
+  const variables = { diagnoses: entries, mine: options.mine ?? false, types: options.types ?? null };
+  const seen = new Set<string>();
+  const backoff = backoffPolicy(options.reconnect);
+  const client = createClient({
+    url: options.url,
+    lazy: true,
+    retryAttempts: options.retryAttempts ?? Number.POSITIVE_INFINITY,
+    shouldRetry: () => true,
+    retryWait: (attempt) => new Promise((resolve) => setTimeout(resolve, reconnectDelay(attempt, backoff))),
+    connectionParams: async () => ({ authorization: `Bearer ${await options.token()}` }),
+    ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: options.webSocketImpl }),
+    ...options.clientOptions,
+  });
+
+  const unsubscribe = client.subscribe<DiagnosesUpdatesSubscription>(
+    { query: DiagnosesUpdatesDocument.toString(), variables },
+    {
+      next: ({ data, errors }) => {
+        if (errors?.length) return options.onError?.(errors);
+        const event = data?.diagnosesUpdates;
+        if (!event) return;
+        const key = `${event.diagnosisId} ${event.cursor}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+        if (seen.size > 4096) seen.delete(seen.values().next().value as string);
+        let entry = byId.get(event.diagnosisId);
+        if (!entry) {
+          // A diagnosis of the token's claim (`mine`): its cursor goes into the payload too.
+          entry = { diagnosisId: event.diagnosisId, after: null };
+          byId.set(entry.diagnosisId, entry);
+          entries.push(entry);
+        }
+        entry.after = event.cursor;
+        if (event.__typename === 'HistoryGap') options.onGap?.(event);
+        else options.onEvent(event);
+      },
+      error: (error) => options.onError?.(error),
+      complete: () => {},
+    },
+  );
+
+  return {
+    get cursors() {
+      return Object.fromEntries(entries.map((entry) => [entry.diagnosisId, entry.after]));
+    },
+    client,
+    async dispose() {
+      unsubscribe();
+      await client.dispose();
+    },
+  };
+}

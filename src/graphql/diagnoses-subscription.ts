@@ -1,0 +1,80 @@
+import { GraphQLError } from 'graphql';
+import { canRead, requirePrincipal } from '../auth/policy.js';
+import { decodeCursorMap, diagnosisSetId } from '../domain/cursor-map.js';
+import type { Position } from '../domain/events.js';
+import { validateDiagnosisId } from '../domain/validate.js';
+import { badUserInput, ErrorCode } from '../errors.js';
+import { eventTypeFilter } from '../hub/event-types.js';
+import type { WatchedDiagnosis } from '../hub/merged-subscription.js';
+import type { GraphQLContext } from './context.js';
+import { parseAfter } from './cursor-arg.js';
+import type { SubscriptionDiagnosesUpdatesArgs } from './generated.js';
+
+/**
+ * `diagnosesUpdates`: validate the list → authorise every diagnosis (one refused refuses all) →
+ * count it against the connection → hub.subscribeMany. Nothing is subscribed when any step fails.
+ */
+export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs, { auth, hub, transport, access }: GraphQLContext) {
+  const principal = requirePrincipal(auth);
+  const afters = new Map<string, Position | null>();
+  (args.diagnoses ?? []).forEach((entry, i) => {
+    const diagnosisId = validateDiagnosisId(entry.diagnosisId);
+    if (afters.has(diagnosisId)) throw badUserInput(`Diagnosis ${diagnosisId} is listed twice`, `diagnoses.${i}.diagnosisId`);
+    afters.set(diagnosisId, parseAfter(entry.after, `diagnoses.${i}.after`));
+  });
+  const sent = [...afters.keys()];
+  // `mine`: the diagnoses of the token's claim, but for those revoked for its subject since.
+  if (args.mine)
+    for (const diagnosisId of principal.diagnoses) if (!afters.has(diagnosisId) && !access.revoked(principal, diagnosisId)) afters.set(diagnosisId, null);
+  if (afters.size === 0) throw badUserInput('No diagnoses to watch: list them in `diagnoses`, or pass `mine: true` with a token that has some', 'diagnoses');
+  if (afters.size > hub.maxDiagnosesPerSubscription) throw tooManyDiagnoses(afters.size, hub.maxDiagnosesPerSubscription);
+  // Only ids the caller sent can be refused (those of its own claim are readable): the error names nothing else.
+  const refused = sent.filter((diagnosisId) => {
+    if (canRead(principal, diagnosisId)) return access.revoked(principal, diagnosisId);
+    access.notGranted(principal, diagnosisId);
+    return true;
+  });
+  if (refused.length > 0) throw forbiddenDiagnoses(refused);
+
+  const ids = [...afters.keys()].sort();
+  const setId = diagnosisSetId(ids);
+  const resumed = transport.resumeFrom ? decodeCursorMap(transport.resumeFrom, setId, ids.length) : new Map<number, Position>();
+  if (typeof resumed === 'string') throw badUserInput(`Malformed Last-Event-ID (${resumed}): subscribe again with \`after\` per diagnosis`, 'Last-Event-ID');
+  const watched: WatchedDiagnosis[] = ids.map((diagnosisId, index) => ({ diagnosisId, after: resumed.get(index) ?? afters.get(diagnosisId) ?? null }));
+
+  const extra = ids.length - 1;
+  if (transport.reserveOperations && !transport.reserveOperations(extra)) throw tooManySubscriptions();
+  const release = () => transport.releaseOperations?.(extra);
+  let events;
+  try {
+    events = await hub.subscribeMany(watched, eventTypeFilter(args.types));
+  } catch (error) {
+    release();
+    throw error;
+  }
+  if (events.isEnded) release();
+  else events.onClosed = release;
+  // A revocation (or a refresh without one of them) that came meanwhile ends it as forbidden;
+  // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
+  access.check(transport.principal ?? principal, events);
+  for (const diagnosisId of ids) access.granted(principal, diagnosisId);
+  return transport.track(events, principal, { setId, ids, positions: resumed });
+}
+
+function tooManyDiagnoses(count: number, max: number): GraphQLError {
+  return new GraphQLError(`${count} diagnoses asked; at most ${max} per subscription (MAX_DIAGNOSES_PER_SUBSCRIPTION)`, {
+    extensions: { code: 'TOO_MANY_DIAGNOSES', max },
+  });
+}
+
+function forbiddenDiagnoses(refused: readonly string[]): GraphQLError {
+  return new GraphQLError(`The token does not grant access to diagnoses ${refused.join(', ')}`, {
+    extensions: { code: ErrorCode.Forbidden, diagnosisIds: refused },
+  });
+}
+
+function tooManySubscriptions(): GraphQLError {
+  return new GraphQLError('Too many operations on this connection: each diagnosis of diagnosesUpdates counts as one (MAX_SUBSCRIPTIONS_PER_CONNECTION)', {
+    extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+  });
+}

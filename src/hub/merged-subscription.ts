@@ -1,0 +1,249 @@
+import type { HubEvent, Position } from '../domain/events.js';
+import { passes, type EventTypeFilter } from './event-types.js';
+import { SubscriberQueue } from './subscriber-queue.js';
+import { SubscriptionEnd } from './subscription-end.js';
+import { Subscription, type HubSubscription, type SubscriptionSettings } from './subscription.js';
+
+/** One diagnosis of a merged subscription, and where it resumes (null: its pending events). */
+export interface WatchedDiagnosis {
+  readonly diagnosisId: string;
+  readonly after: Position | null;
+}
+
+/** Diagnoses whose subscriptions are opened (listen, then read history) at the same time, and the most whose replay is queued at once. */
+const OPENING_AT_ONCE = 16;
+
+/**
+ * Several diagnoses on one stream (`diagnosesUpdates`): one single-diagnosis Subscription per
+ * diagnosis, each with the resume, gap and exactly-once logic of a single subscription, pushing
+ * into this one queue instead of its own. The queue is bounded as a single subscriber's is: live
+ * events queued beyond `queueLimit` end the whole stream as a slow consumer (replayed events and
+ * gap markers do not count). Per-diagnosis order is each member's; across diagnoses, arrival order.
+ *
+ * A member costs what a single subscription's hub side costs (the Subscription object, one field
+ * more) plus a map entry: no closure or promise per diagnosis while idle.
+ */
+export class MergedSubscription extends SubscriberQueue<HubEvent> implements HubSubscription {
+  private readonly members = new Map<string, Member>();
+  /** Queue size past which the subscriber is slow: `queueLimit` plus every replayed item queued. */
+  private overflowAt: number;
+  /** Told once when the stream ends, however it ends (the WebSocket transport releases its operation count). */
+  onClosed: (() => void) | null = null;
+
+  constructor(
+    private readonly settings: SubscriptionSettings,
+    private readonly types: EventTypeFilter | null,
+  ) {
+    super();
+    this.overflowAt = settings.queueLimit;
+  }
+
+  /** Diagnoses still watched. */
+  get diagnoses(): number {
+    return this.members.size;
+  }
+
+  /**
+   * Opens the first OPENING_AT_ONCE diagnoses (listen, then read history) and resolves: when one
+   * of them fails, ends everything and rejects. The others are opened OPENING_AT_ONCE at a time
+   * whenever the queue is empty (a consumer that pushes takes everything at once; one that pulls
+   * has taken all that was queued), so what a subscribe replays waits in this queue at most one
+   * batch at a time, not the history of every diagnosis at once. One of them failing ends the
+   * stream with SubscriptionEnd.historyUnavailable (the client resumes). A stream ended meanwhile
+   * (its client left) opens no more.
+   */
+  async start(watched: readonly WatchedDiagnosis[]): Promise<void> {
+    this.unopened = watched;
+    try {
+      await this.openBatch();
+    } catch (error) {
+      this.end();
+      throw error;
+    }
+    this.openMore();
+  }
+
+  /** Diagnoses not opened yet, from `opened` on; emptied once all are. */
+  private unopened: readonly WatchedDiagnosis[] = [];
+  private opened = 0;
+  /** A batch is being opened. */
+  private opening = false;
+
+  private async openBatch(): Promise<void> {
+    const batch = this.unopened.slice(this.opened, this.opened + OPENING_AT_ONCE);
+    this.opened += batch.length;
+    if (this.opened >= this.unopened.length) {
+      this.unopened = [];
+      this.opened = 0;
+    }
+    await Promise.all(
+      batch.map(({ diagnosisId, after }) => {
+        if (this.isEnded || this.dropped?.has(diagnosisId)) return undefined;
+        const member = new Member(this.settings, diagnosisId, this);
+        this.members.set(diagnosisId, member);
+        return member.start(after);
+      }),
+    );
+  }
+
+  /** Opens the next batch when the queue is empty, and so on until every diagnosis is open. */
+  private openMore(): void {
+    if (this.opening || this.isEnded || this.unopened.length === 0 || this.size > 0) return;
+    this.opening = true;
+    this.openBatch().then(
+      () => {
+        this.opening = false;
+        this.openMore();
+      },
+      () => {
+        this.opening = false;
+        this.endFor(SubscriptionEnd.historyUnavailable);
+      },
+    );
+  }
+
+  /** Whether it watches (still, or yet to open) a diagnosis for which `test` holds. */
+  watches(test: (diagnosisId: string) => boolean): boolean {
+    for (const diagnosisId of this.members.keys()) if (test(diagnosisId)) return true;
+    for (let i = this.opened; i < this.unopened.length; i += 1) {
+      const { diagnosisId } = this.unopened[i]!;
+      if (!this.dropped?.has(diagnosisId) && test(diagnosisId)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Ends the whole stream as forbidden: its reader may no longer read one of its diagnoses (a
+   * revocation, or a refreshed token without it). The client subscribes again without it.
+   */
+  forbid(): void {
+    this.endFor(SubscriptionEnd.forbidden);
+  }
+
+  /**
+   * Ends one diagnosis's part alone, the rest flowing on (for a diagnosis the caller may no
+   * longer read). Nothing happens when it is not watched.
+   */
+  endDiagnosis(diagnosisId: string): void {
+    const member = this.members.get(diagnosisId);
+    if (!member) {
+      if (this.unopened.some((watched) => watched.diagnosisId === diagnosisId)) (this.dropped ??= new Set()).add(diagnosisId);
+      return;
+    }
+    this.members.delete(diagnosisId);
+    member.end();
+  }
+
+  /** Diagnoses ended before they were opened (see endDiagnosis); null when none. */
+  private dropped: Set<string> | null = null;
+
+  /** An item of a member: replayed items raise the bound, live ones count against it. */
+  accept(item: HubEvent): void {
+    if (!passes(this.types, item)) return;
+    if (item.replayed) this.overflowAt += 1;
+    this.push(item);
+    if (this.size > this.overflowAt) this.endFor(SubscriptionEnd.slowConsumer);
+  }
+
+  /**
+   * A member the hub ended itself (history unavailable): the stream ends with it, and the client
+   * resumes every diagnosis. An end that concerns one diagnosis only (its reader may no longer
+   * read it) belongs in endDiagnosis instead, with an event of the stream telling the client.
+   */
+  memberEnded(member: Member, end: SubscriptionEnd): void {
+    if (this.members.get(member.diagnosisId) !== member) return;
+    this.end(end);
+  }
+
+  /** Ends the stream, as the hub ends a single subscription (its `onEnded` hears of it). */
+  private endFor(end: SubscriptionEnd): void {
+    if (this.isEnded) return;
+    this.settings.onEnded(end);
+    this.end(end);
+  }
+
+  /**
+   * Every member stops, each told the oldest of its items dropped from this queue, so pending
+   * events it claimed and never handed over become pending again (see Subscription.whenEnded).
+   */
+  protected override whenEnded(_oldestQueued: HubEvent | undefined): void {
+    const oldest = new Map<string, HubEvent>();
+    for (const item of this.discarded) if (!oldest.has(item.diagnosisId)) oldest.set(item.diagnosisId, item);
+    this.discarded = [];
+    const members = [...this.members.values()];
+    this.members.clear();
+    for (const member of members) member.stop(oldest.get(member.diagnosisId));
+    const onClosed = this.onClosed;
+    this.onClosed = null;
+    onClosed?.();
+  }
+
+  /** Every queued item was handed over: the members' claimed events all reached the subscriber. */
+  protected override whenDrained(): void {
+    const claimants = this.claimants;
+    this.claimants = null;
+    for (const member of claimants ?? []) member.handedOver();
+    this.openMore();
+  }
+
+  /** Members holding claimed pending events not yet known to be handed over; null when none (most of the time). */
+  private claimants: Member[] | null = null;
+
+  /** A member claimed pending events, now queued here. */
+  claimed(member: Member): void {
+    (this.claimants ??= []).push(member);
+  }
+
+  /** What the queue held when it ended (read by whenEnded). */
+  private discarded: HubEvent[] = [];
+
+  override end(end?: SubscriptionEnd): void {
+    if (this.isEnded) return;
+    this.discarded = this.queuedItems();
+    super.end(end);
+  }
+}
+
+/** A merged subscription's single-diagnosis part: pushes into the merged queue, ends with it. */
+class Member extends Subscription {
+  /** Set while the merged subscription stops it: the oldest of its items that never reached the subscriber. */
+  private unhanded: HubEvent | undefined = undefined;
+
+  constructor(
+    settings: SubscriptionSettings,
+    diagnosisId: string,
+    private readonly merged: MergedSubscription,
+  ) {
+    super(settings, diagnosisId);
+  }
+
+  override push(item: HubEvent): void {
+    if (!this.isEnded) this.merged.accept(item);
+  }
+
+  override async start(after: Position | null): Promise<void> {
+    await super.start(after);
+    if (this.claimed !== null) this.merged.claimed(this);
+  }
+
+  protected override endFor(end: SubscriptionEnd): void {
+    if (this.isEnded) return;
+    super.endFor(end);
+    this.merged.memberEnded(this, end);
+  }
+
+  /** Stopped by the merged subscription; `unhanded` as for SubscriberQueue.whenEnded. */
+  stop(unhanded: HubEvent | undefined): void {
+    this.unhanded = unhanded;
+    this.end();
+  }
+
+  protected override whenEnded(_oldestQueued: HubEvent | undefined): void {
+    super.whenEnded(this.unhanded);
+    this.unhanded = undefined;
+  }
+
+  handedOver(): void {
+    if (this.claimed !== null) this.whenDrained();
+  }
+}

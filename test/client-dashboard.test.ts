@@ -1,0 +1,98 @@
+/**
+ * subscribeToDiagnoses (packages/client) against the real hub: one diagnosesUpdates kept whole
+ * across connection cuts, every diagnosis resuming after its own last cursor.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { subscribeToDiagnoses, type DiagnosesSubscription, type WardUpdate } from '../packages/client/src/index.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
+import { broadcastFeedback } from './helpers/graphql.js';
+import { subscribersReach, uniqueId, until } from './helpers/hub-status.js';
+import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { adminToken, readerToken } from './helpers/tokens.js';
+
+let app: TestApp;
+let admin: string;
+let proxy: TcpProxy;
+const subscriptions: DiagnosesSubscription[] = [];
+
+beforeAll(async () => {
+  admin = await adminToken();
+  app = await startTestApp({ HISTORY_SIZE: '100000' });
+  proxy = await startTcpProxy(app.port);
+});
+afterEach(async () => {
+  while (subscriptions.length > 0) await subscriptions.pop()!.dispose();
+});
+afterAll(async () => {
+  await proxy?.close();
+  await app?.stop();
+});
+
+describe('subscribeToDiagnoses', () => {
+  it('should deliver 90 broadcasts over three diagnoses exactly once and in order per diagnosis while the connection is cut three times', async () => {
+    const ids = [uniqueId('dash-a'), uniqueId('dash-b'), uniqueId('dash-c')];
+    const received = new Map<string, string[]>(ids.map((id) => [id, []]));
+    let connects = 0;
+    // From a cursor each: a resume then brings back whatever a cut connection had not passed on.
+    const firsts: Record<string, string> = {};
+    for (const id of ids) firsts[id] = (await broadcastFeedback(app.url, admin, id, 1, { feedbackId: 'first' })).event.cursor;
+    const dashboard = subscribeToDiagnoses({
+      url: proxy.wsUrl,
+      diagnoses: firsts,
+      token: () => readerToken(...ids),
+      webSocketImpl: WebSocket,
+      reconnect: { baseMs: 10, capMs: 50, floorMs: 1 },
+      clientOptions: { on: { connected: () => (connects += 1) } },
+      onEvent: (event: WardUpdate) => received.get(event.diagnosisId)!.push(event.cursor),
+    });
+    subscriptions.push(dashboard);
+    for (const id of ids) await subscribersReach(app.url, admin, id, 1);
+    const sent = new Map<string, string[]>(ids.map((id) => [id, []]));
+    let cuts = 0;
+    for (let i = 0; i < 90; i += 1) {
+      const id = ids[i % 3]!;
+      sent.get(id)!.push((await broadcastFeedback(app.url, admin, id, 1 + (i % 5), { feedbackId: `f-${i}` })).event.cursor);
+      if (i % 30 === 10) {
+        await until(() => connects > cuts, `reconnect #${cuts}`);
+        expect(proxy.dropAll()).toBeGreaterThan(0);
+        cuts += 1;
+      }
+    }
+    await until(() => ids.every((id) => received.get(id)!.length >= 30), 'all 90 events', 10_000).catch((error: Error) => {
+      const counts = ids.map(
+        (id) =>
+          `${received.get(id)!.length}/${sent.get(id)!.length} missing ${sent
+            .get(id)!
+            .filter((c) => !received.get(id)!.includes(c))
+            .map((c) => sent.get(id)!.indexOf(c))}`,
+      );
+      throw new Error(`${error.message}: connects ${connects}, cuts ${cuts}, received ${counts.join('; ')}, open ${proxy.open}`);
+    });
+    for (const id of ids) expect(received.get(id)).toEqual(sent.get(id));
+    expect(dashboard.cursors).toEqual(Object.fromEntries(ids.map((id) => [id, sent.get(id)!.at(-1)])));
+    expect(connects).toBeGreaterThanOrEqual(4);
+  });
+
+  it('should replay 40 diagnoses (opened 16 at a time) and then deliver live events of the last ones opened', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => uniqueId(`dash-many-${i}`));
+    for (const id of ids) for (let n = 1; n <= 2; n += 1) await broadcastFeedback(app.url, admin, id, n, { feedbackId: `p-${n}` });
+    const received = new Map<string, string[]>();
+    const dashboard = subscribeToDiagnoses({
+      url: app.wsUrl,
+      diagnoses: Object.fromEntries(ids.map((id) => [id, null])),
+      token: () => admin,
+      webSocketImpl: WebSocket,
+      onEvent: (event: WardUpdate) =>
+        received.set(event.diagnosisId, [...(received.get(event.diagnosisId) ?? []), event.__typename === 'FeedbackUpdate' ? event.feedbackId : '']),
+    });
+    subscriptions.push(dashboard);
+    await until(() => ids.every((id) => received.get(id)?.length === 2), 'the pending events of all 40 diagnoses');
+    for (const id of ids) expect(received.get(id)).toEqual(['p-1', 'p-2']);
+    const last = ids.at(-1)!;
+    await subscribersReach(app.url, admin, last, 1);
+    await broadcastFeedback(app.url, admin, last, 3, { feedbackId: 'live' });
+    await until(() => received.get(last)?.length === 3, 'the live event');
+    expect(received.get(last)).toEqual(['p-1', 'p-2', 'live']);
+  });
+});

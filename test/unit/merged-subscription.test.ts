@@ -1,0 +1,183 @@
+/**
+ * The hub's merged subscription (hub/merged-subscription.ts) over the memory engine: one bounded
+ * queue for all its diagnoses, replay not counted against it; one diagnosis ended alone; claimed
+ * pending events given back per diagnosis when the stream ends before handing them over; the cursor
+ * map codec (domain/cursor-map.ts).
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeCursorMap, diagnosisSetId, encodeCursorMap, MAX_ENCODED_LENGTH } from '../../src/domain/cursor-map.js';
+import type { EventDraft, HubEvent, Position } from '../../src/domain/events.js';
+import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
+import { Hub } from '../../src/hub/hub.js';
+import type { EndReason } from '../../src/hub/subscription-end.js';
+import { SubscriptionEnd } from '../../src/hub/subscription-end.js';
+
+const LIMITS = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 30_000 };
+const draft = (n: number, diagnosisId: string): EventDraft => ({
+  __typename: 'FeedbackUpdate',
+  diagnosisId,
+  feedbackId: `fb-${n}`,
+  rating: 1 + (n % 5),
+  effectiveness: 0.5,
+});
+
+describe('MergedSubscription', () => {
+  let engine: MemoryEngine;
+  let hub: Hub;
+  let ended: EndReason[];
+
+  const makeHub = (queueLimit: number) => {
+    engine = new MemoryEngine({ limits: LIMITS });
+    ended = [];
+    hub = new Hub({ engine, queueLimit, onEnded: (end) => ended.push(end.reason) });
+  };
+  const publish = (n: number, diagnosisId: string) => hub.publish({ draft: draft(n, diagnosisId), idempotencyKey: null, payloadBytes: 0 }, 'svc');
+  const publishMany = async (count: number, diagnosisId: string) => {
+    const receipts = [];
+    for (let i = 1; i <= count; i += 1) receipts.push(await publish(i, diagnosisId));
+    return receipts;
+  };
+
+  beforeEach(() => makeHub(3));
+  afterEach(() => engine.close());
+
+  it('should not count the replay of every diagnosis against the queue, and end the stream once live events of all exceed it', async () => {
+    const a = await publishMany(5, 'a');
+    const b = await publishMany(5, 'b');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: a[0]!.event.position },
+      { diagnosisId: 'b', after: b[0]!.event.position },
+    ]);
+    expect(merged.size).toBe(8); // replay: 4 + 4, beyond the limit of 3 and not ended
+    await publish(6, 'a');
+    await publish(6, 'b');
+    await publish(7, 'a');
+    expect(ended).toEqual([]);
+    await publish(7, 'b'); // the 4th live event, over both diagnoses
+    expect(ended).toEqual(['slow-consumer']);
+    expect(await merged.next()).toEqual({ value: SubscriptionEnd.slowConsumer, done: true });
+    expect((await hub.diagnosisStatus('a')).subscribers).toBe(0);
+    expect((await hub.diagnosisStatus('b')).subscribers).toBe(0);
+  });
+
+  it('should end one diagnosis alone, the others flowing on', async () => {
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    merged.endDiagnosis('a');
+    expect(merged.diagnoses).toBe(1);
+    expect((await hub.diagnosisStatus('a')).subscribers).toBe(0);
+    await publish(1, 'a');
+    const receipt = await publish(1, 'b');
+    const next = await merged.next();
+    expect(next.done).toBe(false);
+    expect((next.value as HubEvent).cursor).toBe(receipt.event.cursor);
+    expect(merged.isEnded).toBe(false);
+    await merged.return();
+  });
+
+  it('should not open later a diagnosis ended before it was opened', async () => {
+    for (let i = 0; i < 20; i += 1) await publish(1, `late-${String(i).padStart(2, '0')}`);
+    const merged = await hub.subscribeMany(Array.from({ length: 20 }, (_, i) => ({ diagnosisId: `late-${String(i).padStart(2, '0')}`, after: null })));
+    expect(merged.diagnoses).toBe(16); // their pending events wait in the queue
+    merged.endDiagnosis('late-19');
+    const got: string[] = [];
+    while (got.length < 19) {
+      const step = await merged.next();
+      if (step.done) throw new Error('ended');
+      got.push((step.value as HubEvent).diagnosisId);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(got).not.toContain('late-19');
+    expect(merged.diagnoses).toBe(19);
+    expect((await hub.diagnosisStatus('late-19')).subscribers).toBe(0);
+    expect((await hub.diagnosisStatus('late-19')).pendingEvents).toBe(1);
+    await merged.return();
+  });
+
+  it('should give back, per diagnosis, the claimed pending events it never handed over', async () => {
+    await publishMany(2, 'a');
+    await publishMany(3, 'b');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    const first = await merged.next(); // a's first
+    expect((first.value as HubEvent).diagnosisId).toBe('a');
+    await merged.return();
+    expect((await hub.diagnosisStatus('a')).pendingEvents).toBe(1);
+    expect((await hub.diagnosisStatus('b')).pendingEvents).toBe(3);
+  });
+
+  it('should queue the replay of at most 16 diagnoses at a time, opening the next ones as the consumer takes what is queued', async () => {
+    makeHub(10_000);
+    const ids = Array.from({ length: 40 }, (_, i) => `ward-${String(i).padStart(2, '0')}`);
+    const firsts = new Map<string, Position>();
+    for (const id of ids) {
+      firsts.set(id, (await publish(1, id)).event.position);
+      for (let n = 2; n <= 5; n += 1) await publish(n, id);
+    }
+    const merged = await hub.subscribeMany(ids.map((diagnosisId) => ({ diagnosisId, after: firsts.get(diagnosisId)! })));
+    expect(merged.size).toBe(16 * 4);
+    expect((await engine.stats()).subscriptions).toBe(16);
+    const got = new Map<string, number[]>();
+    while (got.size < 40 || [...got.values()].some((offsets) => offsets.length < 4)) {
+      const step = await merged.next();
+      if (step.done) throw new Error('ended');
+      const event = step.value as HubEvent;
+      got.set(event.diagnosisId, [...(got.get(event.diagnosisId) ?? []), event.position.offset]);
+      expect(merged.size).toBeLessThanOrEqual(16 * 4);
+    }
+    for (const id of ids) expect(got.get(id)).toEqual([2, 3, 4, 5]);
+    expect((await engine.stats()).subscriptions).toBe(40);
+    const live = await publish(6, 'ward-39');
+    expect(live.liveSubscribers).toBe(1);
+    await merged.return();
+  });
+
+  it('should stop every diagnosis when the stream is returned', async () => {
+    const merged = await hub.subscribeMany(['a', 'b', 'c'].map((diagnosisId) => ({ diagnosisId, after: null })));
+    expect((await engine.stats()).subscriptions).toBe(3);
+    let closed = 0;
+    merged.onClosed = () => (closed += 1);
+    await merged.return();
+    expect((await engine.stats()).subscriptions).toBe(0);
+    expect(closed).toBe(1);
+  });
+});
+
+describe('cursor map', () => {
+  const ids = ['a', 'b', 'c'];
+  const setId = diagnosisSetId(ids);
+  const at = (epoch: string, offset: number, tag?: string): Position => (tag ? { epoch, offset, tag } : { epoch, offset });
+
+  it('should round-trip positions, writing a repeated epoch once', () => {
+    const positions = new Map([
+      [0, at('EpochAAA', 12, 'tag1')],
+      [2, at('EpochAAA', 70_000, 'tag2')],
+    ]);
+    const text = encodeCursorMap(setId, positions);
+    expect(text).toBe(`v1.${setId},0.EpochAAA.c.tag1,2.*.1i0g.tag2`);
+    expect(decodeCursorMap(text, setId, 3)).toEqual(positions);
+  });
+
+  it('should refuse a map of another set, an index beyond the set, a malformed entry or one too long', () => {
+    const text = encodeCursorMap(setId, new Map([[1, at('E', 1, 't')]]));
+    expect(decodeCursorMap(text, diagnosisSetId(['a', 'b']), 2)).toBe('made for another set of diagnoses');
+    expect(decodeCursorMap(`v1.${setId},3.E.1.t`, setId, 3)).toBe('entry for no diagnosis of the set');
+    expect(decodeCursorMap(`v1.${setId},0.*.1.t`, setId, 3)).toBe('malformed entry');
+    expect(decodeCursorMap(`v1.${setId},0.E.1.t,0.E.2.t`, setId, 3)).toBe('entry for no diagnosis of the set');
+    expect(decodeCursorMap(`v1.${setId},0.E.1.t!`, setId, 3)).toBe('malformed entry');
+    expect(decodeCursorMap('x'.repeat(MAX_ENCODED_LENGTH + 1), setId, 3)).toMatch(/longer than/);
+    expect(decodeCursorMap('bm90LWEtbWFw', setId, 3)).toBe('not a cursor map');
+  });
+
+  it('should keep 500 diagnoses with the hub’s own epochs, tags and large offsets under MAX_ENCODED_LENGTH', () => {
+    const many = Array.from({ length: 500 }, (_, i) => `diagnosis-${i}`).sort();
+    const positions = new Map(many.map((_, i) => [i, at(`Ep${String(i).padStart(6, '0')}`, 2 ** 40 + i, 'Tg12')]));
+    const text = encodeCursorMap(diagnosisSetId(many), positions);
+    expect(text.length).toBeLessThanOrEqual(MAX_ENCODED_LENGTH);
+    expect(decodeCursorMap(text, diagnosisSetId(many), 500)).toEqual(positions);
+  });
+});
