@@ -7,6 +7,11 @@ export type Decision = 'grant' | 'deny' | 'refresh' | 'revoke';
 export type DecisionReason =
   | 'connect'
   | 'subscribe'
+  | 'history'
+  | 'broadcast'
+  | 'status'
+  | 'admin'
+  | 'missing-scope'
   | 'renewed'
   | 'token-revoked'
   | 'diagnosis-revoked'

@@ -2,7 +2,7 @@ import { revokesDiagnosis, revokesToken, type RevocableToken, type Revocation } 
 import type { Engine } from '../engine/engine.js';
 import { forbidden } from '../errors.js';
 import { noAudit, type Audit } from './audit.js';
-import { canRead } from './policy.js';
+import { canRead, requirePrincipal, requireRead, requireScope } from './policy.js';
 import type { AuthState, Principal } from './principal.js';
 import { RevocationStore } from './revocations.js';
 import type { Authenticate } from './verifier.js';
@@ -98,6 +98,37 @@ export class LiveAccess {
   /** Audits a subscription refused because the token does not grant the diagnosis. */
   notGranted(principal: Principal, diagnosisId: string): void {
     this.audit({ decision: 'deny', reason: 'not-granted', subject: principal.subject, tokenId: principal.tokenId, diagnosisId });
+  }
+
+  /**
+   * `requireScope` for an operation over HTTP or a socket (a broadcast, `status`, an operator's
+   * query or mutation), audited: a grant of `reason` (naming the diagnosis, when there is one), or
+   * a `missing-scope` denial. A request without a valid token is not audited here (it is counted
+   * as an authentication failure).
+   */
+  requireScope(auth: AuthState, scope: string, reason: 'broadcast' | 'status' | 'admin', diagnosisId: string | null = null): Principal {
+    let principal: Principal;
+    try {
+      principal = requireScope(auth, scope);
+    } catch (error) {
+      if (auth.principal)
+        this.audit({ decision: 'deny', reason: 'missing-scope', subject: auth.principal.subject, tokenId: auth.principal.tokenId, diagnosisId });
+      throw error;
+    }
+    this.audit({ decision: 'grant', reason, subject: principal.subject, tokenId: principal.tokenId, diagnosisId });
+    return principal;
+  }
+
+  /** `requireRead` for `diagnosisHistory`, revocations included, audited as a grant or a denial. */
+  requireHistory(auth: AuthState, diagnosisId: string): Principal {
+    const principal = requirePrincipal(auth);
+    if (!canRead(principal, diagnosisId)) {
+      this.notGranted(principal, diagnosisId);
+      return requireRead(auth, diagnosisId);
+    }
+    this.requireDiagnosis(principal, diagnosisId);
+    this.audit({ decision: 'grant', reason: 'history', subject: principal.subject, tokenId: principal.tokenId, diagnosisId });
+    return principal;
   }
 
   /** Audits a granted connection or subscription. */

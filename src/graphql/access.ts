@@ -1,4 +1,4 @@
-import { requirePrincipal, requireScope, Scope } from '../auth/policy.js';
+import { requirePrincipal, Scope } from '../auth/policy.js';
 import type { RevocationTarget } from '../auth/live-access.js';
 import { validateDiagnosisId } from '../domain/validate.js';
 import type { Revocation as RevocationEntry } from '../domain/revocation.js';
@@ -13,7 +13,7 @@ const MAX_ID_LENGTH = 256;
 /** `revokeAccess`: validate → authorise (hub:admin) → revoke on every instance → the entry. */
 export async function revokeAccess(input: RevokeAccessInput, { auth, access }: GraphQLContext): Promise<Revocation> {
   const target = revocationTarget(input);
-  const admin = requireScope(auth, Scope.Admin);
+  const admin = access.requireScope(auth, Scope.Admin, 'admin');
   try {
     return toGraphQL(await access.revoke(target, admin.subject));
   } catch (error) {
@@ -24,7 +24,7 @@ export async function revokeAccess(input: RevokeAccessInput, { auth, access }: G
 
 /** `revocations`: the entries in force, for operators (hub:admin). */
 export function revocations({ auth, access }: GraphQLContext): Revocation[] {
-  requireScope(auth, Scope.Admin);
+  access.requireScope(auth, Scope.Admin, 'admin');
   return access.list().map(toGraphQL);
 }
 

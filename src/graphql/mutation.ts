@@ -1,4 +1,4 @@
-import { canRead, requireScope, Scope } from '../auth/policy.js';
+import { canRead, Scope } from '../auth/policy.js';
 import type { ValidBroadcast } from '../domain/validate.js';
 import { validateEffectiveness, validateFeedback, validateRecommendation } from '../domain/validate.js';
 import type { Receipt } from '../hub/hub.js';
@@ -12,9 +12,9 @@ import type { MutationResolvers } from './generated.js';
  * learns: to anyone else it would tell whether the patient is online right now.
  */
 function broadcast(validate: (input: unknown) => ValidBroadcast) {
-  return async (_: unknown, { input }: { input: unknown }, { auth, hub, broadcastRate }: GraphQLContext): Promise<Receipt> => {
+  return async (_: unknown, { input }: { input: unknown }, { auth, hub, broadcastRate, access }: GraphQLContext): Promise<Receipt> => {
     const valid = validate(input);
-    const principal = requireScope(auth, Scope.Broadcast);
+    const principal = access.requireScope(auth, Scope.Broadcast, 'broadcast', valid.draft.diagnosisId);
     await broadcastRate(principal.subject);
     const receipt = await hub.publish(valid, principal.subject);
     return canRead(principal, valid.draft.diagnosisId) ? receipt : { ...receipt, liveSubscribers: null };

@@ -1,4 +1,4 @@
-import { requireRead, requireScope, Scope } from '../auth/policy.js';
+import { Scope } from '../auth/policy.js';
 import { validateDiagnosisId } from '../domain/validate.js';
 import { badUserInput } from '../errors.js';
 import { revocations } from './access.js';
@@ -9,13 +9,13 @@ export const HISTORY_DEFAULT_LIMIT = 100;
 export const HISTORY_MAX_LIMIT = 1000;
 
 export const Query: QueryResolvers = {
-  status: (_, __, { auth, hub, local }) => {
-    requireScope(auth, Scope.Status);
+  status: (_, __, { auth, hub, local, access }) => {
+    access.requireScope(auth, Scope.Status, 'status');
     return hub.status(local());
   },
   diagnosisHistory: (_, args, { auth, hub, access }) => {
     const diagnosisId = validateDiagnosisId(args.diagnosisId);
-    access.requireDiagnosis(requireRead(auth, diagnosisId), diagnosisId);
+    access.requireHistory(auth, diagnosisId);
     const after = parseAfter(args.after);
     const limit = args.limit ?? HISTORY_DEFAULT_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_MAX_LIMIT) {
