@@ -1,8 +1,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { GraphQLError } from 'graphql';
 import type { Registry } from 'prom-client';
-import { requireScope, Scope } from '../auth/policy.js';
-import type { AuthState } from '../auth/principal.js';
+import { Scope } from '../auth/policy.js';
+import type { AuthState, Principal } from '../auth/principal.js';
 
 export const METRICS_PATH = '/metrics';
 
@@ -15,15 +15,20 @@ export function isMetricsRequest(request: IncomingMessage): boolean {
 
 /**
  * /metrics on the main port: for a bearer token with the `hub:status` scope, verified by the
- * authenticator every transport uses. No token or an invalid one is a 401, a token without the
+ * authenticator every transport uses, and checked by `requireStatus` (which throws as
+ * policy.requireScope does, and audits). No token or an invalid one is a 401, a token without the
  * scope a 403 (RFC 6750 `WWW-Authenticate` challenges), before anything is collected.
  */
-export function protectedMetrics(registry: Registry, authenticate: (authorization: string | null) => Promise<AuthState>): RequestListener {
+export function protectedMetrics(
+  registry: Registry,
+  authenticate: (authorization: string | null) => Promise<AuthState>,
+  requireStatus: (auth: AuthState) => Principal,
+): RequestListener {
   return (request, response) => {
     authenticate(request.headers.authorization ?? null)
       .then((auth) => {
         try {
-          requireScope(auth, Scope.Status);
+          requireStatus(auth);
         } catch (error) {
           const forbidden = (error as GraphQLError).extensions?.['code'] === 'FORBIDDEN';
           const challenge = forbidden ? `Bearer error="insufficient_scope", scope="${Scope.Status}"` : 'Bearer';

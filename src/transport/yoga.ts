@@ -9,6 +9,7 @@ import type { BroadcastRateLimit } from '../auth/broadcast-rate.js';
 import type { Authenticate } from '../auth/verifier.js';
 import type { Config } from '../config.js';
 import type { LiveAccess } from '../auth/live-access.js';
+import { Scope } from '../auth/policy.js';
 import type { AuthState } from '../auth/principal.js';
 import { NO_TRANSPORT, type GraphQLContext, type Transport } from '../graphql/context.js';
 import { createDocumentCache } from '../graphql/document-cache.js';
@@ -233,7 +234,7 @@ export function createHubHttp(deps: YogaDeps): HubHttp {
     labels: graphqlMetrics.execution.labels,
   });
   // /metrics: here for a token with hub:status, unless it has a listener of its own (METRICS_PORT).
-  const scrape = protectedMetrics(metrics.registry, authenticateHttp);
+  const scrape = protectedMetrics(metrics.registry, authenticateHttp, (auth) => access.requireScope(auth, Scope.Status, 'status'));
   const landing = landingRoute({ graphqlPath: GRAPHQL_PATH, graphiql: config.graphiql, metricsHere: config.metrics.port === null });
   const graphiql = config.graphiql ? graphiqlRoutes(GRAPHQL_PATH, graphiqlToken) : null;
   const listener: RequestListener = (request, response) => {
