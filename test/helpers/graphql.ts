@@ -123,7 +123,14 @@ export function subscribeSse(url: string, token: string | undefined, variables: 
     retryAttempts: 0,
     headers: token ? { authorization: `Bearer ${token}` } : {},
   });
-  const subscription = queued((sink) => client.subscribe({ query, variables }, sink));
+  return disposingClient(
+    queued((sink) => client.subscribe({ query, variables }, sink)),
+    client,
+  );
+}
+
+/** The subscription, whose `dispose` also disposes of the client it runs on. */
+function disposingClient(subscription: QueuedSubscription, client: { dispose(): unknown }): QueuedSubscription {
   return {
     get pending() {
       return subscription.pending;
@@ -132,7 +139,7 @@ export function subscribeSse(url: string, token: string | undefined, variables: 
     next: subscription.next,
     dispose() {
       subscription.dispose();
-      client.dispose();
+      void client.dispose();
     },
   };
 }
@@ -146,18 +153,7 @@ export function subscribeOver(
 ): QueuedSubscription {
   if (transport === 'sse') return subscribeSse(app.url, token, variables);
   const client = wsClient(app.wsUrl, token);
-  const subscription = subscribeWs(client, variables);
-  return {
-    get pending() {
-      return subscription.pending;
-    },
-    done: subscription.done,
-    next: subscription.next,
-    dispose() {
-      subscription.dispose();
-      void client.dispose();
-    },
-  };
+  return disposingClient(subscribeWs(client, variables), client);
 }
 
 /** Polls `read` every `intervalMs` until `check` passes (for counters that follow clients asynchronously). */
