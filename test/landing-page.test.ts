@@ -95,7 +95,7 @@ describe('the landing page', () => {
     }
   });
 
-  it("should load GraphiQL's page and assets (about 35 MB of heap) only once GraphiQL is first asked for", async () => {
+  it("should load GraphiQL's page and assets (14 to 35 MB of heap, by Node version) only once GraphiQL is first asked for", async () => {
     const hub = await startHubProcess({ GRAPHIQL: 'true' });
     cleanups.push(() => hub.stop());
     const heapUsed = async () => {
@@ -106,7 +106,8 @@ describe('the landing page', () => {
     const page = await rawGet(hub.url, { accept: 'text/html' });
     expect(page.body.toString()).toContain('YogaGraphiQL');
     const grown = (await heapUsed()) - before;
-    // A hub that imported the module at start held it all along, and grew by a few MB here.
-    expect(grown, `heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`).toBeGreaterThan(20 * 2 ** 20);
+    // Measured: 35 MiB on Node 20, 14 MiB on Node 24. A hub that imported the module at start
+    // held it all along, and grew by 0.1 MiB here.
+    expect(grown, `heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`).toBeGreaterThan(8 * 2 ** 20);
   });
 });

@@ -144,7 +144,7 @@ export const VARIABLES = {
     section: 'server',
     accepts: FLAG,
     defaultDoc: 'on outside production',
-    doc: 'serve GraphiQL on `GET /graphql` (in dev mode with the admin token pre-filled, for loopback requests only); its page and assets (about 35 MB of heap) are loaded the first time they are asked for',
+    doc: 'serve GraphiQL on `GET /graphql` (in dev mode with the admin token pre-filled, for loopback requests only); its page and assets (14 to 35 MB of heap, by Node version) are loaded the first time they are asked for',
   }),
   REDIS_URL: optional(optionalText.pipe(z.url({ protocol: /^rediss?$/ }).optional()), {
     section: 'redis',

@@ -71,7 +71,7 @@ let assets: Promise<Assets> | undefined;
 /**
  * GraphiQL's script (with Monaco's three workers, started from blobs as Yoga's page does), its
  * stylesheet and its icon, each under a path named by a hash of its content. Loaded and built the
- * first time GraphiQL is asked for (a 9 MB module, about 35 MB of heap once loaded: a hub whose
+ * first time GraphiQL is asked for (a 9 MB module, 14 to 35 MB of heap once loaded: a hub whose
  * GraphiQL is never opened, or is off, never loads it), shared by every hub in the process: they
  * are constants of the installed @graphql-yoga/render-graphiql.
  */
