@@ -16,6 +16,21 @@ export interface ListenToManyOptions {
   readonly print: (line: string) => void;
 }
 
+/**
+ * What a listener does when its socket closes: says so, and exits on a 4403 when its token was
+ * given (on the command line or in HUB_TOKEN), which cannot get better by retrying.
+ */
+export function onClosed(log: (line: string) => void, fixedToken: boolean): (event: unknown) => void {
+  return (event) => {
+    const { code, reason } = event as { code?: number; reason?: string };
+    log(`disconnected (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`);
+    if (code === 4403 && fixedToken) {
+      log('the token was refused or has expired: pass a fresh --token or HUB_TOKEN');
+      process.exit(1);
+    }
+  };
+}
+
 /** `npm run listen -- --diagnosis a,b,c`: one diagnosesUpdates, each line prefixed with its diagnosis. */
 export function listenToMany({ url, ids, token, cursorFile, json, fixedToken, describe, log, print }: ListenToManyOptions) {
   const cursors: Record<string, string | null> = Object.fromEntries(ids.map((id) => [id, null]));
@@ -34,14 +49,7 @@ export function listenToMany({ url, ids, token, cursorFile, json, fixedToken, de
     clientOptions: {
       on: {
         connected: () => log(`connected to ${url}, watching ${ids.length} diagnoses`),
-        closed: (event) => {
-          const { code, reason } = event as { code?: number; reason?: string };
-          log(`disconnected (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`);
-          if (code === 4403 && fixedToken) {
-            log('the token was refused or has expired: pass a fresh --token or HUB_TOKEN');
-            process.exit(1);
-          }
-        },
+        closed: onClosed(log, fixedToken),
       },
     },
     onEvent: (event) => {

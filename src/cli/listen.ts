@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { subscribeToDiagnosis, type DiagnosisUpdate, type HistoryGap } from '../../packages/client/src/index.js';
 import { DEFAULT_URL, defaultUrl, fail, hubUrls, tokenSource } from './common.js';
-import { listenToMany } from './listen-many.js';
+import { listenToMany, onClosed } from './listen-many.js';
 
 const USAGE = `Prints a diagnosis's updates as they arrive; reconnects with backoff and resumes from the last cursor.
 
@@ -105,15 +105,7 @@ const subscription: { readonly lastCursor?: string | null; dispose(): Promise<vo
           },
           on: {
             connected: () => log(`connected to ${urls.ws}, watching ${args.diagnosis}${subscription?.lastCursor ? ` after ${subscription.lastCursor}` : ''}`),
-            closed: (event) => {
-              const { code, reason } = event as { code?: number; reason?: string };
-              log(`disconnected (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`);
-              // A token given on the command line or in HUB_TOKEN cannot get better by retrying.
-              if (code === 4403 && fixedToken) {
-                log('the token was refused or has expired: pass a fresh --token or HUB_TOKEN');
-                process.exit(1);
-              }
-            },
+            closed: onClosed(log, fixedToken),
           },
         },
         onEvent: (event) => {

@@ -45,6 +45,13 @@ export const BROADCAST_FEEDBACK = `mutation Feedback($input: FeedbackUpdateInput
 export type EventResult = Record<string, any> & { __typename: string; cursor: string; replayed: boolean };
 
 /** Broadcasts one feedback event and returns the receipt's event (throws on errors). */
+/** Broadcasts feedback `e<from>` … `e<to>` to `diagnosisId`, one after another; their cursors. */
+export async function broadcastSeries(url: string, token: string, diagnosisId: string, from: number, to: number): Promise<string[]> {
+  const cursors: string[] = [];
+  for (let i = from; i <= to; i += 1) cursors.push((await broadcastFeedback(url, token, diagnosisId, 1, { feedbackId: `e${i}` })).event.cursor);
+  return cursors;
+}
+
 export async function broadcastFeedback(url: string, token: string, diagnosisId: string, rating = 4, extra: Record<string, unknown> = {}) {
   const { body } = await gql(
     url,

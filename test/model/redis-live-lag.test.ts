@@ -18,7 +18,7 @@
  */
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
-import { broadcastFeedback, subscribeOver } from '../helpers/graphql.js';
+import { broadcastSeries, subscribeOver } from '../helpers/graphql.js';
 import { uniqueId } from '../helpers/hub-status.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { startRedisLagProxy, type RedisLagProxy } from '../helpers/redis-lag.js';
@@ -59,8 +59,7 @@ describe('resume whose live messages lag behind its history read on the redis en
       const { url } = hub.app;
       const token = await adminToken();
       const id = uniqueId('live-lag');
-      const before: string[] = [];
-      for (let i = 1; i <= 7; i += 1) before.push((await broadcastFeedback(url, token, id, 1, { feedbackId: `e${i}` })).event.cursor);
+      const before = await broadcastSeries(url, token, id, 1, 7);
       let open!: () => void;
       gates.set(id, new Promise<void>((resolve) => (open = resolve)));
 
@@ -69,8 +68,7 @@ describe('resume whose live messages lag behind its history read on the redis en
       await hub.whenListens(id, 1, 5000);
       // Listening: these are accepted (and published) while its live messages are held back.
       proxy.hold();
-      const during: string[] = [];
-      for (let i = 8; i <= 14; i += 1) during.push((await broadcastFeedback(url, token, id, 1, { feedbackId: `e${i}` })).event.cursor);
+      const during = await broadcastSeries(url, token, id, 8, 14);
       open();
 
       const received: Array<{ __typename: string; cursor: string; feedbackId?: string; gapReason?: string }> = [];

@@ -11,7 +11,7 @@
  */
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { broadcastFeedback, subscribeOver } from '../helpers/graphql.js';
+import { broadcastSeries, subscribeOver } from '../helpers/graphql.js';
 import { uniqueId } from '../helpers/hub-status.js';
 import { adminToken } from '../helpers/tokens.js';
 import { ENGINES } from './engines.js';
@@ -40,8 +40,7 @@ describe.each(ENGINES)('resume overtaken by broadcasts on the $engine engine', (
       const { url } = hub.app;
       const token = await adminToken();
       const id = uniqueId('resume-race');
-      const before: string[] = [];
-      for (let i = 1; i <= 7; i += 1) before.push((await broadcastFeedback(url, token, id, 1, { feedbackId: `e${i}` })).event.cursor);
+      const before = await broadcastSeries(url, token, id, 1, 7);
       let open!: () => void;
       gates.set(id, new Promise<void>((resolve) => (open = resolve)));
 
@@ -49,8 +48,7 @@ describe.each(ENGINES)('resume overtaken by broadcasts on the $engine engine', (
       cleanups.push(() => subscription.dispose());
       await hub.whenListens(id, 1, 5000);
       // Established: these are accepted while its history read waits.
-      const during: string[] = [];
-      for (let i = 8; i <= 14; i += 1) during.push((await broadcastFeedback(url, token, id, 1, { feedbackId: `e${i}` })).event.cursor);
+      const during = await broadcastSeries(url, token, id, 8, 14);
       open();
 
       const received: Array<{ __typename: string; cursor: string; feedbackId?: string; gapReason?: string }> = [];
