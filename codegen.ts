@@ -36,6 +36,7 @@ const config: CodegenConfig = {
           EffectivenessUpdate: '../domain/events.js#EffectivenessEvent',
           FeedbackUpdate: '../domain/events.js#FeedbackEvent',
           HistoryGap: '../domain/events.js#GapEvent',
+          AccessEnded: '../domain/events.js#AccessEndedEvent',
           BroadcastReceipt: '../hub/hub.js#Receipt',
           HubStatus: '../hub/hub.js#StatusRoot',
         },

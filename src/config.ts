@@ -116,6 +116,8 @@ export interface Config {
     readonly maxSubscriptionsPerConnection: number;
     /** MAX_DIAGNOSES_PER_SUBSCRIPTION. */
     readonly maxDiagnosesPerSubscription: number;
+    /** MAX_DIAGNOSES_PER_CONNECTION. */
+    readonly maxDiagnosesPerConnection: number;
     /** MAX_CONNECTIONS_PER_SUBJECT. */
     readonly maxConnectionsPerSubject: number;
     /** BROADCASTS_PER_SECOND. */
@@ -233,6 +235,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       keepAliveMs: e.KEEPALIVE_MS,
       maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       maxDiagnosesPerSubscription: e.MAX_DIAGNOSES_PER_SUBSCRIPTION,
+      maxDiagnosesPerConnection: e.MAX_DIAGNOSES_PER_CONNECTION,
       maxConnectionsPerSubject: e.MAX_CONNECTIONS_PER_SUBJECT,
       broadcastsPerSecond: e.BROADCASTS_PER_SECOND,
     }),

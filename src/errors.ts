@@ -27,6 +27,9 @@ export function unauthenticated(message = 'A valid bearer token is required'): G
   return new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated } });
 }
 
+/** The error of a subscription the hub ended as forbidden (its last message, over WebSocket and SSE). */
+export const FORBIDDEN_END = 'Forbidden: the token no longer grants access to this diagnosis';
+
 export function forbidden(message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden } });
 }

@@ -13,6 +13,7 @@ import { adminToken, signToken, TEST_SECRET } from './helpers/tokens.js';
 
 const redisUrl = inject('redisUrl');
 
+const WARD = `subscription Ward($diagnoses: [DiagnosisCursor!]) { diagnosesUpdates(diagnoses: $diagnoses) { __typename diagnosisId cursor } }`;
 const REFRESH = `mutation Refresh($token: String!) { refreshConnection(token: $token) { subject expiresAt scopes diagnoses } }`;
 
 let counter = 0;
@@ -139,6 +140,27 @@ describe.each(rows)('$name', (row) => {
     // The refreshed token is the connection's from now on: a new subscription to d2 is refused.
     const again = subscribeWs(client, { diagnosisId: d2 });
     expect((await again.next()).errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    await client.dispose();
+  });
+
+  it('should end only the diagnoses of a diagnosesUpdates that a refreshed token no longer grants, each with AccessEnded', async () => {
+    const app = await startTestApp(row.env());
+    const subject = newId('ward');
+    const [d1, d2, d3] = [newId('d1'), newId('d2'), newId('d3')];
+    const client = wsClient(app.wsUrl, await readerToken(subject, [d1, d2, d3]));
+    const ward = subscribeWs(client, { diagnoses: [d1, d2, d3].map((diagnosisId) => ({ diagnosisId })) }, WARD);
+    for (const diagnosisId of [d1, d2, d3]) await counted(app, diagnosisId, 1);
+
+    await refresh(client, await readerToken(subject, [d2]));
+    const ended = [(await ward.next()).data?.diagnosesUpdates, (await ward.next()).data?.diagnosesUpdates];
+    expect(ended.map((event) => `${event.__typename} ${event.diagnosisId}`).sort()).toEqual([`AccessEnded ${d1}`, `AccessEnded ${d3}`].sort());
+    await counted(app, d1, 0);
+    await counted(app, d3, 0);
+    const admin = await adminToken();
+    await broadcastFeedback(app.url, admin, d1);
+    const { event } = await broadcastFeedback(app.url, admin, d2);
+    expect((await ward.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'FeedbackUpdate', diagnosisId: d2, cursor: event.cursor });
+    expect(ward.pending).toBe(0);
     await client.dispose();
   });
 

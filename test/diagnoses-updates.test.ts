@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from 'graphql-ws';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback, gql, subscribeSse, subscribeWs, wsClient, type EventResult, type QueuedSubscription } from './helpers/graphql.js';
-import { subscribersReach, uniqueId } from './helpers/hub-status.js';
+import { diagnosisStatus, subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { adminToken, readerToken } from './helpers/tokens.js';
 import { MULTI } from './helpers/diagnoses.js';
@@ -64,7 +64,7 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
 
   beforeAll(async () => {
     admin = await adminToken();
-    app = await startTestApp({ ...env(), HISTORY_SIZE: '3', MAX_DIAGNOSES_PER_SUBSCRIPTION: '5', MAX_SUBSCRIPTIONS_PER_CONNECTION: '6' });
+    app = await startTestApp({ ...env(), HISTORY_SIZE: '3', MAX_DIAGNOSES_PER_SUBSCRIPTION: '5', MAX_DIAGNOSES_PER_CONNECTION: '6' });
   });
 
   function client(token = admin): Client {
@@ -184,23 +184,31 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
     expect(twice.extensions?.['code']).toBe('BAD_USER_INPUT');
   });
 
-  it('should count each diagnosis as one operation against MAX_SUBSCRIPTIONS_PER_CONNECTION', async () => {
+  it('should count every watched diagnosis of a socket against MAX_DIAGNOSES_PER_CONNECTION, subscribing nothing past it', async () => {
     const ids = Array.from({ length: 5 }, (_, i) => uniqueId(`count-${i}`));
     const socket = client();
     const ward = track(subscribeWs(socket, { diagnoses: watch(ids) }, MULTI));
     await subscribersReach(app.url, admin, ids[4]!, 1);
-    // 5 counted: one more single subscription fits (6), a second does not.
-    const one = track(subscribeWs(socket, { diagnosisId: uniqueId('single') }));
-    await subscribersReach(app.url, admin, ids[0]!, 1);
-    const two = track(subscribeWs(socket, { diagnosisId: uniqueId('single') }));
-    expect((await firstError(two)).extensions?.['code']).toBe('TOO_MANY_SUBSCRIPTIONS');
-    // Ending the ward gives its five back.
+    // 5 watched: one more single subscription fits (6), a second does not, nor a ward of two.
+    const single = uniqueId('single');
+    const one = track(subscribeWs(socket, { diagnosisId: single }));
+    await subscribersReach(app.url, admin, single, 1);
+    const over = uniqueId('over');
+    const two = track(subscribeWs(socket, { diagnosisId: over }));
+    expect((await firstError(two)).extensions?.['code']).toBe('TOO_MANY_DIAGNOSES');
+    const pair = track(subscribeWs(socket, { diagnoses: watch([over, uniqueId('over')]) }, MULTI));
+    expect((await firstError(pair)).extensions?.['code']).toBe('TOO_MANY_DIAGNOSES');
+    expect((await diagnosisStatus(app.url, admin, over))?.subscribers ?? 0).toBe(0);
+    // Another socket has its own budget; ending the ward gives its five back.
+    const elsewhere = track(subscribeWs(client(), { diagnoses: watch(ids.slice(0, 2)) }, MULTI));
+    await subscribersReach(app.url, admin, ids[1]!, 2);
     ward.dispose();
-    await subscribersReach(app.url, admin, ids[0]!, 0);
-    const again = track(subscribeWs(socket, { diagnoses: watch(ids.slice(0, 4)) }, MULTI));
-    await subscribersReach(app.url, admin, ids[3]!, 1);
+    await subscribersReach(app.url, admin, ids[4]!, 0);
+    const again = track(subscribeWs(socket, { diagnoses: watch(ids) }, MULTI));
+    await subscribersReach(app.url, admin, ids[4]!, 1);
     expect(one.pending).toBe(0);
     expect(again.pending).toBe(0);
+    expect(elsewhere.pending).toBe(0);
   });
 
   it('should watch every diagnosis of the token claim with mine: true', async () => {

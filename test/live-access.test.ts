@@ -223,33 +223,52 @@ describe.each(rows)('$name', (row) => {
     expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('open'), 100))])).toBe('open');
   });
 
-  it("should end a diagnosesUpdates that watches a revoked diagnosis with FORBIDDEN, the socket's other subscriptions going on, and leave it out of `mine`", async () => {
-    const { a, b } = await row.start();
-    const subject = newId('ward');
-    const [kept, revoked] = [newId('kept'), newId('revoked')];
-    const token = await readerToken(subject, [kept, revoked]);
-    const { client, closed } = connection(a, token);
-    open.push(client);
-    const single = subscribeWs(client, { diagnosisId: kept });
-    const ward = subscribeWs(client, { diagnoses: [{ diagnosisId: kept }, { diagnosisId: revoked }] }, WARD);
-    await allLive(a, kept, [single, ward]);
-    await allLive(a, revoked, [ward]);
+  it.each(['WebSocket', 'SSE'] as const)(
+    'should end only the revoked diagnosis of a diagnosesUpdates over %s (AccessEnded), the rest going on, then all of it once none is left',
+    async (transport) => {
+      const { a, b } = await row.start();
+      const subject = newId('ward');
+      const [kept, revoked, other] = [newId('kept'), newId('revoked'), newId('other')];
+      const token = await readerToken(subject, [kept, revoked, other]);
+      const { client, closed } = connection(a, token);
+      open.push(client);
+      const admin = await adminToken();
+      const single = subscribeWs(client, { diagnosisId: revoked });
+      const diagnoses = [{ diagnosisId: kept }, { diagnosisId: revoked }];
+      const ward = transport === 'WebSocket' ? subscribeWs(client, { diagnoses }, WARD) : subscribeSse(a.url, token, { diagnoses }, WARD);
+      open.push(ward);
+      await allLive(a, kept, [ward]);
+      await allLive(a, revoked, [single, ward]);
 
-    await revoke(b, { subject, diagnosisId: revoked });
-    const ended = (await ward.done) as { error: Array<{ extensions: { code: string } }> };
-    expect(ended.error[0]).toMatchObject({ extensions: { code: 'FORBIDDEN' } });
-    const event = await broadcastFeedback(b.url, await adminToken(), kept);
-    expect((await single.next()).data?.diagnosisUpdates?.cursor).toBe(event.event.cursor);
+      await revoke(b, { subject, diagnosisId: revoked });
+      expect((await ward.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: revoked });
+      expect(((await single.done) as { error: Array<{ extensions: { code: string } }> }).error[0]).toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+      await broadcastFeedback(b.url, admin, revoked);
+      const event = await broadcastFeedback(b.url, admin, kept);
+      expect((await ward.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'FeedbackUpdate', diagnosisId: kept, cursor: event.event.cursor });
+      expect(ward.pending).toBe(0);
 
-    // Again: refused naming the revoked diagnosis; with `mine`, the token's other diagnoses only.
-    const again = subscribeWs(client, { diagnoses: [{ diagnosisId: kept }, { diagnosisId: revoked }] }, WARD);
-    expect((await again.next()).errors?.[0]).toMatchObject({ extensions: { code: 'FORBIDDEN', diagnosisIds: [revoked] } });
-    const mine = subscribeWs(client, { mine: true }, WARD);
-    await allLive(a, kept, [single, mine]);
-    const next = await broadcastFeedback(b.url, await adminToken(), kept);
-    expect((await mine.next()).data?.diagnosesUpdates).toMatchObject({ diagnosisId: kept, cursor: next.event.cursor });
-    expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('open'), 100))])).toBe('open');
-  });
+      // Again: refused naming the revoked diagnosis; with `mine`, the token's other diagnoses only.
+      const again = subscribeWs(client, { diagnoses }, WARD);
+      expect((await again.next()).errors?.[0]).toMatchObject({ extensions: { code: 'FORBIDDEN', diagnosisIds: [revoked] } });
+      const mine = subscribeWs(client, { mine: true }, WARD);
+      await allLive(a, kept, [ward, mine]);
+      await allLive(a, other, [mine]);
+
+      // The last diagnosis of the ward revoked: the whole stream ends (over WebSocket with FORBIDDEN,
+      // as a single subscription does; SSE completes its stream); `mine` loses kept alone.
+      await revoke(b, { subject, diagnosisId: kept });
+      const ended = await ward.done;
+      if (transport === 'WebSocket') expect(ended).toMatchObject({ error: [{ extensions: { code: 'FORBIDDEN' } }] });
+      else expect(ended).toEqual({ complete: true });
+      expect(ward.pending).toBe(0);
+      expect((await mine.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: kept });
+      const last = await broadcastFeedback(b.url, admin, other);
+      expect((await mine.next()).data?.diagnosesUpdates).toMatchObject({ diagnosisId: other, cursor: last.event.cursor });
+      // Over WebSocket the ward kept the socket busy throughout: it was never closed.
+      if (transport === 'WebSocket') expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('open'), 100))])).toBe('open');
+    },
+  );
 
   it('should end the revoked diagnosis on a socket that started and ended other subscriptions between its open ones', async () => {
     const { a, b } = await row.start();

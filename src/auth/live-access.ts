@@ -10,10 +10,11 @@ import type { Authenticate } from './verifier.js';
 /** A subscription that can be ended as forbidden (see hub/subscription.ts HubSubscription): of one diagnosis, or several. */
 export interface LiveSubscription {
   readonly isEnded: boolean;
-  /** Whether it watches a diagnosis for which `test` holds. */
-  watches(test: (diagnosisId: string) => boolean): boolean;
-  forbid(): void;
+  /** Stops watching the diagnoses `refused` holds for; whether it watched any. */
+  forbid(refused: (diagnosisId: string) => boolean): boolean;
 }
+
+const everything = () => true;
 
 /**
  * An open connection, as a transport lets LiveAccess see it (see `follow`): a WebSocket
@@ -151,31 +152,28 @@ export class LiveAccess {
   }
 
   /**
-   * A new subscription of `principal` (the connection's current one): ended as forbidden when a
-   * revocation that covers it, or a refresh that no longer grants it, came while it was being set up.
-   * Later ones reach it through its connection (see `follow`).
+   * A new subscription of `principal` (the connection's current one): what a revocation that
+   * covers it, or a refresh that no longer grants it, took away while it was being set up ends
+   * now (see LiveSubscription.forbid). Later ones reach it through its connection (see `follow`).
    */
   check(principal: Principal, subscription: LiveSubscription): void {
-    const token = tokenOf(principal);
-    if (
-      this.store.revoking(token) ||
-      subscription.watches((diagnosisId) => !canRead(principal, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId))
-    ) {
-      subscription.forbid();
-    }
+    subscription.forbid(this.store.revoking(tokenOf(principal)) ? everything : this.refusing(principal));
   }
 
   /**
-   * Replaces a connection's credentials with `next` (same subject; the caller checks): its
-   * subscriptions that `next` does not grant end as forbidden, the others go on.
+   * Replaces a connection's credentials with `next` (same subject; the caller checks): what its
+   * subscriptions watch that `next` does not grant ends as forbidden, the rest goes on.
    */
   refreshed(connection: LiveConnection, next: Principal): void {
-    const token = tokenOf(next);
-    for (const subscription of connection.subscriptions()) {
-      if (subscription.isEnded) continue;
-      if (subscription.watches((diagnosisId) => !canRead(next, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId))) subscription.forbid();
-    }
+    const refused = this.refusing(next);
+    for (const subscription of connection.subscriptions()) subscription.forbid(refused);
     this.audit({ decision: 'refresh', reason: 'renewed', subject: next.subject, tokenId: next.tokenId });
+  }
+
+  /** The diagnoses `principal` may not read: not granted by its token, or revoked for it. */
+  private refusing(principal: Principal): (diagnosisId: string) => boolean {
+    const token = tokenOf(principal);
+    return (diagnosisId) => !canRead(principal, diagnosisId) || this.store.revokesDiagnosis(token, diagnosisId);
   }
 
   /**
@@ -221,9 +219,8 @@ export class LiveAccess {
       if (entry.kind === 'diagnosis') {
         if (!revokesDiagnosis(entry, token, entry.diagnosisId)) continue;
         for (const subscription of connection.subscriptions()) {
-          if (subscription.isEnded || !subscription.watches((diagnosisId) => diagnosisId === entry.diagnosisId)) continue;
-          this.audit({ decision: 'deny', reason: 'diagnosis-revoked', subject: entry.subject, tokenId: principal.tokenId, diagnosisId: entry.diagnosisId });
-          subscription.forbid();
+          if (subscription.forbid((diagnosisId) => diagnosisId === entry.diagnosisId))
+            this.audit({ decision: 'deny', reason: 'diagnosis-revoked', subject: entry.subject, tokenId: principal.tokenId, diagnosisId: entry.diagnosisId });
         }
         continue;
       }
@@ -232,7 +229,7 @@ export class LiveAccess {
         this.audit({ decision: 'deny', reason: 'token-revoked', subject: principal.subject, tokenId: principal.tokenId });
         connection.revoked();
       }
-      for (const subscription of connection.subscriptions()) subscription.forbid();
+      for (const subscription of connection.subscriptions()) subscription.forbid(everything);
     }
   }
 

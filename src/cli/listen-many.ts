@@ -35,8 +35,10 @@ export function onClosed(log: (line: string) => void, fixedToken: boolean): (eve
 export function listenToMany({ url, ids, token, cursorFile, json, fixedToken, describe, log, print }: ListenToManyOptions) {
   const cursors: Record<string, string | null> = Object.fromEntries(ids.map((id) => [id, null]));
   if (cursorFile) Object.assign(cursors, storedCursors(cursorFile, ids));
-  const remember = (diagnosisId: string, cursor: string) => {
-    cursors[diagnosisId] = cursor;
+  /** Keeps a diagnosis's newest cursor (null: forgets the diagnosis) and rewrites the cursor file. */
+  const remember = (diagnosisId: string, cursor: string | null) => {
+    if (cursor === null) delete cursors[diagnosisId];
+    else cursors[diagnosisId] = cursor;
     if (!cursorFile) return;
     const lines = Object.entries(cursors).flatMap(([id, at]) => (at ? [`${id} ${at}`] : []));
     writeFileSync(cursorFile, `${lines.join('\n')}\n`);
@@ -67,6 +69,10 @@ export function listenToMany({ url, ids, token, cursorFile, json, fixedToken, de
           : `${gap.diagnosisId}  --- GAP (${gap.gapReason}): some history is gone; reload the diagnosis state ---  cursor=${gap.cursor}`,
       );
       remember(gap.diagnosisId, gap.cursor);
+    },
+    onAccessEnded: (ended) => {
+      print(json ? JSON.stringify(ended) : `${ended.diagnosisId}  --- ACCESS ENDED: the token may no longer read this diagnosis ---`);
+      remember(ended.diagnosisId, null);
     },
     onError: (error) => {
       log(`error: ${Array.isArray(error) ? error.map((e: { message: string }) => e.message).join('; ') : ((error as Error).message ?? String(error))}`);

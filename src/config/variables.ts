@@ -218,11 +218,15 @@ export const VARIABLES = {
   }),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: withDefault(int(1, 100_000), 100, {
     section: 'connections',
-    doc: 'operations per WebSocket, each diagnosis of a `diagnosesUpdates` counted as one (else `TOO_MANY_SUBSCRIPTIONS`)',
+    doc: 'operations per WebSocket, a `diagnosesUpdates` counting as one (else `TOO_MANY_SUBSCRIPTIONS`)',
   }),
   MAX_DIAGNOSES_PER_SUBSCRIPTION: withDefault(int(1, 100_000), 500, {
     section: 'connections',
-    doc: 'distinct diagnoses of one `diagnosesUpdates` subscription (else `TOO_MANY_DIAGNOSES`, nothing subscribed); on a WebSocket each counts as one operation against `MAX_SUBSCRIPTIONS_PER_CONNECTION`',
+    doc: 'distinct diagnoses of one `diagnosesUpdates` subscription (else `TOO_MANY_DIAGNOSES`, nothing subscribed)',
+  }),
+  MAX_DIAGNOSES_PER_CONNECTION: withDefault(int(1, 1_000_000), 1000, {
+    section: 'connections',
+    doc: 'diagnoses one WebSocket watches at once over all its subscriptions, a `diagnosisUpdates` counting one and a `diagnosesUpdates` each of its diagnoses; a subscribe that would pass it is refused with `TOO_MANY_DIAGNOSES`, nothing subscribed',
   }),
   MAX_CONNECTIONS_PER_SUBJECT: withDefault(int(1, 1_000_000), 50, {
     section: 'connections',

@@ -64,8 +64,16 @@ export interface GapEvent extends EventBase {
   readonly gapReason: GapReason;
 }
 
+/**
+ * Tells a multi-diagnosis subscriber that it may no longer read one of its diagnoses: nothing
+ * more of it follows. Never stored.
+ */
+export interface AccessEndedEvent extends EventBase {
+  readonly __typename: 'AccessEnded';
+}
+
 /** Anything a subscriber or a history read can receive. */
-export type HubEvent = StoredEvent | GapEvent;
+export type HubEvent = StoredEvent | GapEvent | AccessEndedEvent;
 
 type Unstamped<T> = T extends unknown ? Omit<T, keyof Omit<EventBase, 'diagnosisId'>> : never;
 

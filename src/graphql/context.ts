@@ -48,13 +48,13 @@ export interface Transport {
    */
   track(subscription: HubSubscription, principal: Principal, cursors?: CursorMapState): AsyncIterableIterator<HubEvent, SubscriptionEnd | undefined>;
   /**
-   * Counts `extra` more operations against the connection's MAX_SUBSCRIPTIONS_PER_CONNECTION (a
-   * diagnosesUpdates counts each diagnosis beyond the first); false, counting nothing, when they
-   * do not fit. Absent where the transport has no such limit (SSE: a stream per request).
+   * Holds `count` more watched diagnoses against the connection's MAX_DIAGNOSES_PER_CONNECTION
+   * while a subscription is set up (its open subscriptions count theirs: HubSubscription.diagnoses);
+   * null, holding nothing, when they do not fit. Running the returned function lets them go: by
+   * then the subscription is tracked or failed. Absent where the transport has no such limit
+   * (SSE: a stream per request, with at most MAX_DIAGNOSES_PER_SUBSCRIPTION).
    */
-  reserveOperations?(extra: number): boolean;
-  /** Gives back what reserveOperations counted. */
-  releaseOperations?(extra: number): void;
+  holdDiagnoses?(count: number): (() => void) | null;
 }
 
 /** A multi-diagnosis stream's cursors, for an SSE event id (see domain/cursor-map.ts). */

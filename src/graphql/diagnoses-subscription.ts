@@ -6,13 +6,13 @@ import { validateDiagnosisId } from '../domain/validate.js';
 import { badUserInput, ErrorCode } from '../errors.js';
 import { eventTypeFilter } from '../hub/event-types.js';
 import type { WatchedDiagnosis } from '../hub/merged-subscription.js';
-import type { GraphQLContext } from './context.js';
+import type { GraphQLContext, Transport } from './context.js';
 import { parseAfter } from './cursor-arg.js';
 import type { SubscriptionDiagnosesUpdatesArgs } from './generated.js';
 
 /**
  * `diagnosesUpdates`: validate the list → authorise every diagnosis (one refused refuses all) →
- * count it against the connection → hub.subscribeMany. Nothing is subscribed when any step fails.
+ * hold them against the connection → hub.subscribeMany. Nothing is subscribed when any step fails.
  */
 export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs, { auth, hub, transport, access }: GraphQLContext) {
   const principal = requirePrincipal(auth);
@@ -42,18 +42,7 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
   if (typeof resumed === 'string') throw badUserInput(`Malformed Last-Event-ID (${resumed}): subscribe again with \`after\` per diagnosis`, 'Last-Event-ID');
   const watched: WatchedDiagnosis[] = ids.map((diagnosisId, index) => ({ diagnosisId, after: resumed.get(index) ?? afters.get(diagnosisId) ?? null }));
 
-  const extra = ids.length - 1;
-  if (transport.reserveOperations && !transport.reserveOperations(extra)) throw tooManySubscriptions();
-  const release = () => transport.releaseOperations?.(extra);
-  let events;
-  try {
-    events = await hub.subscribeMany(watched, eventTypeFilter(args.types));
-  } catch (error) {
-    release();
-    throw error;
-  }
-  if (events.isEnded) release();
-  else events.onClosed = release;
+  const events = await withDiagnosesHeld(transport, ids.length, () => hub.subscribeMany(watched, eventTypeFilter(args.types)));
   // A revocation (or a refresh without one of them) that came meanwhile ends it as forbidden;
   // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
   access.check(transport.principal ?? principal, events);
@@ -73,8 +62,21 @@ function forbiddenDiagnoses(refused: readonly string[]): GraphQLError {
   });
 }
 
-function tooManySubscriptions(): GraphQLError {
-  return new GraphQLError('Too many operations on this connection: each diagnosis of diagnosesUpdates counts as one (MAX_SUBSCRIPTIONS_PER_CONNECTION)', {
-    extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
-  });
+/**
+ * Runs `subscribe` with `count` diagnoses held against the connection's MAX_DIAGNOSES_PER_CONNECTION
+ * (see Transport.holdDiagnoses), or refuses with TOO_MANY_DIAGNOSES, subscribing nothing.
+ */
+export async function withDiagnosesHeld<T>(transport: Transport, count: number, subscribe: () => Promise<T>): Promise<T> {
+  if (!transport.holdDiagnoses) return subscribe();
+  const release = transport.holdDiagnoses(count);
+  if (!release) {
+    throw new GraphQLError('Too many diagnoses watched on this connection (MAX_DIAGNOSES_PER_CONNECTION)', {
+      extensions: { code: 'TOO_MANY_DIAGNOSES' },
+    });
+  }
+  try {
+    return await subscribe();
+  } finally {
+    release();
+  }
 }

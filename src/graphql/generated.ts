@@ -1,5 +1,5 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
-import type { HubEvent, RecommendationEvent, EffectivenessEvent, FeedbackEvent, GapEvent } from '../domain/events.js';
+import type { HubEvent, RecommendationEvent, EffectivenessEvent, FeedbackEvent, GapEvent, AccessEndedEvent } from '../domain/events.js';
 import type { Receipt, StatusRoot } from '../hub/hub.js';
 import type { GraphQLContext } from './context.js';
 export type Maybe<T> = T | null;
@@ -16,6 +16,25 @@ export type Scalars = {
   DateTime: { input: Date; output: Date; }
   /** A JSON object (not an array, string or null). */
   JSONObject: { input: Record<string, unknown>; output: Record<string, unknown>; }
+};
+
+/**
+ * Only on `diagnosesUpdates`: the subscriber may no longer read this diagnosis (its access was
+ * revoked, or `refreshConnection` put a token on the connection that does not grant it). Nothing
+ * more of this diagnosis follows on the stream, and its events still queued for the subscriber are
+ * dropped; the other diagnoses go on. Leave it out when you subscribe again: a subscribe that lists
+ * it is refused with FORBIDDEN. When no diagnosis of the stream is left, the stream ends with
+ * FORBIDDEN instead, as `diagnosisUpdates` does.
+ */
+export type AccessEnded = DiagnosisEvent & {
+  __typename?: 'AccessEnded';
+  /** The position of the newest event of this diagnosis delivered on the stream (or where it was watched from). */
+  cursor: Scalars['String']['output'];
+  diagnosisId: Scalars['ID']['output'];
+  /** When the hub ended the access. */
+  occurredAt: Scalars['DateTime']['output'];
+  /** Always false. */
+  replayed: Scalars['Boolean']['output'];
 };
 
 export type BroadcastReceipt = {
@@ -440,6 +459,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AccessEnded: ResolverTypeWrapper<AccessEndedEvent>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   BroadcastReceipt: ResolverTypeWrapper<Receipt>;
   ConnectionCredentials: ResolverTypeWrapper<ConnectionCredentials>;
@@ -472,6 +492,7 @@ export type ResolversTypes = {
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AccessEnded: AccessEndedEvent;
   Boolean: Scalars['Boolean']['output'];
   BroadcastReceipt: Receipt;
   ConnectionCredentials: ConnectionCredentials;
@@ -499,6 +520,14 @@ export type ResolversParentTypes = {
   Subscription: Record<PropertyKey, never>;
 };
 
+export type AccessEndedResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AccessEnded'] = ResolversParentTypes['AccessEnded']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  diagnosisId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  occurredAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  replayed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
+};
+
 export type BroadcastReceiptResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BroadcastReceipt'] = ResolversParentTypes['BroadcastReceipt']> = {
   duplicate?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   event?: Resolver<ResolversTypes['DiagnosisEvent'], ParentType, ContextType>;
@@ -517,7 +546,7 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 }
 
 export type DiagnosisEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DiagnosisEvent'] = ResolversParentTypes['DiagnosisEvent']> = {
-  __resolveType: TypeResolveFn<'EffectivenessUpdate' | 'FeedbackUpdate' | 'HistoryGap' | 'RecommendationUpdate', ParentType, ContextType>;
+  __resolveType: TypeResolveFn<'AccessEnded' | 'EffectivenessUpdate' | 'FeedbackUpdate' | 'HistoryGap' | 'RecommendationUpdate', ParentType, ContextType>;
 };
 
 export type DiagnosisStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DiagnosisStatus'] = ResolversParentTypes['DiagnosisStatus']> = {
@@ -618,6 +647,7 @@ export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType exten
 };
 
 export type Resolvers<ContextType = GraphQLContext> = {
+  AccessEnded?: AccessEndedResolvers<ContextType>;
   BroadcastReceipt?: BroadcastReceiptResolvers<ContextType>;
   ConnectionCredentials?: ConnectionCredentialsResolvers<ContextType>;
   DateTime?: GraphQLScalarType;

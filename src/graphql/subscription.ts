@@ -3,7 +3,7 @@ import type { HubEvent } from '../domain/events.js';
 import { validateDiagnosisId } from '../domain/validate.js';
 import { eventTypeFilter } from '../hub/event-types.js';
 import { parseAfter } from './cursor-arg.js';
-import { subscribeDiagnoses } from './diagnoses-subscription.js';
+import { subscribeDiagnoses, withDiagnosesHeld } from './diagnoses-subscription.js';
 import type { SubscriptionResolvers } from './generated.js';
 
 export const Subscription: SubscriptionResolvers = {
@@ -15,7 +15,7 @@ export const Subscription: SubscriptionResolvers = {
       requireRead(auth, diagnosisId);
       access.requireDiagnosis(principal, diagnosisId);
       const after = transport.resumeFrom ? parseAfter(transport.resumeFrom, 'Last-Event-ID') : parseAfter(args.after);
-      const subscription = await hub.subscribe(diagnosisId, after, eventTypeFilter(args.types));
+      const subscription = await withDiagnosesHeld(transport, 1, () => hub.subscribe(diagnosisId, after, eventTypeFilter(args.types)));
       // A revocation (or a refresh without this diagnosis) that came meanwhile ends it as forbidden;
       // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
       access.check(transport.principal ?? principal, subscription);

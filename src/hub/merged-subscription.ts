@@ -1,4 +1,5 @@
-import type { HubEvent, Position } from '../domain/events.js';
+import { encodeCursor } from '../domain/cursor.js';
+import type { AccessEndedEvent, HubEvent, Position } from '../domain/events.js';
 import { passes, type EventTypeFilter } from './event-types.js';
 import { SubscriberQueue } from './subscriber-queue.js';
 import { SubscriptionEnd } from './subscription-end.js';
@@ -27,8 +28,6 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
   private readonly members = new Map<string, Member>();
   /** Queue size past which the subscriber is slow: `queueLimit` plus every replayed item queued. */
   private overflowAt: number;
-  /** Told once when the stream ends, however it ends (the WebSocket transport releases its operation count). */
-  onClosed: (() => void) | null = null;
 
   constructor(
     private readonly settings: SubscriptionSettings,
@@ -38,9 +37,12 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     this.overflowAt = settings.queueLimit;
   }
 
-  /** Diagnoses still watched. */
+  /** Diagnoses watched now: open, or yet to open (0 once ended). */
   get diagnoses(): number {
-    return this.members.size;
+    if (this.isEnded) return 0;
+    let count = this.members.size;
+    for (let i = this.opened; i < this.unopened.length; i += 1) if (!this.dropped?.has(this.unopened[i]!.diagnosisId)) count += 1;
+    return count;
   }
 
   /**
@@ -102,36 +104,41 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     );
   }
 
-  /** Whether it watches (still, or yet to open) a diagnosis for which `test` holds. */
-  watches(test: (diagnosisId: string) => boolean): boolean {
-    for (const diagnosisId of this.members.keys()) if (test(diagnosisId)) return true;
+  /**
+   * Stops watching the diagnoses `refused` holds for (their reader may no longer read them: a
+   * revocation, or a refreshed token without them). Each ends alone with an AccessEnded event,
+   * the rest flowing on; when none would be left, the whole stream ends as forbidden instead.
+   */
+  forbid(refused: (diagnosisId: string) => boolean): boolean {
+    if (this.isEnded) return false;
+    const ended = [...this.members.keys()].filter(refused);
     for (let i = this.opened; i < this.unopened.length; i += 1) {
       const { diagnosisId } = this.unopened[i]!;
-      if (!this.dropped?.has(diagnosisId) && test(diagnosisId)) return true;
+      if (!this.dropped?.has(diagnosisId) && refused(diagnosisId)) ended.push(diagnosisId);
     }
-    return false;
+    if (ended.length === 0) return false;
+    if (ended.length === this.diagnoses) this.endFor(SubscriptionEnd.forbidden);
+    else for (const diagnosisId of ended) this.endDiagnosis(diagnosisId);
+    return true;
   }
 
   /**
-   * Ends the whole stream as forbidden: its reader may no longer read one of its diagnoses (a
-   * revocation, or a refreshed token without it). The client subscribes again without it.
+   * Ends one diagnosis's part alone: its member stops, its items still queued are dropped (those
+   * it claimed from the pending events become pending again), and an AccessEnded event tells the
+   * subscriber. One not opened yet is never opened.
    */
-  forbid(): void {
-    this.endFor(SubscriptionEnd.forbidden);
-  }
-
-  /**
-   * Ends one diagnosis's part alone, the rest flowing on (for a diagnosis the caller may no
-   * longer read). Nothing happens when it is not watched.
-   */
-  endDiagnosis(diagnosisId: string): void {
+  private endDiagnosis(diagnosisId: string): void {
     const member = this.members.get(diagnosisId);
-    if (!member) {
-      if (this.unopened.some((watched) => watched.diagnosisId === diagnosisId)) (this.dropped ??= new Set()).add(diagnosisId);
-      return;
+    let reached: Position | null;
+    if (member) {
+      this.members.delete(diagnosisId);
+      member.stop(this.dropQueued((item) => item.diagnosisId === diagnosisId));
+      reached = member.position;
+    } else {
+      (this.dropped ??= new Set()).add(diagnosisId);
+      reached = this.unopened.find((watched) => watched.diagnosisId === diagnosisId)?.after ?? null;
     }
-    this.members.delete(diagnosisId);
-    member.end();
+    this.push(accessEnded(diagnosisId, reached, this.settings.now()));
   }
 
   /** Diagnoses ended before they were opened (see endDiagnosis); null when none. */
@@ -148,7 +155,7 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
   /**
    * A member the hub ended itself (history unavailable): the stream ends with it, and the client
    * resumes every diagnosis. An end that concerns one diagnosis only (its reader may no longer
-   * read it) belongs in endDiagnosis instead, with an event of the stream telling the client.
+   * read it) is endDiagnosis's, with an event of the stream telling the client.
    */
   memberEnded(member: Member, end: SubscriptionEnd): void {
     if (this.members.get(member.diagnosisId) !== member) return;
@@ -173,9 +180,6 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     const members = [...this.members.values()];
     this.members.clear();
     for (const member of members) member.stop(oldest.get(member.diagnosisId));
-    const onClosed = this.onClosed;
-    this.onClosed = null;
-    onClosed?.();
   }
 
   /** Every queued item was handed over: the members' claimed events all reached the subscriber. */
@@ -232,6 +236,11 @@ class Member extends Subscription {
     this.merged.memberEnded(this, end);
   }
 
+  /** Where its diagnosis's stream had reached (null before anything). */
+  get position(): Position | null {
+    return this.reached.epoch === '' ? null : this.reached;
+  }
+
   /** Stopped by the merged subscription; `unhanded` as for SubscriberQueue.whenEnded. */
   stop(unhanded: HubEvent | undefined): void {
     this.unhanded = unhanded;
@@ -246,4 +255,12 @@ class Member extends Subscription {
   handedOver(): void {
     if (this.claimed !== null) this.whenDrained();
   }
+}
+
+/** The empty stream's position, for a diagnosis that ended before it reached anything. */
+const NOTHING: Position = Object.freeze({ epoch: '', offset: 0 });
+
+function accessEnded(diagnosisId: string, reached: Position | null, now: Date): AccessEndedEvent {
+  const position = reached ?? NOTHING;
+  return Object.freeze({ __typename: 'AccessEnded', diagnosisId, position, cursor: encodeCursor(position), occurredAt: now, replayed: false });
 }

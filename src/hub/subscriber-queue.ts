@@ -73,6 +73,29 @@ export class SubscriberQueue<T> implements AsyncIterableIterator<T, Subscription
     return this.items === null ? [] : this.items.slice(this.head);
   }
 
+  /**
+   * Drops the queued items `test` holds for, the others staying in order; returns the oldest
+   * dropped (undefined when none was).
+   */
+  protected dropQueued(test: (item: T) => boolean): T | undefined {
+    const items = this.items;
+    if (items === null) return undefined;
+    let oldest: T | undefined;
+    let kept = 0;
+    for (let i = this.head; i < items.length; i += 1) {
+      const item = items[i] as T;
+      if (!test(item)) items[kept++] = item;
+      else if (oldest === undefined) oldest = item;
+    }
+    items.length = kept;
+    this.head = 0;
+    if (kept === 0) {
+      this.items = null;
+      this.whenDrained();
+    }
+    return oldest;
+  }
+
   /** Runs when items had been queued and the last of them was handed over (taken or pushed to a sink). */
   protected whenDrained(): void {}
 

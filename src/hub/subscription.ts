@@ -31,10 +31,14 @@ const BEFORE_ANY: Position = Object.freeze({ epoch: '', offset: 0 });
  * merged-subscription.ts): its queue, which the hub can also end as forbidden.
  */
 export interface HubSubscription extends SubscriberQueue<HubEvent> {
-  /** Whether it watches a diagnosis for which `test` holds. */
-  watches(test: (diagnosisId: string) => boolean): boolean;
-  /** Ends it with SubscriptionEnd.forbidden: the subscriber may no longer read (one of) its diagnoses. */
-  forbid(): void;
+  /** Diagnoses it watches now (still, or yet to open): 1 for a single subscription, 0 once ended. */
+  readonly diagnoses: number;
+  /**
+   * Stops watching the diagnoses `refused` holds for: the subscriber may no longer read them. A
+   * single subscription ends with SubscriptionEnd.forbidden; a merged one ends each of them alone
+   * (see MergedSubscription), or wholly as forbidden when none would be left. Whether anything ended.
+   */
+  forbid(refused: (diagnosisId: string) => boolean): boolean;
 }
 
 /**
@@ -160,6 +164,13 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
       this.end();
       throw error;
     }
+    if (this.isEnded) {
+      // Ended while history was read (a merged stream's diagnosis): none of it was handed over.
+      const claimed = this.claimed;
+      this.claimed = null;
+      if (claimed !== null) this.giveBack(claimed);
+      return;
+    }
     this.overflowAt = this.settings.queueLimit + this.size;
     if (this.buffer === buffer) this.drain(after ? arrivedBeforeRead : 0);
     if (this.buffer) void this.catchUp();
@@ -256,13 +267,20 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
     if (this.size > this.overflowAt) this.endFor(SubscriptionEnd.slowConsumer);
   }
 
-  watches(test: (diagnosisId: string) => boolean): boolean {
-    return test(this.diagnosisId);
+  get diagnoses(): number {
+    return this.isEnded ? 0 : 1;
   }
 
-  /** Ends it as forbidden (see HubSubscription.forbid); nothing once it has ended. */
-  forbid(): void {
+  /** Ends it as forbidden when `refused` holds for its diagnosis (see HubSubscription.forbid). */
+  forbid(refused: (diagnosisId: string) => boolean): boolean {
+    if (this.isEnded || !refused(this.diagnosisId)) return false;
     this.endFor(SubscriptionEnd.forbidden);
+    return true;
+  }
+
+  /** Position of the newest event it has been given (see `last`). */
+  protected get reached(): Position {
+    return this.last;
   }
 
   /**

@@ -13,15 +13,12 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import { isAsyncIterable } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { forbidden, HubCloseCode, SERVICE_RESTART_REASON } from '../errors.js';
+import { forbidden, FORBIDDEN_END, HubCloseCode, SERVICE_RESTART_REASON } from '../errors.js';
 import { flat } from '../flat-string.js';
 import { drainTo, type PushSink } from '../hub/push.js';
 import type { SubscriptionEnd } from '../hub/subscription-end.js';
 import { resultBytes } from './result-json.js';
 import { FrameBatch, textFrame } from './ws-frame.js';
-
-/** The error of a subscription the hub ended as forbidden. */
-const FORBIDDEN_END = 'Forbidden: the token no longer grants access to this diagnosis';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
 export type OperationOutcome = ExecutionResult | AsyncIterable<ExecutionResult>;

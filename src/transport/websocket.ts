@@ -86,7 +86,7 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       }
       logger.debug({ sub: auth.principal.subject }, 'websocket connected');
       access.granted(auth.principal, null);
-      return new WsSession(peer, auth, limits.maxSubscriptionsPerConnection);
+      return new WsSession(peer, auth, limits.maxDiagnosesPerConnection);
     },
     onStalled: () => connections.slowConsumer(),
     // The hub ended a subscription (and counted a slow consumer itself: see app.ts).
@@ -101,8 +101,8 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
       logger.debug({ connection: id, code }, 'websocket closed');
     },
     onSubscribe: async ({ socket, operations }, state, params) => {
-      // The new operation is already counted; each diagnosis of a diagnosesUpdates counts as one.
-      if (operations + state.extraOperations > limits.maxSubscriptionsPerConnection) {
+      // The new operation is already counted.
+      if (operations > limits.maxSubscriptionsPerConnection) {
         return [
           new GraphQLError(`At most ${limits.maxSubscriptionsPerConnection} operations per connection`, {
             extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
@@ -173,13 +173,13 @@ class WsSession implements Transport, LiveConnection {
    * dropped when the array reaches a power-of-two length, so nothing is allocated per subscription.
    */
   private started: HubSubscription | HubSubscription[] | null = null;
-  /** Operations counted beyond one per open operation: the diagnoses of diagnosesUpdates beyond their first. */
-  extraOperations = 0;
+  /** Diagnoses of subscriptions being set up (see holdDiagnoses). */
+  private held = 0;
 
   constructor(
     private readonly peer: Peer,
     public auth: { readonly principal: Principal },
-    private readonly maxOperations: number,
+    private readonly maxDiagnoses: number,
   ) {
     this.expiry = setTimeout(closeExpired, timerDelay(auth.principal.expiresAt), peer.socket);
   }
@@ -216,14 +216,14 @@ class WsSession implements Transport, LiveConnection {
     return subscription;
   }
 
-  reserveOperations(extra: number): boolean {
-    if (this.peer.operations + this.extraOperations + extra > this.maxOperations) return false;
-    this.extraOperations += extra;
-    return true;
-  }
-
-  releaseOperations(extra: number): void {
-    this.extraOperations -= extra;
+  holdDiagnoses(count: number): (() => void) | null {
+    let watched = this.held + count;
+    for (const subscription of this.subscriptions()) watched += subscription.diagnoses;
+    if (watched > this.maxDiagnoses) return null;
+    this.held += count;
+    return () => {
+      this.held -= count;
+    };
   }
 }
 

@@ -60,34 +60,77 @@ describe('MergedSubscription', () => {
     expect((await hub.diagnosisStatus('b')).subscribers).toBe(0);
   });
 
-  it('should end one diagnosis alone, the others flowing on', async () => {
+  it('should end a forbidden diagnosis alone with AccessEnded, the others flowing on', async () => {
     const merged = await hub.subscribeMany([
       { diagnosisId: 'a', after: null },
       { diagnosisId: 'b', after: null },
     ]);
-    merged.endDiagnosis('a');
+    const seen = await publish(1, 'a');
+    expect((await merged.next()).value).toMatchObject({ diagnosisId: 'a', cursor: seen.event.cursor });
+    expect(merged.forbid((diagnosisId) => diagnosisId === 'a')).toBe(true);
+    expect(merged.forbid((diagnosisId) => diagnosisId === 'a')).toBe(false); // already ended
     expect(merged.diagnoses).toBe(1);
     expect((await hub.diagnosisStatus('a')).subscribers).toBe(0);
-    await publish(1, 'a');
+    expect((await merged.next()).value).toMatchObject({ __typename: 'AccessEnded', diagnosisId: 'a', cursor: seen.event.cursor, replayed: false });
+    await publish(2, 'a');
     const receipt = await publish(1, 'b');
     const next = await merged.next();
     expect(next.done).toBe(false);
     expect((next.value as HubEvent).cursor).toBe(receipt.event.cursor);
     expect(merged.isEnded).toBe(false);
+    expect(ended).toEqual([]);
     await merged.return();
+  });
+
+  it("should drop a forbidden diagnosis's queued events, giving its claimed pending ones back, and keep the others' in order", async () => {
+    makeHub(100);
+    await publishMany(3, 'a');
+    const b = await publishMany(2, 'b');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    expect(merged.size).toBe(5);
+    merged.forbid((diagnosisId) => diagnosisId === 'a');
+    const got: HubEvent[] = [];
+    while (merged.size > 0) got.push((await merged.next()).value as HubEvent);
+    expect(got.map((event) => [event.__typename, event.diagnosisId])).toEqual([
+      ['FeedbackUpdate', 'b'],
+      ['FeedbackUpdate', 'b'],
+      ['AccessEnded', 'a'],
+    ]);
+    expect(got.slice(0, 2).map((event) => event.cursor)).toEqual(b.map((receipt) => receipt.event.cursor));
+    expect((await hub.diagnosisStatus('a')).pendingEvents).toBe(3);
+    expect((await hub.diagnosisStatus('b')).pendingEvents).toBe(0);
+    await merged.return();
+  });
+
+  it('should end the whole stream as forbidden when no diagnosis would be left', async () => {
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    merged.forbid((diagnosisId) => diagnosisId === 'a');
+    expect(merged.forbid(() => true)).toBe(true);
+    expect(ended).toEqual(['forbidden']);
+    expect(await merged.next()).toEqual({ value: SubscriptionEnd.forbidden, done: true });
+    expect((await engine.stats()).subscriptions).toBe(0);
   });
 
   it('should not open later a diagnosis ended before it was opened', async () => {
     for (let i = 0; i < 20; i += 1) await publish(1, `late-${String(i).padStart(2, '0')}`);
     const merged = await hub.subscribeMany(Array.from({ length: 20 }, (_, i) => ({ diagnosisId: `late-${String(i).padStart(2, '0')}`, after: null })));
-    expect(merged.diagnoses).toBe(16); // their pending events wait in the queue
-    merged.endDiagnosis('late-19');
+    expect(merged.diagnoses).toBe(20); // 16 open, their pending events waiting in the queue; 4 to open
+    merged.forbid((diagnosisId) => diagnosisId === 'late-19');
+    expect(merged.diagnoses).toBe(19);
     const got: string[] = [];
-    while (got.length < 19) {
+    while (got.length < 20) {
       const step = await merged.next();
       if (step.done) throw new Error('ended');
-      got.push((step.value as HubEvent).diagnosisId);
+      got.push(`${(step.value as HubEvent).__typename} ${(step.value as HubEvent).diagnosisId}`);
     }
+    expect(got.filter((line) => line.startsWith('AccessEnded'))).toEqual(['AccessEnded late-19']);
+    expect(got.filter((line) => line.endsWith('late-19'))).toEqual(['AccessEnded late-19']);
     await new Promise((resolve) => setImmediate(resolve));
     expect(got).not.toContain('late-19');
     expect(merged.diagnoses).toBe(19);
@@ -139,11 +182,22 @@ describe('MergedSubscription', () => {
   it('should stop every diagnosis when the stream is returned', async () => {
     const merged = await hub.subscribeMany(['a', 'b', 'c'].map((diagnosisId) => ({ diagnosisId, after: null })));
     expect((await engine.stats()).subscriptions).toBe(3);
-    let closed = 0;
-    merged.onClosed = () => (closed += 1);
+    expect(merged.diagnoses).toBe(3);
     await merged.return();
     expect((await engine.stats()).subscriptions).toBe(0);
-    expect(closed).toBe(1);
+    expect(merged.diagnoses).toBe(0);
+  });
+
+  it('should give back the pending events a diagnosis claimed while it was being opened when the stream ended meanwhile', async () => {
+    const ids = Array.from({ length: 17 }, (_, i) => `open-${String(i).padStart(2, '0')}`);
+    for (const id of ids) await publishMany(2, id);
+    const merged = await hub.subscribeMany(ids.map((diagnosisId) => ({ diagnosisId, after: null })));
+    // Taking the first batch's 32 pending events empties the queue, which opens the 17th diagnosis.
+    for (let i = 0; i < 32; i += 1) await merged.next();
+    await merged.return(); // before the 17th's claim has been read, or just after
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await hub.diagnosisStatus('open-16')).pendingEvents).toBe(2);
+    expect((await engine.stats()).subscriptions).toBe(0);
   });
 });
 

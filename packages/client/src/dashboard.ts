@@ -6,8 +6,10 @@ import type { SubscribeToDiagnosisOptions } from './index.js';
 
 /** Any event `diagnosesUpdates` delivers. */
 export type WardEvent = DiagnosesUpdatesSubscription['diagnosesUpdates'];
-export type WardUpdate = Exclude<WardEvent, { __typename: 'HistoryGap' }>;
+export type WardUpdate = Exclude<WardEvent, { __typename: 'HistoryGap' | 'AccessEnded' }>;
 export type WardGap = Extract<WardEvent, { __typename: 'HistoryGap' }>;
+/** The token may no longer read `diagnosisId` (revoked, or a refreshed token without it). */
+export type WardAccessEnded = Extract<WardEvent, { __typename: 'AccessEnded' }>;
 
 export interface SubscribeToDiagnosesOptions extends Omit<SubscribeToDiagnosisOptions, 'diagnosisId' | 'after' | 'onEvent' | 'onGap'> {
   /**
@@ -23,6 +25,12 @@ export interface SubscribeToDiagnosesOptions extends Omit<SubscribeToDiagnosisOp
   readonly onEvent: (event: WardUpdate) => void;
   /** Some history of `gap.diagnosisId` is gone: reload that diagnosis. */
   readonly onGap?: (gap: WardGap) => void;
+  /**
+   * The token may no longer read `ended.diagnosisId`: nothing more of it comes, and it is left out
+   * of `cursors` and of every resubscribe from now on (the others go on). When it was the last
+   * one, the subscription ends with a FORBIDDEN error (`onError`) instead.
+   */
+  readonly onAccessEnded?: (ended: WardAccessEnded) => void;
 }
 
 export interface DiagnosesSubscription {
@@ -68,6 +76,13 @@ export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): Diag
         if (seen.has(key)) return;
         seen.add(key);
         if (seen.size > 4096) seen.delete(seen.values().next().value as string);
+        if (event.__typename === 'AccessEnded') {
+          const ended = byId.get(event.diagnosisId);
+          byId.delete(event.diagnosisId);
+          if (ended) entries.splice(entries.indexOf(ended), 1);
+          options.onAccessEnded?.(event);
+          return;
+        }
         let entry = byId.get(event.diagnosisId);
         if (!entry) {
           // A diagnosis of the token's claim (`mine`): its cursor goes into the payload too.

@@ -36,7 +36,7 @@ export type {
 /** Any event `diagnosisUpdates` delivers. */
 export type DiagnosisEvent = DiagnosisUpdatesSubscription['diagnosisUpdates'];
 /** An update (recommendation, effectiveness or feedback). */
-export type DiagnosisUpdate = Exclude<DiagnosisEvent, { __typename: 'HistoryGap' }>;
+export type DiagnosisUpdate = Exclude<DiagnosisEvent, { __typename: 'HistoryGap' | 'AccessEnded' }>;
 /** Events between your cursor and the first retained one are gone: reload the diagnosis state. */
 export type HistoryGap = Extract<DiagnosisEvent, { __typename: 'HistoryGap' }>;
 
@@ -159,7 +159,7 @@ export function subscribeToDiagnosis(options: SubscribeToDiagnosisOptions): Diag
         if (!event || !remember(event.cursor)) return;
         variables.after = event.cursor;
         if (event.__typename === 'HistoryGap') options.onGap?.(event);
-        else options.onEvent(event);
+        else if (event.__typename !== 'AccessEnded') options.onEvent(event); // AccessEnded: diagnosesUpdates only
       },
       error: (error) => options.onError?.(error),
       complete: () => {},

@@ -83,6 +83,7 @@ export type DiagnosisUpdatesSubscriptionVariables = Exact<{
 
 
 export type DiagnosisUpdatesSubscription = { diagnosisUpdates:
+    | { __typename: 'AccessEnded', cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'EffectivenessUpdate', recommendationId: string, effectiveness: number, confidence: number, sampleSize: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'FeedbackUpdate', feedbackId: string, rating: number, effectiveness: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'HistoryGap', gapReason: HistoryGapReason, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
@@ -97,6 +98,7 @@ export type DiagnosesUpdatesSubscriptionVariables = Exact<{
 
 
 export type DiagnosesUpdatesSubscription = { diagnosesUpdates:
+    | { __typename: 'AccessEnded', cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'EffectivenessUpdate', recommendationId: string, effectiveness: number, confidence: number, sampleSize: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'FeedbackUpdate', feedbackId: string, rating: number, effectiveness: number, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
     | { __typename: 'HistoryGap', gapReason: HistoryGapReason, cursor: string, diagnosisId: string, occurredAt: string, replayed: boolean }
@@ -104,6 +106,7 @@ export type DiagnosesUpdatesSubscription = { diagnosesUpdates:
    };
 
 export type ReceiptFragment = { liveSubscribers: number | null, duplicate: boolean, event:
+    | { __typename: 'AccessEnded', cursor: string, diagnosisId: string, occurredAt: string }
     | { __typename: 'EffectivenessUpdate', cursor: string, diagnosisId: string, occurredAt: string }
     | { __typename: 'FeedbackUpdate', cursor: string, diagnosisId: string, occurredAt: string }
     | { __typename: 'HistoryGap', cursor: string, diagnosisId: string, occurredAt: string }
@@ -116,6 +119,7 @@ export type BroadcastRecommendationMutationVariables = Exact<{
 
 
 export type BroadcastRecommendationMutation = { broadcastRecommendationUpdate: { liveSubscribers: number | null, duplicate: boolean, event:
+      | { __typename: 'AccessEnded', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'EffectivenessUpdate', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'FeedbackUpdate', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'HistoryGap', cursor: string, diagnosisId: string, occurredAt: string }
@@ -128,6 +132,7 @@ export type BroadcastEffectivenessMutationVariables = Exact<{
 
 
 export type BroadcastEffectivenessMutation = { broadcastEffectivenessUpdate: { liveSubscribers: number | null, duplicate: boolean, event:
+      | { __typename: 'AccessEnded', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'EffectivenessUpdate', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'FeedbackUpdate', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'HistoryGap', cursor: string, diagnosisId: string, occurredAt: string }
@@ -140,6 +145,7 @@ export type BroadcastFeedbackMutationVariables = Exact<{
 
 
 export type BroadcastFeedbackMutation = { broadcastFeedbackUpdate: { liveSubscribers: number | null, duplicate: boolean, event:
+      | { __typename: 'AccessEnded', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'EffectivenessUpdate', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'FeedbackUpdate', cursor: string, diagnosisId: string, occurredAt: string }
       | { __typename: 'HistoryGap', cursor: string, diagnosisId: string, occurredAt: string }
