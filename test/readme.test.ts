@@ -1,5 +1,6 @@
 /**
- * The README's commands, run as written against a hub started the way the README starts it.
+ * The README's commands, run as written against a hub started the way the README starts it, and
+ * the browser snippet of docs/clients.md (marked the same way), run in Chromium against that hub.
  *
  * Every ```sh block of README.md must be preceded by a `<!-- readme-test: <name> -->` comment
  * naming the step below that runs it (or `skip (<why>)`): a block without one fails this file.
@@ -14,9 +15,9 @@
  * a process group of their own and get SIGINT, as Ctrl-C would send.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser } from 'playwright-core';
 import { launchChromium, SKIP_BROWSER } from './helpers/browser.js';
@@ -30,6 +31,7 @@ import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const CLIENTS_DOC = readFileSync(join(ROOT, 'docs/clients.md'), 'utf8');
 const DIAGNOSIS = 'diagnosis-1';
 const STEP_TIMEOUT = 90_000;
 
@@ -39,19 +41,19 @@ interface Block {
   readonly code: string;
 }
 
-/** Every fenced block of the README, with the name of the `readme-test` comment right above it (or null). */
-function readmeBlocks(): Array<Block | { name: null; lang: string; code: string }> {
+/** Every fenced block of a page (the README unless told), with the name of the `readme-test` comment right above it (or null). */
+function readmeBlocks(page = README): Array<Block | { name: null; lang: string; code: string }> {
   const blocks: Array<Block | { name: null; lang: string; code: string }> = [];
   const fence = /(?:<!-- readme-test: ([^>]*?) -->\n)?```(\w*)\n([\s\S]*?)\n```/g;
-  for (const match of README.matchAll(fence)) {
+  for (const match of page.matchAll(fence)) {
     blocks.push({ name: match[1]?.trim() ?? null, lang: match[2] ?? '', code: match[3] ?? '' });
   }
   return blocks;
 }
 
-function block(name: string): string {
-  const found = readmeBlocks().filter((b) => b.name === name);
-  expect(found, `README.md has one block marked <!-- readme-test: ${name} -->`).toHaveLength(1);
+function block(name: string, page = README, file = 'README.md'): string {
+  const found = readmeBlocks(page).filter((b) => b.name === name);
+  expect(found, `${file} has one block marked <!-- readme-test: ${name} -->`).toHaveLength(1);
   return found[0]!.code;
 }
 
@@ -149,6 +151,42 @@ function json<T>(text: string, command: string): T {
   }
 }
 
+/** A heading's anchor as GitHub makes it: lower case, punctuation dropped, each space a hyphen. */
+const anchor = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+
+/** The anchors of a Markdown file's headings (code blocks left out; a repeated heading gets -1, -2, …). */
+function anchorsOf(file: string): Set<string> {
+  const seen = new Map<string, number>();
+  const anchors = new Set<string>();
+  for (const [, heading] of readFileSync(file, 'utf8')
+    .replace(/```[\s\S]*?```/g, '')
+    .matchAll(/^#{1,6} (.+)$/gm)) {
+    const base = anchor(heading!);
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    anchors.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return anchors;
+}
+
+/** The relative links of a Markdown file (outside code blocks) whose file or heading does not exist. */
+function brokenLinks(file: string): string[] {
+  const text = readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
+  const broken: string[] = [];
+  for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z]+:/.test(target!)) continue;
+    const [path, hash] = target!.split('#');
+    const linked = path ? join(dirname(file), path) : file;
+    if (!existsSync(linked) || (hash && linked.endsWith('.md') && !anchorsOf(linked).has(hash))) broken.push(target!);
+  }
+  return broken;
+}
+
 /** The listener's event lines (those with a cursor). */
 const eventLines = (stdout: string) => stdout.split('\n').filter((line) => line.includes('cursor='));
 
@@ -165,6 +203,20 @@ afterAll(async () => {
 });
 
 describe('README', () => {
+  it('should link only to files and headings that exist, from the README (its table of contents too) and docs/', () => {
+    const pages = [
+      'README.md',
+      ...readdirSync(join(ROOT, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => `docs/${name}`),
+    ];
+    expect(pages).toContain('docs/clients.md');
+    const toc = [...README.matchAll(/^- \[[^\]]+\]\((#[^)]+)\)/gm)].map((m) => m[1]);
+    expect(toc.length).toBeGreaterThan(5);
+    expect(toc).toEqual([...README.matchAll(/^## (.+)$/gm)].map((m) => `#${anchor(m[1]!)}`));
+    expect(Object.fromEntries(pages.map((page) => [page, brokenLinks(join(ROOT, page))]))).toEqual(Object.fromEntries(pages.map((page) => [page, []])));
+  });
+
   it('should mark every shell block with the step that runs it', () => {
     const unmarked = readmeBlocks().filter((b) => (b.lang === 'sh' || b.lang === 'bash' || b.lang === 'shell') && b.name === null);
     expect(unmarked.map((b) => b.code)).toEqual([]);
@@ -309,9 +361,9 @@ describe('README', () => {
   );
 
   it.skipIf(SKIP_BROWSER)(
-    'should deliver to the browser snippet and resume with Last-Event-ID after the connection drops',
+    'should deliver to the browser snippet of docs/clients.md and resume with Last-Event-ID after the connection drops',
     async () => {
-      const snippet = block('browser');
+      const snippet = block('browser', CLIENTS_DOC, 'docs/clients.md');
       const proxy: TcpProxy = await startTcpProxy(port);
       const browser: Browser = await launchChromium();
       try {
