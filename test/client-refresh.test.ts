@@ -71,4 +71,41 @@ describe('client in-band refresh', () => {
     expect(closes).toEqual([]);
     await subscription.dispose();
   });
+
+  it('should drop a refresh under way when the subscription is disposed: nothing reported, no new socket', async () => {
+    const app = await startTestApp();
+    const diagnosisId = `client-refresh-dispose-${process.pid}`;
+    let tokens = 0;
+    let connections = 0;
+    const refreshErrors: unknown[] = [];
+    let asked!: () => void;
+    const refreshAsked = new Promise<void>((resolve) => (asked = resolve));
+    let answer!: (token: string) => void;
+    const subscription = subscribeToDiagnosis({
+      url: app.wsUrl,
+      diagnosisId,
+      webSocketImpl: WebSocket,
+      // The connect gets an 8 s token at once; the refresh 1 to 2 s later waits for `answer`.
+      token: () => {
+        tokens += 1;
+        if (tokens === 1) return shortToken(diagnosisId, 8);
+        asked();
+        return new Promise<string>((resolve) => (answer = resolve));
+      },
+      refreshBeforeExpiryMs: 6000,
+      onRefreshError: (error) => refreshErrors.push(error),
+      onEvent: () => {},
+      clientOptions: { on: { connected: () => (connections += 1) } },
+    });
+    await refreshAsked;
+    await subscription.dispose();
+    answer(await shortToken(diagnosisId, 8));
+    // A refresh that went on would send refreshConnection on the disposed client and report its
+    // failure ("refreshConnection gave no answer") at once; 500 ms is ample for it to show.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(refreshErrors).toEqual([]);
+    expect(tokens).toBe(2);
+    expect(connections).toBe(1);
+    await app.stop();
+  });
 });
