@@ -1,15 +1,17 @@
 /**
  * subscribeToDiagnoses (packages/client) against the real hub: one diagnosesUpdates kept whole
- * across connection cuts, every diagnosis resuming after its own last cursor.
+ * across connection cuts, every diagnosis resuming after its own last cursor, and kept on its
+ * socket across token expiry by in-band refresh.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { subscribeToDiagnoses, type DiagnosesSubscription, type WardUpdate } from '../packages/client/src/index.js';
+import { tokenExpiry } from '../packages/client/src/refresh.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback } from './helpers/graphql.js';
 import { subscribersReach, uniqueId, until } from './helpers/hub-status.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
-import { adminToken, readerToken } from './helpers/tokens.js';
+import { adminToken, readerToken, signToken } from './helpers/tokens.js';
 
 let app: TestApp;
 let admin: string;
@@ -94,5 +96,51 @@ describe('subscribeToDiagnoses', () => {
     await broadcastFeedback(app.url, admin, last, 3, { feedbackId: 'live' });
     await until(() => received.get(last)?.length === 3, 'the live event');
     expect(received.get(last)).toEqual(['p-1', 'p-2', 'live']);
+  });
+
+  it('should refresh the token on the open socket before it expires: one connection across expiry, every event once, none replayed', async () => {
+    const ids = [uniqueId('dash-refresh-a'), uniqueId('dash-refresh-b')];
+    const received = new Map<string, WardUpdate[]>(ids.map((id) => [id, []]));
+    const tokens: string[] = [];
+    const refreshErrors: unknown[] = [];
+    const closes: number[] = [];
+    let connects = 0;
+    const acceptedBefore = proxy.accepted;
+    const dashboard = subscribeToDiagnoses({
+      url: proxy.wsUrl,
+      diagnoses: Object.fromEntries(ids.map((id) => [id, null])),
+      webSocketImpl: WebSocket,
+      // Each token lives 8 s (7 to 8: exp is in whole seconds) and is refreshed 6 s before it
+      // expires, every 1 to 2 s: a refresh has 6 s to land, however loaded the machine.
+      token: async () => {
+        const token = await signToken({ sub: 'reader', diagnoses: ids, expiresIn: 8 });
+        tokens.push(token);
+        return token;
+      },
+      refreshBeforeExpiryMs: 6000,
+      onRefreshError: (error) => refreshErrors.push(error),
+      clientOptions: { on: { connected: () => (connects += 1), closed: (event) => closes.push((event as CloseEvent).code) } },
+      onEvent: (event: WardUpdate) => received.get(event.diagnosisId)!.push(event),
+    });
+    subscriptions.push(dashboard);
+    for (const id of ids) await subscribersReach(app.url, admin, id, 1);
+    // Without a refresh the hub closes the socket (4403) when the first token expires.
+    const firstExpiry = tokenExpiry(tokens[0]!)!;
+    const sent = new Map<string, string[]>(ids.map((id) => [id, []]));
+    for (let i = 0; Date.now() < firstExpiry + 1000; i += 1) {
+      const id = ids[i % ids.length]!;
+      const { cursor } = (await broadcastFeedback(app.url, admin, id, 1 + (i % 5), { feedbackId: `r-${i}` })).event;
+      sent.get(id)!.push(cursor);
+      await until(() => received.get(id)!.at(-1)?.cursor === cursor, `event ${i} at the dashboard`);
+    }
+    expect(closes).toEqual([]);
+    expect(connects).toBe(1);
+    expect(proxy.accepted - acceptedBefore).toBe(1);
+    expect(proxy.open).toBe(1);
+    expect(refreshErrors).toEqual([]);
+    expect(tokens.length).toBeGreaterThanOrEqual(3);
+    expect(tokenExpiry(tokens.at(-1)!)).toBeGreaterThan(firstExpiry);
+    for (const id of ids) expect(received.get(id)!.map((event) => event.cursor)).toEqual(sent.get(id));
+    expect([...received.values()].flat().filter((event) => event.replayed)).toEqual([]);
   });
 });

@@ -5,9 +5,9 @@
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { subscribeToDiagnosis, type DiagnosisUpdate } from '../packages/client/src/index.js';
+import { subscribeToDiagnosis, type DiagnosisUpdate, type SubscribeToDiagnosisOptions } from '../packages/client/src/index.js';
 import { tokenExpiry } from '../packages/client/src/refresh.js';
-import { startTestApp } from './helpers/app.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback, eventually } from './helpers/graphql.js';
 import { subscribersReach } from './helpers/hub-status.js';
 import { adminToken, TEST_SECRET } from './helpers/tokens.js';
@@ -21,6 +21,15 @@ function shortToken(diagnosisId: string, seconds: number): Promise<string> {
     .setIssuedAt(now)
     .setExpirationTime(now + seconds)
     .sign(new TextEncoder().encode(TEST_SECRET));
+}
+
+/**
+ * subscribeToDiagnosis on `app`, refreshing 6 s before expiry: with the 8 s tokens of shortToken
+ * (7 to 8 s: exp is in whole seconds) every 1 to 2 s, and a refresh has 6 s to land, however
+ * loaded the machine.
+ */
+function subscribeRefreshing(app: TestApp, diagnosisId: string, options: Partial<SubscribeToDiagnosisOptions> & Pick<SubscribeToDiagnosisOptions, 'token'>) {
+  return subscribeToDiagnosis({ url: app.wsUrl, diagnosisId, webSocketImpl: WebSocket, refreshBeforeExpiryMs: 6000, onEvent: () => {}, ...options });
 }
 
 describe('client in-band refresh', () => {
@@ -37,17 +46,11 @@ describe('client in-band refresh', () => {
     let connections = 0;
     const closes: number[] = [];
     const events: DiagnosisUpdate[] = [];
-    const subscription = subscribeToDiagnosis({
-      url: app.wsUrl,
-      diagnosisId,
-      webSocketImpl: WebSocket,
-      // Each token lives 8 s (7 to 8: exp is in whole seconds) and is refreshed 6 s before it
-      // expires, every 1 to 2 s: a refresh has 6 s to land, however loaded the machine.
+    const subscription = subscribeRefreshing(app, diagnosisId, {
       token: () => {
         tokens += 1;
         return shortToken(diagnosisId, 8);
       },
-      refreshBeforeExpiryMs: 6000,
       onEvent: (event) => events.push(event),
       clientOptions: { on: { connected: () => (connections += 1), closed: (event) => closes.push((event as CloseEvent).code) } },
     });
@@ -70,5 +73,37 @@ describe('client in-band refresh', () => {
     expect(connections).toBe(1);
     expect(closes).toEqual([]);
     await subscription.dispose();
+  });
+
+  it('should drop a refresh under way when the subscription is disposed: nothing reported, no new socket', async () => {
+    const app = await startTestApp();
+    const diagnosisId = `client-refresh-dispose-${process.pid}`;
+    let tokens = 0;
+    let connections = 0;
+    const refreshErrors: unknown[] = [];
+    let asked!: () => void;
+    const refreshAsked = new Promise<void>((resolve) => (asked = resolve));
+    let answer!: (token: string) => void;
+    const subscription = subscribeRefreshing(app, diagnosisId, {
+      // The connect gets an 8 s token at once; the refresh 1 to 2 s later waits for `answer`.
+      token: () => {
+        tokens += 1;
+        if (tokens === 1) return shortToken(diagnosisId, 8);
+        asked();
+        return new Promise<string>((resolve) => (answer = resolve));
+      },
+      onRefreshError: (error) => refreshErrors.push(error),
+      clientOptions: { on: { connected: () => (connections += 1) } },
+    });
+    await refreshAsked;
+    await subscription.dispose();
+    answer(await shortToken(diagnosisId, 8));
+    // A refresh that went on would send refreshConnection on the disposed client and report its
+    // failure ("refreshConnection gave no answer") at once; 500 ms is ample for it to show.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(refreshErrors).toEqual([]);
+    expect(tokens).toBe(2);
+    expect(connections).toBe(1);
+    await app.stop();
   });
 });

@@ -1,8 +1,7 @@
-import { createClient, type Client } from 'graphql-ws/client';
+import type { Client } from 'graphql-ws/client';
+import { openConnection, type ConnectionOptions } from './connection.js';
 import type { DiagnosesUpdatesSubscription, DiagnosisEventType } from './generated/graphql.js';
-import { backoffPolicy, reconnectDelay } from './backoff.js';
 import { DiagnosesUpdatesDocument } from './operations.js';
-import type { SubscribeToDiagnosisOptions } from './index.js';
 
 /** Any event `diagnosesUpdates` delivers. */
 export type WardEvent = DiagnosesUpdatesSubscription['diagnosesUpdates'];
@@ -11,7 +10,13 @@ export type WardGap = Extract<WardEvent, { __typename: 'HistoryGap' }>;
 /** The token may no longer read `diagnosisId` (revoked, or a refreshed token without it). */
 export type WardAccessEnded = Extract<WardEvent, { __typename: 'AccessEnded' }>;
 
-export interface SubscribeToDiagnosesOptions extends Omit<SubscribeToDiagnosisOptions, 'diagnosisId' | 'after' | 'onEvent' | 'onGap'> {
+/**
+ * What subscribeToDiagnoses takes: the diagnoses, the handlers, and how to connect, the same as
+ * for subscribeToDiagnosis (`url`, `token`, `reconnect`, …), in-band token refresh included
+ * (`refreshBeforeExpiryMs`, `onRefreshError`): the dashboard keeps its socket across the token's
+ * expiry, with nothing replayed.
+ */
+export interface SubscribeToDiagnosesOptions extends ConnectionOptions {
   /**
    * The diagnoses to watch, each with the cursor to resume after (e.g. persisted) or null for
    * its pending events, then live. At most MAX_DIAGNOSES_PER_SUBSCRIPTION (500 by default).
@@ -31,6 +36,11 @@ export interface SubscribeToDiagnosesOptions extends Omit<SubscribeToDiagnosisOp
    * one, the subscription ends with a FORBIDDEN error (`onError`) instead.
    */
   readonly onAccessEnded?: (ended: WardAccessEnded) => void;
+  /**
+   * A GraphQL error for the subscription (e.g. FORBIDDEN, with the refused ids in
+   * `extensions.diagnosisIds`) or a fatal close; the subscription stops.
+   */
+  readonly onError?: (error: unknown) => void;
 }
 
 export interface DiagnosesSubscription {
@@ -43,9 +53,9 @@ export interface DiagnosesSubscription {
 /**
  * Subscribes to several diagnoses on one `diagnosesUpdates` and keeps it whole across
  * disconnects: the cursor of every diagnosis is kept in the subscribe payload, which graphql-ws
- * re-sends on every reconnect, so each diagnosis resumes after its own last event. Tokens,
- * backoff and gaps as in subscribeToDiagnosis; an event already handed out is not handed out
- * again.
+ * re-sends on every reconnect, so each diagnosis resumes after its own last event. Tokens
+ * (in-band refresh included), backoff and gaps as in subscribeToDiagnosis; an event already
+ * handed out is not handed out again.
  */
 export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): DiagnosesSubscription {
   const entries = Object.entries(options.diagnoses).map(([diagnosisId, after]) => ({ diagnosisId, after: after ?? null }));
@@ -53,17 +63,8 @@ export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): Diag
   // The same object on every reconnect: keeping each `after` current in it is the resume.
   const variables = { diagnoses: entries, mine: options.mine ?? false, types: options.types ?? null };
   const seen = new Set<string>();
-  const backoff = backoffPolicy(options.reconnect);
-  const client = createClient({
-    url: options.url,
-    lazy: true,
-    retryAttempts: options.retryAttempts ?? Number.POSITIVE_INFINITY,
-    shouldRetry: () => true,
-    retryWait: (attempt) => new Promise((resolve) => setTimeout(resolve, reconnectDelay(attempt, backoff))),
-    connectionParams: async () => ({ authorization: `Bearer ${await options.token()}` }),
-    ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: options.webSocketImpl }),
-    ...options.clientOptions,
-  });
+  const connection = openConnection(options);
+  const { client } = connection;
 
   const unsubscribe = client.subscribe<DiagnosesUpdatesSubscription>(
     { query: DiagnosesUpdatesDocument.toString(), variables },
@@ -106,7 +107,7 @@ export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): Diag
     client,
     async dispose() {
       unsubscribe();
-      await client.dispose();
+      await connection.dispose();
     },
   };
 }

@@ -29,6 +29,8 @@ export function tokenExpiry(token: string): number | null {
 export class ConnectionRefresher {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private expiresAt: number | null = null;
+  /** Moves on at every stop(): a refresh begun before it is for a socket that is gone. */
+  private generation = 0;
 
   constructor(
     private readonly client: Client,
@@ -42,7 +44,9 @@ export class ConnectionRefresher {
     this.schedule(tokenExpiry(token));
   }
 
+  /** Cancels the coming refresh; one under way sends nothing more, schedules nothing and reports nothing. */
   stop(): void {
+    this.generation += 1;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -57,8 +61,11 @@ export class ConnectionRefresher {
   private async refresh(): Promise<void> {
     this.timer = null;
     const previous = this.expiresAt;
+    const generation = this.generation;
+    const stopped = () => generation !== this.generation;
     try {
       const token = await this.token();
+      if (stopped()) return; // the socket closed, or the client was disposed, meanwhile
       const next = tokenExpiry(token);
       if (next === null || (previous !== null && next <= previous)) return; // nothing fresher: reconnect at expiry
       const answer = await new Promise<RefreshConnectionMutation>((resolve, reject) => {
@@ -75,9 +82,9 @@ export class ConnectionRefresher {
           },
         );
       });
-      this.schedule(Date.parse(answer.refreshConnection.expiresAt));
+      if (!stopped()) this.schedule(Date.parse(answer.refreshConnection.expiresAt));
     } catch (error) {
-      this.onError(error);
+      if (!stopped()) this.onError(error);
     }
   }
 }
