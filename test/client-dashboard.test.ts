@@ -8,10 +8,12 @@ import WebSocket from 'ws';
 import { subscribeToDiagnoses, type DiagnosesSubscription, type WardUpdate } from '../packages/client/src/index.js';
 import { tokenExpiry } from '../packages/client/src/refresh.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
-import { broadcastFeedback } from './helpers/graphql.js';
+import { broadcastFeedback, gql } from './helpers/graphql.js';
 import { subscribersReach, uniqueId, until } from './helpers/hub-status.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { adminToken, readerToken, signToken } from './helpers/tokens.js';
+
+const REVOKE = `mutation Revoke($input: RevokeAccessInput!) { revokeAccess(input: $input) { kind } }`;
 
 let app: TestApp;
 let admin: string;
@@ -74,6 +76,45 @@ describe('subscribeToDiagnoses', () => {
     for (const id of ids) expect(received.get(id)).toEqual(sent.get(id));
     expect(dashboard.cursors).toEqual(Object.fromEntries(ids.map((id) => [id, sent.get(id)!.at(-1)])));
     expect(connects).toBeGreaterThanOrEqual(4);
+  });
+
+  it('should leave out a diagnosis whose access ended (onAccessEnded), and resubscribe without it after a cut', async () => {
+    const [kept, revoked] = [uniqueId('dash-kept'), uniqueId('dash-revoked')];
+    const subject = uniqueId('dash-reader');
+    // One token, issued before the revocation: a resubscribe that listed the revoked diagnosis would be refused.
+    const token = await signToken({ sub: subject, diagnoses: [kept, revoked] });
+    const received: string[] = [];
+    const ended: string[] = [];
+    const errors: unknown[] = [];
+    let connects = 0;
+    const dashboard = subscribeToDiagnoses({
+      url: proxy.wsUrl,
+      diagnoses: { [kept]: null, [revoked]: null },
+      token: () => token,
+      webSocketImpl: WebSocket,
+      reconnect: { baseMs: 10, capMs: 50, floorMs: 1 },
+      clientOptions: { on: { connected: () => (connects += 1) } },
+      onEvent: (event: WardUpdate) => received.push(`${event.diagnosisId} ${event.cursor}`),
+      onAccessEnded: (event) => ended.push(event.diagnosisId),
+      onError: (error) => errors.push(error),
+    });
+    subscriptions.push(dashboard);
+    await subscribersReach(app.url, admin, revoked, 1);
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    const revocation = await gql(app.url, REVOKE, { input: { subject, diagnosisId: revoked } }, ops);
+    expect(revocation.body.errors).toBeUndefined();
+    await until(() => ended.length === 1, 'AccessEnded');
+    expect(ended).toEqual([revoked]);
+    expect(Object.keys(dashboard.cursors)).toEqual([kept]);
+
+    expect(proxy.dropAll()).toBeGreaterThan(0);
+    await until(() => connects === 2, 'reconnect');
+    await subscribersReach(app.url, admin, kept, 1);
+    await broadcastFeedback(app.url, admin, revoked);
+    const { event } = await broadcastFeedback(app.url, admin, kept);
+    await until(() => received.length === 1, 'the event after the cut');
+    expect(received).toEqual([`${kept} ${event.cursor}`]);
+    expect(errors).toEqual([]);
   });
 
   it('should replay 40 diagnoses (opened 16 at a time) and then deliver live events of the last ones opened', async () => {

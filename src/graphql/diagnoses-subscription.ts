@@ -43,7 +43,7 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
   const watched: WatchedDiagnosis[] = ids.map((diagnosisId, index) => ({ diagnosisId, after: resumed.get(index) ?? afters.get(diagnosisId) ?? null }));
 
   const events = await withDiagnosesHeld(transport, ids.length, () => hub.subscribeMany(watched, eventTypeFilter(args.types)));
-  // A revocation (or a refresh without one of them) that came meanwhile ends it as forbidden;
+  // A revocation (or a refresh without some of them) that came meanwhile ends those (all: the stream);
   // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
   access.check(transport.principal ?? principal, events);
   for (const diagnosisId of ids) access.granted(principal, diagnosisId);

@@ -359,9 +359,12 @@ export type Subscription = {
    * give their cursors). At most MAX_DIAGNOSES_PER_SUBSCRIPTION (500 by default) distinct diagnoses,
    * else TOO_MANY_DIAGNOSES and nothing is subscribed; none at all is BAD_USER_INPUT. Each diagnosis
    * is authorised as `diagnosisUpdates` is: one refused diagnosis refuses the whole subscription
-   * with FORBIDDEN, whose `extensions.diagnosisIds` lists the refused ids the caller sent. On a
-   * WebSocket each diagnosis counts as one operation against MAX_SUBSCRIPTIONS_PER_CONNECTION.
-   * Over SSE the event id (`Last-Event-ID`) carries the newest cursor of every diagnosis.
+   * with FORBIDDEN, whose `extensions.diagnosisIds` lists the refused ids the caller sent. A
+   * diagnosis the subscriber may no longer read later (revoked, or a refreshed token without it)
+   * ends alone with an `AccessEnded` event; the others go on. On a WebSocket the subscription is
+   * one operation against MAX_SUBSCRIPTIONS_PER_CONNECTION, and its diagnoses count against
+   * MAX_DIAGNOSES_PER_CONNECTION (else TOO_MANY_DIAGNOSES). Over SSE the event id
+   * (`Last-Event-ID`) carries the newest cursor of every diagnosis.
    */
   diagnosesUpdates: DiagnosisEvent;
   /**
