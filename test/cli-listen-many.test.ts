@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { startCli, type CliProcess } from './helpers/cli.js';
-import { broadcastFeedback } from './helpers/graphql.js';
+import { broadcastFeedback, gql } from './helpers/graphql.js';
 import { subscribersReach, uniqueId } from './helpers/hub-status.js';
-import { adminToken } from './helpers/tokens.js';
+import { adminToken, signToken } from './helpers/tokens.js';
 
 let app: TestApp;
 let admin: string;
@@ -59,5 +59,30 @@ describe('listen --diagnosis a,b,c', () => {
     const second = listen(['--diagnosis', `${a},${b},${c}`, '--url', app.url, '--cursor-file', cursorFile]);
     expect(await second.waitForLine(/feedback fb2/)).toMatch(new RegExp(`^${b} .*\\[replayed\\]  cursor=${fb2.event.cursor}$`));
     expect(second.lines().some((line) => line.includes('feedback fa'))).toBe(false);
+  });
+
+  it('should print a diagnosis whose access ended and drop it from the cursor file, the others going on', async () => {
+    const [a, b] = [uniqueId('cli-kept'), uniqueId('cli-revoked')];
+    const subject = uniqueId('cli-reader');
+    const cursorFile = join(dir, 'revoked.cursors');
+    const token = await signToken({ sub: subject, diagnoses: [a, b] });
+    const child = listen(['--diagnosis', `${a},${b}`, '--url', app.url, '--token', token, '--cursor-file', cursorFile]);
+    await child.waitForStderr(/watching 2 diagnoses/);
+    await subscribersReach(app.url, admin, b, 1);
+    const fb = await broadcastFeedback(app.url, admin, b, 1, { feedbackId: 'before' });
+    await child.waitForLine(/feedback before/);
+    expect(await readFile(cursorFile, 'utf8')).toContain(`${b} ${fb.event.cursor}`);
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    const revoked = await gql(
+      app.url,
+      `mutation R($input: RevokeAccessInput!) { revokeAccess(input: $input) { kind } }`,
+      { input: { subject, diagnosisId: b } },
+      ops,
+    );
+    expect(revoked.body.errors).toBeUndefined();
+    expect(await child.waitForLine(/ACCESS ENDED/)).toMatch(new RegExp(`^${b}  --- ACCESS ENDED`));
+    const fa = await broadcastFeedback(app.url, admin, a, 2, { feedbackId: 'after' });
+    expect(await child.waitForLine(/feedback after/)).toMatch(new RegExp(`^${a} .*cursor=${fa.event.cursor}$`));
+    expect((await readFile(cursorFile, 'utf8')).trim().split('\n')).toEqual([`${a} ${fa.event.cursor}`]);
   });
 });

@@ -28,7 +28,12 @@ export type Scalars = {
  */
 export type AccessEnded = DiagnosisEvent & {
   __typename?: 'AccessEnded';
-  /** The position of the newest event of this diagnosis delivered on the stream (or where it was watched from). */
+  /**
+   * Where this diagnosis's part of the stream had reached: the cursor of its newest event the hub had
+   * taken in for the subscriber (events of it still queued are dropped, so possibly one the client
+   * never received), or of where it was watched from. The same cursor as an event's: look at
+   * `__typename` before skipping cursors already seen.
+   */
   cursor: Scalars['String']['output'];
   diagnosisId: Scalars['ID']['output'];
   /** When the hub ended the access. */

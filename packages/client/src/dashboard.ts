@@ -73,17 +73,18 @@ export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): Diag
         if (errors?.length) return options.onError?.(errors);
         const event = data?.diagnosesUpdates;
         if (!event) return;
-        const key = `${event.diagnosisId} ${event.cursor}`;
-        if (seen.has(key)) return;
-        seen.add(key);
-        if (seen.size > 4096) seen.delete(seen.values().next().value as string);
         if (event.__typename === 'AccessEnded') {
+          // Not an event of the stream: its cursor may be that of the last one delivered.
           const ended = byId.get(event.diagnosisId);
           byId.delete(event.diagnosisId);
           if (ended) entries.splice(entries.indexOf(ended), 1);
           options.onAccessEnded?.(event);
           return;
         }
+        const key = `${event.diagnosisId} ${event.cursor}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+        if (seen.size > 4096) seen.delete(seen.values().next().value as string);
         let entry = byId.get(event.diagnosisId);
         if (!entry) {
           // A diagnosis of the token's claim (`mine`): its cursor goes into the payload too.
