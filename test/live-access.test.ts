@@ -10,6 +10,7 @@ import { SignJWT } from 'jose';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { broadcastFeedback, eventually, gql, subscribeSse, subscribeWs, wsClient, type QueuedSubscription } from './helpers/graphql.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
+import { FORBIDDEN_END } from '../src/errors.js';
 import { scrapeMetrics } from './helpers/metrics.js';
 import { uniquePrefix } from './helpers/redis.js';
 import { adminToken, signToken, TEST_SECRET } from './helpers/tokens.js';
@@ -186,7 +187,7 @@ describe.each(rows)('$name', (row) => {
     }
   });
 
-  it('should end an open SSE stream of a revoked token', async () => {
+  it('should end an open SSE stream of a revoked token with FORBIDDEN as its last event', async () => {
     const { a, b } = await row.start();
     const subject = newId('patient');
     const diagnosisId = newId('d');
@@ -194,7 +195,8 @@ describe.each(rows)('$name', (row) => {
     open.push(sse);
     await allLive(a, diagnosisId, [sse]);
     await revoke(b, { subject });
-    await expect(sse.done).resolves.toBeDefined();
+    expect((await sse.next()).errors?.[0]).toMatchObject({ message: FORBIDDEN_END, extensions: { code: 'FORBIDDEN' } });
+    expect(await sse.done).toEqual({ complete: true });
   });
 
   it("should end a revoked diagnosis's subscriptions with FORBIDDEN while the socket's others go on, and refuse it afterwards", async () => {
@@ -255,12 +257,14 @@ describe.each(rows)('$name', (row) => {
       await allLive(a, kept, [ward, mine]);
       await allLive(a, other, [mine]);
 
-      // The last diagnosis of the ward revoked: the whole stream ends (over WebSocket with FORBIDDEN,
-      // as a single subscription does; SSE completes its stream); `mine` loses kept alone.
+      // The last diagnosis of the ward revoked: the whole stream ends with FORBIDDEN, as a single
+      // subscription does (SSE: as its last event, then it completes); `mine` loses kept alone.
       await revoke(b, { subject, diagnosisId: kept });
-      const ended = await ward.done;
-      if (transport === 'WebSocket') expect(ended).toMatchObject({ error: [{ extensions: { code: 'FORBIDDEN' } }] });
-      else expect(ended).toEqual({ complete: true });
+      if (transport === 'WebSocket') expect(await ward.done).toMatchObject({ error: [{ extensions: { code: 'FORBIDDEN' } }] });
+      else {
+        expect((await ward.next()).errors?.[0]).toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+        expect(await ward.done).toEqual({ complete: true });
+      }
       expect(ward.pending).toBe(0);
       expect((await mine.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: kept });
       const last = await broadcastFeedback(b.url, admin, other);

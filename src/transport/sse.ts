@@ -6,6 +6,7 @@ import type { HubEvent } from '../domain/events.js';
 import { encodeCursorMap } from '../domain/cursor-map.js';
 import type { CursorMapState, Transport } from '../graphql/context.js';
 import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
+import { forbidden, FORBIDDEN_END } from '../errors.js';
 import { timerDelay, type Connections } from './connections.js';
 
 /**
@@ -23,6 +24,8 @@ import { timerDelay, type Connections } from './connections.js';
 class Stream implements LiveConnection {
   /** Cursor of the event most recently handed to GraphQL execution. */
   cursor: string | null = null;
+  /** Set when the hub ended the subscription as forbidden: the response says so before it completes. */
+  forbidden = false;
 
   constructor(
     readonly principal: Principal,
@@ -84,8 +87,10 @@ export class SseStreams {
         const tracked = {
           async next() {
             const result = await events.next();
-            if (result.done) release();
-            else stream.cursor = cursors ? cursorMapAfter(cursors, result.value) : result.value.cursor;
+            if (result.done) {
+              release();
+              stream.forbidden = result.value?.reason === 'forbidden';
+            } else stream.cursor = cursors ? cursorMapAfter(cursors, result.value) : result.value.cursor;
             return result;
           },
           async return(): Promise<IteratorResult<HubEvent, SubscriptionEnd | undefined>> {
@@ -112,6 +117,11 @@ export class SseStreams {
 
   cursorOf(request: Request): string | null {
     return this.streams.get(request)?.cursor ?? null;
+  }
+
+  /** Whether the hub ended the request's subscription as forbidden. */
+  forbidden(request: Request): boolean {
+    return this.streams.get(request)?.forbidden ?? false;
   }
 }
 
@@ -158,14 +168,14 @@ export function useSseWithIds(streams: SseStreams, keepAliveMs: number): Plugin 
     onResultProcess({ request, result, setResultProcessor }) {
       if (!isAsyncIterable(result) || !request.headers.get('accept')?.includes('text/event-stream')) return;
       setResultProcessor(
-        (results, fetchAPI) => sseResponse(results as AsyncIterable<ExecutionResult>, fetchAPI, () => streams.cursorOf(request), keepAliveMs),
+        (results, fetchAPI) => sseResponse(results as AsyncIterable<ExecutionResult>, fetchAPI, streams, request, keepAliveMs),
         'text/event-stream',
       );
     },
   };
 }
 
-function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI, cursor: () => string | null, keepAliveMs: number): Response {
+function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI, streams: SseStreams, request: Request, keepAliveMs: number): Response {
   const encoder = new fetchAPI.TextEncoder();
   const iterator = results[Symbol.asyncIterator]();
   let ping: NodeJS.Timeout | undefined;
@@ -181,13 +191,16 @@ function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI
     async pull(controller) {
       try {
         // A stream the hub ended finishes with why (see hub/subscription-end.ts): the response
-        // completes as any other end does, and the client resumes from its last event's id.
+        // completes as any other end does, and the client resumes from its last event's id; ended
+        // as forbidden, it says so first (as an `error` message does over WebSocket): resuming
+        // would be refused.
         const { value, done } = await iterator.next();
         if (!done && value !== undefined && value !== null) {
-          const id = cursor();
+          const id = streams.cursorOf(request);
           controller.enqueue(encoder.encode(`${id ? `id: ${id}\n` : ''}event: next\ndata: ${stringify(value)}\n\n`));
         }
         if (done) {
+          if (streams.forbidden(request)) controller.enqueue(encoder.encode(`event: next\ndata: ${JSON.stringify({ errors: [forbidden(FORBIDDEN_END)] })}\n\n`));
           controller.enqueue(encoder.encode('event: complete\ndata:\n\n'));
           clearInterval(ping);
           controller.close();
