@@ -641,15 +641,15 @@ export class ScheduleRunner {
     if (open.length > 0) {
       const watches = open.flatMap((session) => session.watches);
       const lasts = new Map<DiagnosisModel, LogicalBroadcast[]>();
-      await Promise.all(
-        [...new Set(watches.map((watch) => watch.model))].map(async (model) => {
-          const types = new Set(watches.filter((watch) => watch.model === model).flatMap((watch) => wanted(watch.record.types)));
-          for (const typename of BROADCAST_TYPES.filter((t) => types.has(t))) {
-            await this.broadcastOne(model, typename);
-            lasts.set(model, [...(lasts.get(model) ?? []), model.broadcasts.at(-1)!]);
-          }
-        }),
-      );
+      const sent: Array<Promise<void>> = [];
+      for (const model of new Set(watches.map((watch) => watch.model))) {
+        const types = new Set(watches.filter((watch) => watch.model === model).flatMap((watch) => wanted(watch.record.types)));
+        for (const typename of BROADCAST_TYPES.filter((t) => types.has(t))) {
+          sent.push(this.broadcastOne(model, typename));
+          lasts.set(model, [...(lasts.get(model) ?? []), model.broadcasts.at(-1)!]);
+        }
+      }
+      await Promise.all(sent);
       const due = ({ model, record }: Watch) =>
         (lasts.get(model) ?? []).filter((last) => wanted(record.types).includes(last.typename)).map((last) => last.sends[0]!.cursor);
       await Promise.all(
