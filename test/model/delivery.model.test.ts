@@ -1,13 +1,17 @@
 /**
  * Randomized model-based delivery test. fast-check generates short schedules of concurrent
- * publishers (three token subjects, broadcasts left in flight), retried idempotent broadcasts,
- * subscribers over WebSocket (raw graphql-transport-ws on a bare TCP socket) and SSE (graphql-sse
- * distinct connections, resuming with `after` or Last-Event-ID) that start without a cursor (the
- * pending claim), after their last cursor, an old one, a trimmed one, one of a lost stream, a
- * malformed one or one ahead of the stream; subscribers cut mid-frame and resuming; two claimers
- * racing for the pending events. test/model/driver.ts runs a schedule against the real hub;
- * test/model/model.ts checks what every client received against the acknowledged broadcasts.
- * Each engine runs one hub for all its schedules; every schedule uses fresh diagnosis ids.
+ * publishers (three token subjects, feedback and effectiveness updates, broadcasts left in
+ * flight), retried idempotent broadcasts, subscribers over WebSocket (raw graphql-transport-ws on
+ * a bare TCP socket) and SSE (graphql-sse distinct connections, resuming with `after` or
+ * Last-Event-ID) that start without a cursor (the pending claim), after their last cursor, an old
+ * one, a trimmed one, one of a lost stream, a malformed one or one ahead of the stream; subscribers
+ * cut mid-frame and resuming; two claimers racing for the pending events. Among the subscribers,
+ * dashboards (`diagnosesUpdates`) watch one or both diagnoses of the schedule, each from its own
+ * cursor, and resume from where they stand (over SSE with the cursor map of the last event id);
+ * any subscriber may be narrowed to some event types (`types`). test/model/driver.ts runs a
+ * schedule against the real hub; test/model/model.ts checks what every client received against
+ * the acknowledged broadcasts, a dashboard per diagnosis as a subscriber of that diagnosis. Each
+ * engine runs one hub for all its schedules; every schedule uses fresh diagnosis ids.
  *
  * A failure prints what went wrong, the seed and the counterexample's path. Reproduce it with:
  *
@@ -18,15 +22,13 @@
  * MODEL_RUNS sets the number of schedules per engine (default 200).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueId } from '../helpers/hub-status.js';
-import { uniquePrefix } from '../helpers/redis.js';
 import { adminToken, signToken } from '../helpers/tokens.js';
-import { ScheduleRunner, type Command, type From, type Tokens, type Transport } from './driver.js';
+import { ScheduleRunner, type Command, type From, type Tokens, type Transport, type Types } from './driver.js';
+import { ENGINES } from './engines.js';
 import { startModelApp, type ModelApp } from './hub-under-test.js';
 import { checkDiagnosis, describeModel, newDiagnosisModel, tally } from './model.js';
-
-const redisUrl = inject('redisUrl');
 
 /** Small, so that schedules trim history and resumes meet gaps. */
 const HISTORY_SIZE = 5;
@@ -45,6 +47,13 @@ const from = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom<From>('foreign', 'malformed', 'ahead') },
 );
 const pick = fc.nat({ max: 20 });
+const types = (weightOfAll: number): fc.Arbitrary<Types> =>
+  fc.oneof(
+    { weight: weightOfAll, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.constantFrom<Types>(['FEEDBACK'], ['EFFECTIVENESS'], ['EFFECTIVENESS', 'FEEDBACK'], []) },
+  );
+/** The diagnoses of a dashboard, in the order it lists them. */
+const dashboardOf = fc.constantFrom<number[]>([0, 1], [1, 0], [0, 1], [0], [1]);
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -56,10 +65,26 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       count: fc.integer({ min: 1, max: 7 }),
       keyed: fc.boolean(),
       wait: fc.boolean(),
+      effectiveness: fc.constantFrom(false, false, true),
     }),
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('retry' as const), d: diagnosis, pick, wait: fc.boolean() }) },
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('subscribe' as const), d: diagnosis, transport, from, pick, viaHeader: fc.boolean() }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('subscribe' as const), d: diagnosis, transport, from, pick, viaHeader: fc.boolean(), types: types(5) }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('watch' as const),
+      ds: dashboardOf,
+      transport,
+      froms: fc.tuple(from, from),
+      pick,
+      types: types(2),
+      resume: fc.constantFrom(true, true, false),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('claim-race' as const), d: diagnosis, transports: fc.tuple(transport, transport) }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('drop' as const), pick, midFrame: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('quiesce' as const), d: diagnosis }) },
@@ -79,11 +104,6 @@ beforeAll(async () => {
   };
 });
 
-const ENGINES = [
-  { engine: 'memory', available: true, env: (): Record<string, string> => ({}) },
-  { engine: 'redis', available: redisUrl !== '', env: (): Record<string, string> => ({ REDIS_URL: redisUrl, REDIS_KEY_PREFIX: uniquePrefix() }) },
-];
-
 describe.each(ENGINES)('delivery model on the $engine engine', ({ engine, available, env }) => {
   let app: ModelApp;
   beforeAll(async () => {
@@ -92,7 +112,7 @@ describe.each(ENGINES)('delivery model on the $engine engine', ({ engine, availa
   afterAll(() => app?.app.stop());
 
   it.skipIf(!available)(
-    'should deliver every acknowledged event exactly once and in order to every client, gaps flagged, pending events to one claimer',
+    'should deliver every acknowledged event it asked for exactly once and in order to every client, per diagnosis to a dashboard, gaps flagged, pending events to one claimer',
     async () => {
       let schedules = 0;
       const exercised: Record<string, number> = {};
@@ -103,7 +123,7 @@ describe.each(ENGINES)('delivery model on the $engine engine', ({ engine, availa
         const runner = new ScheduleRunner(app, tokens, models, HISTORY_SIZE);
         await runner.run(commands);
         tally(models, exercised);
-        exercised['mid-frame cuts'] = (exercised['mid-frame cuts'] ?? 0) + runner.midFrameCuts;
+        for (const [kind, n] of Object.entries(runner.exercised)) exercised[kind] = (exercised[kind] ?? 0) + n;
         const failing = models.map((model) => ({ model, problems: checkDiagnosis(model, HISTORY_SIZE) })).filter((m) => m.problems.length > 0);
         if (failing.length > 0) throw new Error(failing.map(({ model, problems }) => `${problems.join('\n')}\n${describeModel(model)}`).join('\n'));
       });

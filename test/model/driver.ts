@@ -2,41 +2,87 @@
  * The real-system half of the randomized delivery test: runs a generated schedule against a
  * running hub with real clients and records what happened into the model (test/model/model.ts).
  *
- * - Publishers broadcast over HTTP (several token subjects, concurrently: a broadcast is started
- *   and left in flight unless the command says to wait), with or without an idempotency key;
- *   a retry sends the same subject, key and input again.
+ * - Publishers broadcast feedback and effectiveness updates over HTTP (several token subjects,
+ *   concurrently: a broadcast is started and left in flight unless the command says to wait),
+ *   with or without an idempotency key; a retry sends the same subject, key and input again.
+ * - Subscribers watch one diagnosis (`diagnosisUpdates`) or several on one stream (a dashboard:
+ *   `diagnosesUpdates`), any of them narrowed to some event types. A dashboard is one client
+ *   across its connections: it resumes with the newest cursor it holds per diagnosis, over
+ *   WebSocket as `after` per diagnosis, over SSE by sending its request again with the last
+ *   event id (a cursor map) as `Last-Event-ID`, as EventSource does. The model sees a dashboard's
+ *   connection as one subscriber per diagnosis, each held to the rules of a single subscription.
  * - WebSocket subscribers are raw graphql-transport-ws clients on a bare TCP socket, so a drop
  *   can destroy the socket while a frame is arriving. SSE subscribers read the event stream of a
- *   fetch and drop by aborting it; they resume with `Last-Event-ID` or `after` (wires.ts).
+ *   fetch and drop by aborting it (wires.ts).
  * - The hub runs with its engine observed (hub-under-test.ts).
  * - A subscription counts as established once the engine's `listen` for it has resolved (the
- *   engine's own definition: every append that starts afterwards reaches it). The hub's status
- *   count cannot tell: a dropped subscriber the hub has not noticed yet stands in for a new one.
+ *   engine's own definition: every append that starts afterwards reaches it), for a dashboard
+ *   once it has for each of its diagnoses. The hub's status count cannot tell: a dropped
+ *   subscriber the hub has not noticed yet stands in for a new one.
  */
+import { decodeCursorMap, diagnosisSetId } from '../../src/domain/cursor-map.js';
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
 import type { TestApp } from '../helpers/app.js';
-import { BROADCAST_FEEDBACK, gql } from '../helpers/graphql.js';
+import { MULTI } from '../helpers/diagnoses.js';
+import { BROADCAST_FEEDBACK, EVENT_FIELDS, gql } from '../helpers/graphql.js';
 import { subscribersReach } from '../helpers/hub-status.js';
 import type { ModelApp } from './hub-under-test.js';
-import { offsetOf, type DiagnosisModel, type LogicalBroadcast, type Received, type SessionMode, type SessionRecord } from './model.js';
+import { offsetOf, type BroadcastType, type DiagnosisModel, type LogicalBroadcast, type Received, type SessionMode, type SessionRecord } from './model.js';
 import { openSseWire, openWs, type Sink, type Wire } from './wires.js';
 
 export type Transport = 'ws' | 'sse';
 /** Where a new subscription starts. */
 export type From = 'none' | 'last' | 'old' | 'trimmed' | 'foreign' | 'malformed' | 'ahead';
+/** A `types` argument: null asks for every event type (an empty list: gap markers only). */
+export type Types = ReadonlyArray<'FEEDBACK' | 'EFFECTIVENESS'> | null;
 
 export type Command =
-  /** `count` new broadcasts (fresh inputs), left in flight unless `wait`. */
-  | { readonly kind: 'broadcast'; readonly d: number; readonly publisher: number; readonly count: number; readonly keyed: boolean; readonly wait: boolean }
+  /** `count` new broadcasts (fresh inputs, effectiveness updates or feedback), left in flight unless `wait`. */
+  | {
+      readonly kind: 'broadcast';
+      readonly d: number;
+      readonly publisher: number;
+      readonly count: number;
+      readonly keyed: boolean;
+      readonly wait: boolean;
+      readonly effectiveness: boolean;
+    }
   /** The same subject, key and input as an earlier keyed broadcast, sent again. */
   | { readonly kind: 'retry'; readonly d: number; readonly pick: number; readonly wait: boolean }
   /** A new subscriber; for SSE `viaHeader` sends the cursor as Last-Event-ID instead of `after`. */
-  | { readonly kind: 'subscribe'; readonly d: number; readonly transport: Transport; readonly from: From; readonly pick: number; readonly viaHeader: boolean }
+  | {
+      readonly kind: 'subscribe';
+      readonly d: number;
+      readonly transport: Transport;
+      readonly from: From;
+      readonly pick: number;
+      readonly viaHeader: boolean;
+      readonly types: Types;
+    }
+  /**
+   * A dashboard: with `resume`, the dashboard whose connection ended last (else the newest, its
+   * connection cut first) connects again (over the same transport, every fourth `pick` over
+   * `transport`, from where it stands); else a new one watching diagnoses `ds`, each starting
+   * where its `froms` entry says (a malformed one refuses the whole subscription: over SSE with an
+   * odd `pick`, a malformed cursor map in Last-Event-ID instead).
+   */
+  | {
+      readonly kind: 'watch';
+      readonly ds: readonly number[];
+      readonly transport: Transport;
+      readonly froms: readonly From[];
+      readonly pick: number;
+      readonly types: Types;
+      readonly resume: boolean;
+    }
   /** Two subscribers without `after` at once, racing for the pending events. */
   | { readonly kind: 'claim-race'; readonly d: number; readonly transports: readonly [Transport, Transport] }
   /** Cuts an open subscriber now, or while the frame of the next event arrives (a broadcast is sent to make one). */
   | { readonly kind: 'drop'; readonly pick: number; readonly midFrame: boolean }
-  /** Watches every open subscriber of a diagnosis receive one more broadcast, closes them, waits for the hub to count none. */
+  /**
+   * Watches every open subscriber of a diagnosis receive one more broadcast (one per type asked
+   * for, for a dashboard of each diagnosis it watches), closes them, waits for the hub to count none.
+   */
   | { readonly kind: 'quiesce'; readonly d: number }
   /** Waits for every broadcast in flight. */
   | { readonly kind: 'settle' };
@@ -48,7 +94,31 @@ export interface Tokens {
   readonly status: string;
 }
 
+/** `diagnosisUpdates` with the fields the model checks, narrowed by `types` when it is sent. */
+const WATCH = `subscription Watch($diagnosisId: ID!, $after: String, $types: [DiagnosisEventType!]) {
+  diagnosisUpdates(diagnosisId: $diagnosisId, after: $after, types: $types) { ${EVENT_FIELDS} }
+}`;
+const BROADCASTS: Record<BroadcastType, { mutation: string; field: string }> = {
+  FeedbackUpdate: { mutation: BROADCAST_FEEDBACK, field: 'broadcastFeedbackUpdate' },
+  EffectivenessUpdate: {
+    mutation: `mutation Effectiveness($input: EffectivenessUpdateInput!) {
+  broadcastEffectivenessUpdate(input: $input) { event { ${EVENT_FIELDS} } liveSubscribers duplicate }
+}`,
+    field: 'broadcastEffectivenessUpdate',
+  },
+};
+const TYPENAMES = { FEEDBACK: 'FeedbackUpdate', EFFECTIVENESS: 'EffectivenessUpdate' } as const;
+const BROADCAST_TYPES: readonly BroadcastType[] = ['FeedbackUpdate', 'EffectivenessUpdate'];
+
 const MALFORMED = ['garbage', 'Zm9vOmJhcg', '!!!', Buffer.from('abc:-1').toString('base64url'), `${'A'.repeat(81)}`];
+/** Last-Event-IDs a dashboard of the set `setId` of `size` diagnoses must refuse, each for its own reason. */
+const malformedMaps = (setId: string, size: number, cursor: string) => [
+  'v1.AAAAAAAA,0.e.1', // made for another set of diagnoses
+  `v1.${setId},${size.toString(36)}.e.1`, // an entry for no diagnosis of the set
+  `v1.${setId},0.*.1`, // an epoch "as before" with none before
+  `v1.${setId},0.e`, // an entry without an offset
+  cursor, // a single cursor, not a map
+];
 const SETTLE_MS = 5000;
 /** How often the hub's status is polled while waiting for it to count subscribers. */
 const POLL_MS = 4;
@@ -57,15 +127,43 @@ let clock = 0;
 /** The logical clock of test/model/model.ts. */
 const tick = () => ++clock;
 
-interface Live {
-  readonly record: SessionRecord;
+/** One diagnosis a connection watches, and its record in that diagnosis's model. */
+interface Watch {
   readonly model: DiagnosisModel;
+  readonly record: SessionRecord;
+}
+
+/** A subscriber's connection. */
+interface Live {
+  /** One per diagnosis it watches: a single subscription watches one. */
+  readonly watches: readonly Watch[];
+  /** The dashboard it is a connection of; null for a single subscription. */
+  readonly dashboard: Dashboard | null;
+  readonly transport: Transport;
   wire: Wire | null;
   /** Settles once the connection is up (or failed). */
   opened: Promise<void>;
   /** Called after every message and at the end (see `whenSession`). */
   readonly watchers: Set<() => void>;
 }
+
+/** A `diagnosesUpdates` client across its connections. */
+interface Dashboard {
+  readonly name: string;
+  readonly models: readonly DiagnosisModel[];
+  readonly types: Types;
+  /** Per diagnosis, where it stands: the cursor it resumes after (null: it claims) and what that cursor is to the model. */
+  readonly at: Map<DiagnosisModel, { readonly after: string | null; readonly mode: SessionMode }>;
+  /** Over SSE, the request a reconnect sends again and the last event id received since; null after a WebSocket connection. */
+  sse: { readonly variables: Record<string, unknown>; lastEventId: string | null } | null;
+  /** Its newest connection. */
+  connection: Live | null;
+}
+
+const endingOf = (session: Live) => session.watches[0]!.record.ending;
+const typenames = (types: Types): ReadonlySet<string> | null => (types === null ? null : new Set(types.map((type) => TYPENAMES[type])));
+/** The event types of the schedules that a subscriber narrowed to `types` receives. */
+const wanted = (types: ReadonlySet<string> | null) => BROADCAST_TYPES.filter((typename) => types === null || types.has(typename));
 
 /** Resolves true once `check` holds for the session (re-checked on each of its messages), false after `ms`. */
 function whenSession(session: Live, check: () => boolean, ms: number): Promise<boolean> {
@@ -88,10 +186,11 @@ function whenSession(session: Live, check: () => boolean, ms: number): Promise<b
 export class ScheduleRunner {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly live: Live[] = [];
+  private readonly dashboards: Dashboard[] = [];
   private sessionCount = 0;
   private claimGroups = 0;
-  /** Drops that really destroyed a connection with part of a frame (or an SSE message) received. */
-  midFrameCuts = 0;
+  /** What the schedule did that the records do not show, by kind (mid-frame cuts, dashboard resumes…). */
+  readonly exercised: Record<string, number> = {};
 
   private readonly app: TestApp;
 
@@ -107,13 +206,16 @@ export class ScheduleRunner {
   async run(commands: readonly Command[]): Promise<void> {
     try {
       for (const command of commands) await this.step(command);
-      await this.settle();
-      await Promise.all(this.models.map((model) => this.quiesce(model)));
-      await Promise.all(this.models.map((model) => this.finalClaim(model)));
+      await this.quiesce(this.models);
+      await this.finalClaim();
     } finally {
       for (const session of this.live) session.wire?.cut();
       await this.settle();
     }
+  }
+
+  private count(kind: string): void {
+    this.exercised[kind] = (this.exercised[kind] ?? 0) + 1;
   }
 
   private async step(command: Command): Promise<void> {
@@ -122,7 +224,8 @@ export class ScheduleRunner {
         const model = this.model(command.d);
         for (let i = 0; i < command.count; i += 1) {
           const name = `e${model.broadcasts.length + 1}`;
-          const broadcast: LogicalBroadcast = { name, key: command.keyed ? `k-${name}` : null, sends: [] };
+          const typename = command.effectiveness ? 'EffectivenessUpdate' : 'FeedbackUpdate';
+          const broadcast: LogicalBroadcast = { name, typename, key: command.keyed ? `k-${name}` : null, sends: [] };
           model.broadcasts.push(broadcast);
           const sent = this.send(model, broadcast, this.tokens.publishers[command.publisher % this.tokens.publishers.length]!);
           if (command.wait) await sent;
@@ -140,41 +243,61 @@ export class ScheduleRunner {
       }
       case 'subscribe': {
         const model = this.model(command.d);
-        // A resume needs a cursor: wait for the broadcasts in flight when none has returned yet.
-        if (!['none', 'foreign', 'malformed'].includes(command.from) && !model.broadcasts.some((b) => b.sends.some((send) => send.cursor))) await this.settle();
-        // A trimmed cursor needs a stream longer than its history: broadcast until it is.
-        if (command.from === 'trimmed') while (model.broadcasts.length < this.historySize + 2) await this.broadcastOne(model);
-        const listened = this.hub.listens(model.id);
-        const session = this.open(model, command.transport, command.from, command.pick, command.viaHeader);
-        await this.established(model, [session], listened);
+        await this.prepareFrom(model, command.from);
+        const listened = this.listens();
+        const session = this.openSingle(model, command.transport, command.from, command.pick, command.viaHeader, command.types ?? null);
+        await this.established([session], listened);
+        return;
+      }
+      case 'watch': {
+        const resumable = this.dashboards.filter((dashboard) => dashboard.connection !== null && endingOf(dashboard.connection) !== null);
+        resumable.sort((a, b) => a.connection!.watches[0]!.record.endTick! - b.connection!.watches[0]!.record.endTick!);
+        // Else the newest dashboard, whose connection breaks now.
+        const resumed = command.resume ? (resumable.at(-1) ?? this.dashboards.at(-1)) : undefined;
+        if (resumed && endingOf(resumed.connection!) === null) {
+          await resumed.connection!.opened;
+          resumed.connection!.wire?.cut();
+          if (endingOf(resumed.connection!) === null) this.end(resumed.connection!, 'dropped');
+        }
+        const models = [...new Set(command.ds.map((d) => this.model(d)))];
+        if (!resumed) for (const [i, model] of models.entries()) await this.prepareFrom(model, command.froms[i] ?? 'none');
+        const listened = this.listens();
+        // A resume mostly keeps its transport (every fourth pick: the command's).
+        const session = resumed
+          ? this.connect(resumed, command.pick % 4 === 0 ? command.transport : resumed.connection!.transport)
+          : this.openDashboard(models, command.froms, command.pick, command.types ?? null, command.transport);
+        await this.established([session], listened);
         return;
       }
       case 'claim-race': {
         const model = this.model(command.d);
-        const listened = this.hub.listens(model.id);
+        const listened = this.listens();
         const group = ++this.claimGroups;
-        const sessions = command.transports.map((transport) => this.open(model, transport, 'none', 0, false, group));
-        await this.established(model, sessions, listened);
+        const sessions = command.transports.map((transport) => this.openSingle(model, transport, 'none', 0, false, null, group));
+        await this.established(sessions, listened);
         return;
       }
       case 'drop': {
-        const open = this.live.filter((session) => session.record.ending === null && session.record.mode !== 'bad');
+        const open = this.live.filter((session) => endingOf(session) === null && session.watches[0]!.record.mode !== 'bad');
         const session = open[command.pick % Math.max(1, open.length)];
         if (!session) return;
         await session.opened;
-        if (!session.wire || session.record.ending !== null) return;
-        if (command.midFrame) {
+        if (!session.wire || endingOf(session) !== null) return;
+        // A frame needs an event of a type it asked for.
+        const { model, record } = session.watches[0]!;
+        const typename = wanted(record.types)[0];
+        if (command.midFrame && typename) {
           const cut = session.wire.cutWithinNextFrame();
-          this.broadcastOne(session.model);
+          void this.broadcastOne(model, typename);
           const how = await Promise.race([cut.then(() => 'cut'), new Promise((resolve) => setTimeout(resolve, SETTLE_MS))]);
-          if (how === 'cut') this.midFrameCuts += 1;
+          if (how === 'cut') this.count('mid-frame cuts');
         }
         session.wire.cut();
         this.end(session, 'dropped');
         return;
       }
       case 'quiesce':
-        return this.quiesce(this.model(command.d));
+        return this.quiesce([this.model(command.d)]);
       case 'settle':
         return this.settle();
     }
@@ -182,6 +305,11 @@ export class ScheduleRunner {
 
   private model(d: number): DiagnosisModel {
     return this.models[d % this.models.length]!;
+  }
+
+  /** How many `listen` calls have resolved per diagnosis, now. */
+  private listens(): Map<DiagnosisModel, number> {
+    return new Map(this.models.map((model) => [model, this.hub.listens(model.id)]));
   }
 
   /** Sends one request for a logical broadcast and records its receipt. */
@@ -197,16 +325,15 @@ export class ScheduleRunner {
     broadcast.sends.push(record);
     publisherByBroadcast.set(broadcast, token);
     const rating = 1 + (Number(broadcast.name.slice(1)) % 5);
-    const input = {
-      diagnosisId: model.id,
-      feedbackId: broadcast.name,
-      rating,
-      effectiveness: 0.5,
-      ...(broadcast.key ? { idempotencyKey: broadcast.key } : {}),
-    };
-    const sent = gql(this.app.url, BROADCAST_FEEDBACK, { input }, token).then(
+    const key = broadcast.key ? { idempotencyKey: broadcast.key } : {};
+    const input =
+      broadcast.typename === 'FeedbackUpdate'
+        ? { diagnosisId: model.id, feedbackId: broadcast.name, rating, effectiveness: 0.5, ...key }
+        : { diagnosisId: model.id, recommendationId: broadcast.name, effectiveness: 0.5, confidence: 0.5, sampleSize: rating, ...key };
+    const { mutation, field } = BROADCASTS[broadcast.typename];
+    const sent = gql(this.app.url, mutation, { input }, token).then(
       ({ status, body }) => {
-        const receipt = body.data?.['broadcastFeedbackUpdate'] as { event: { cursor: string; feedbackId: string }; duplicate: boolean } | undefined;
+        const receipt = body.data?.[field] as { event: { cursor: string; feedbackId?: string; recommendationId?: string }; duplicate: boolean } | undefined;
         if (!receipt) {
           record.error = `HTTP ${status} ${JSON.stringify(body.errors?.map((error) => error.extensions?.['code'] ?? error.message))}`;
           return;
@@ -214,7 +341,7 @@ export class ScheduleRunner {
         record.ackTick = tick();
         record.cursor = receipt.event.cursor;
         record.duplicate = receipt.duplicate;
-        record.receiptName = receipt.event.feedbackId;
+        record.receiptName = receipt.event.feedbackId ?? receipt.event.recommendationId ?? null;
       },
       (error: unknown) => {
         record.error = (error as Error).message;
@@ -230,14 +357,20 @@ export class ScheduleRunner {
   }
 
   /** One fresh broadcast by the first publisher (a trigger, or the last event a watcher must see). */
-  private broadcastOne(model: DiagnosisModel): Promise<void> {
-    const broadcast: LogicalBroadcast = { name: `e${model.broadcasts.length + 1}`, key: null, sends: [] };
+  private broadcastOne(model: DiagnosisModel, typename: BroadcastType = 'FeedbackUpdate'): Promise<void> {
+    const broadcast: LogicalBroadcast = { name: `e${model.broadcasts.length + 1}`, typename, key: null, sends: [] };
     model.broadcasts.push(broadcast);
     return this.send(model, broadcast, this.tokens.publishers[0]!);
   }
 
   private async settle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  /** Makes the cursor `from` asks for exist: a resume needs an acknowledged broadcast, a trimmed cursor a stream longer than its history. */
+  private async prepareFrom(model: DiagnosisModel, from: From): Promise<void> {
+    if (!['none', 'foreign', 'malformed'].includes(from) && !model.broadcasts.some((b) => b.sends.some((send) => send.cursor))) await this.settle();
+    if (from === 'trimmed') while (model.broadcasts.length < this.historySize + 2) await this.broadcastOne(model);
   }
 
   /** Picks the `after` for a new subscription from what the schedule has seen so far. */
@@ -280,23 +413,13 @@ export class ScheduleRunner {
     }
   }
 
-  /** Starts a subscription (not awaited: the caller waits for it to be established). */
-  private open(
-    model: DiagnosisModel,
-    transport: Transport,
-    from: From,
-    pick: number,
-    viaHeader: boolean,
-    claimGroup: number | null = null,
-    final = false,
-  ): Live {
-    const { mode, after } = this.chooseAfter(model, from, pick);
-    const header = transport === 'sse' && viaHeader && after !== null;
-    const name = `s${++this.sessionCount} ${transport} ${final ? 'final ' : ''}${mode}${after === null ? '' : `(after=${offsetOf(after) ?? JSON.stringify(after)} via ${header ? 'Last-Event-ID' : 'variable'})`}`;
+  /** A record of a new subscriber in its diagnosis's model (which then has a listener again). */
+  private newRecord(model: DiagnosisModel, name: string, mode: SessionMode, after: string | null, types: Types, claimGroup: number | null): SessionRecord {
     const record: SessionRecord = {
-      name,
+      name: `${name}${types === null ? '' : ` types=[${types.join()}]`}`,
       mode,
       afterOffset: mode === 'resume' ? offsetOf(after!) : null,
+      types: typenames(types),
       requestTick: tick(),
       establishedTick: null,
       endTick: null,
@@ -307,22 +430,128 @@ export class ScheduleRunner {
     };
     for (const window of model.quiet) if (window.to === Infinity) window.to = record.requestTick;
     model.sessions.push(record);
-    const session: Live = { record, model, wire: null, opened: Promise.resolve(), watchers: new Set() };
+    return record;
+  }
+
+  /** Starts a `diagnosisUpdates` subscription (not awaited: the caller waits for it to be established). */
+  private openSingle(
+    model: DiagnosisModel,
+    transport: Transport,
+    from: From,
+    pick: number,
+    viaHeader: boolean,
+    types: Types,
+    claimGroup: number | null = null,
+    final = false,
+  ): Live {
+    const { mode, after } = this.chooseAfter(model, from, pick);
+    const header = transport === 'sse' && viaHeader && after !== null;
+    const name = `s${++this.sessionCount} ${transport} ${final ? 'final ' : ''}${mode}${after === null ? '' : `(after=${describeAfter(after)} via ${header ? 'Last-Event-ID' : 'variable'})`}`;
+    const record = this.newRecord(model, name, mode, after, types, claimGroup);
+    const variables = { diagnosisId: model.id, ...(after !== null && !header ? { after } : {}), ...(types === null ? {} : { types }) };
+    return this.start({ watches: [{ model, record }], dashboard: null }, transport, WATCH, variables, header ? { 'last-event-id': after! } : {});
+  }
+
+  /** A new dashboard's first connection (see the `watch` command); `claimGroups` groups its claimers per diagnosis. */
+  private openDashboard(
+    models: readonly DiagnosisModel[],
+    froms: readonly From[],
+    pick: number,
+    types: Types,
+    transport: Transport,
+    claimGroups: ReadonlyMap<DiagnosisModel, number> | null = null,
+  ): Live {
+    const dashboard: Dashboard = { name: `d${this.dashboards.length + 1}`, models, types, at: new Map(), sse: null, connection: null };
+    for (const [i, model] of models.entries()) dashboard.at.set(model, this.chooseAfter(model, froms[i] ?? 'none', pick));
+    const bad = [...dashboard.at.values()].some((at) => at.mode === 'bad');
+    if (!bad) {
+      this.dashboards.push(dashboard);
+      return this.connect(dashboard, transport, claimGroups);
+    }
+    // Refused as a whole: over SSE with an odd pick for a malformed Last-Event-ID (every `after` valid), else for its malformed `after`.
+    const ids = models.map((model) => model.id).sort();
+    const anyCursor = models.flatMap((model) => model.broadcasts.flatMap((b) => b.sends)).find((send) => send.cursor !== null)?.cursor;
+    const maps = malformedMaps(diagnosisSetId(ids), ids.length, anyCursor ?? encodeCursor({ epoch: 'lostEpoch', offset: 1 }));
+    const lastEventId = transport === 'sse' && pick % 2 === 1 ? maps[Math.floor(pick / 2) % maps.length]! : null;
+    const after = (model: DiagnosisModel) => {
+      const { after: cursor, mode } = dashboard.at.get(model)!;
+      return mode === 'bad' && lastEventId !== null ? null : cursor;
+    };
+    const name = `s${++this.sessionCount} ${transport} ${dashboard.name} refused (${lastEventId === null ? 'malformed after' : `Last-Event-ID ${lastEventId}`})`;
+    const watches = models.map((model) => ({ model, record: this.newRecord(model, name, 'bad', null, types, null) }));
+    return this.start(
+      { watches, dashboard: null },
+      transport,
+      MULTI,
+      this.dashboardVariables(models, after, types),
+      lastEventId === null ? {} : { 'last-event-id': lastEventId },
+    );
+  }
+
+  private dashboardVariables(models: readonly DiagnosisModel[], after: (model: DiagnosisModel) => string | null, types: Types): Record<string, unknown> {
+    const diagnoses = models.map((model) => {
+      const cursor = after(model);
+      return { diagnosisId: model.id, ...(cursor === null ? {} : { after: cursor }) };
+    });
+    return { diagnoses, ...(types === null ? {} : { types }) };
+  }
+
+  /**
+   * A dashboard connects from where it stands: over WebSocket with `after` per diagnosis; over SSE
+   * with the request of its last SSE connection again and the last event id since as
+   * Last-Event-ID (a first SSE request: `after` per diagnosis).
+   */
+  private connect(dashboard: Dashboard, transport: Transport, claimGroups: ReadonlyMap<DiagnosisModel, number> | null = null): Live {
+    const { models, types, at } = dashboard;
+    const resuming = dashboard.connection !== null;
+    if (resuming) this.count('dashboard resumes');
+    let variables: Record<string, unknown>;
+    let lastEventId: string | null = null;
+    if (transport === 'ws') {
+      dashboard.sse = null;
+      variables = this.dashboardVariables(models, (model) => at.get(model)!.after, types);
+    } else {
+      dashboard.sse ??= { variables: this.dashboardVariables(models, (model) => at.get(model)!.after, types), lastEventId: null };
+      ({ variables, lastEventId } = dashboard.sse);
+      if (lastEventId !== null) this.count('cursor-map resumes');
+    }
+    const how = lastEventId !== null ? 'Last-Event-ID map' : 'after';
+    const final = claimGroups !== null ? 'final ' : '';
+    const watches = models.map((model) => {
+      const { after, mode } = at.get(model)!;
+      const name = `s${this.sessionCount + 1} ${transport} ${final}${dashboard.name}${resuming ? ' again' : ''} ${mode}${after === null ? '' : `(after=${describeAfter(after)} via ${how})`}`;
+      return { model, record: this.newRecord(model, name, mode, after, types, claimGroups?.get(model) ?? null) };
+    });
+    this.sessionCount += 1;
+    this.count(`dashboard connections over ${transport}`);
+    const session = this.start({ watches, dashboard }, transport, MULTI, variables, lastEventId === null ? {} : { 'last-event-id': lastEventId });
+    dashboard.connection = session;
+    return session;
+  }
+
+  /** Opens the connection of a new subscriber. */
+  private start(
+    { watches, dashboard }: Pick<Live, 'watches' | 'dashboard'>,
+    transport: Transport,
+    query: string,
+    variables: Record<string, unknown>,
+    headers: Record<string, string>,
+  ): Live {
+    const session: Live = { watches, dashboard, transport, wire: null, opened: Promise.resolve(), watchers: new Set() };
     this.live.push(session);
-    const variables = { diagnosisId: model.id, ...(after !== null && !header ? { after } : {}) };
-    const sink = this.sinkFor(session);
+    const sink = this.sinkFor(session, headers['last-event-id'] ?? null);
     const opening =
       transport === 'ws'
-        ? openWs(this.app.port, this.tokens.reader, variables, sink)
-        : openSseWire(this.app.url, this.tokens.reader, variables, header ? { 'last-event-id': after! } : {}, sink);
+        ? openWs(this.app.port, this.tokens.reader, query, variables, sink)
+        : openSseWire(this.app.url, this.tokens.reader, query, variables, headers, sink);
     const opened = opening.then(
       (wire) => {
         session.wire = wire;
-        if (record.ending !== null) wire.cut();
+        if (endingOf(session) !== null) wire.cut();
       },
       (error: unknown) => {
-        record.errorCodes.push(`connection failed: ${(error as Error).message}`);
-        if (record.ending === null) this.end(session, 'server');
+        for (const { record } of watches) record.errorCodes.push(`connection failed: ${(error as Error).message}`);
+        if (endingOf(session) === null) this.end(session, 'server');
       },
     );
     session.opened = opened;
@@ -331,90 +560,178 @@ export class ScheduleRunner {
     return session;
   }
 
-  private sinkFor(session: Live): Sink {
-    const { record } = session;
+  /** Records what a connection receives; `lastEventId` is the Last-Event-ID it was opened with. */
+  private sinkFor(session: Live, lastEventId: string | null): Sink {
+    const { watches, dashboard } = session;
+    const cursorMap = dashboard ? new CursorMapCheck(dashboard.models, lastEventId) : null;
     return {
       result(result, sseId) {
-        for (const error of result.errors ?? []) record.errorCodes.push(String(error.extensions?.['code'] ?? error.message));
-        const item = result.data?.diagnosisUpdates;
+        for (const error of result.errors ?? []) for (const { record } of watches) record.errorCodes.push(String(error.extensions?.['code'] ?? error.message));
+        const item = Object.values(result.data ?? {})[0];
         if (!item) return;
+        const watch = watches.find((w) => w.model.id === item['diagnosisId']);
+        if (!watch) {
+          for (const { record } of watches) record.errorCodes.push(`an event of ${String(item['diagnosisId'])}, which it does not watch`);
+          return;
+        }
         const received: Received = {
           tick: tick(),
-          typename: item.__typename,
-          cursor: item.cursor,
-          replayed: item.replayed,
-          feedbackId: item.feedbackId ?? null,
-          gapReason: item.gapReason ?? null,
-          ...(sseId === undefined ? {} : { sseId }),
+          typename: item['__typename'],
+          cursor: item['cursor'],
+          replayed: item['replayed'],
+          name: item['feedbackId'] ?? item['recommendationId'] ?? null,
+          gapReason: item['gapReason'] ?? null,
+          ...(sseId === undefined ? {} : { sseId: cursorMap ? cursorMap.entryFor(watch.model.id, item['cursor'], sseId) : sseId }),
         };
-        record.received.push(received);
+        watch.record.received.push(received);
+        if (dashboard) {
+          dashboard.at.set(watch.model, { after: received.cursor, mode: 'resume' });
+          if (dashboard.sse && sseId) dashboard.sse.lastEventId = sseId;
+        }
         for (const watcher of session.watchers) watcher();
       },
       ended: () => {
-        if (record.ending === null) this.end(session, 'server');
+        if (endingOf(session) === null) this.end(session, 'server');
       },
     };
   }
 
   private end(session: Live, how: NonNullable<SessionRecord['ending']>): void {
-    session.record.ending = how;
-    session.record.endTick = tick();
+    const endTick = tick();
+    for (const { record } of session.watches) {
+      record.ending = how;
+      record.endTick = endTick;
+    }
     for (const watcher of session.watchers) watcher();
   }
 
-  /** Waits until the engine listens for each new subscriber (`listened` listens before they were opened); refused ones: until refused. */
-  private async established(model: DiagnosisModel, sessions: readonly Live[], listened: number): Promise<void> {
-    for (const session of sessions.filter((s) => s.record.mode === 'bad')) {
+  /**
+   * Waits until the engine listens for each new subscriber, for each of its diagnoses
+   * (`listened`: the counts before they were opened); refused ones: until refused.
+   */
+  private async established(sessions: readonly Live[], listened: ReadonlyMap<DiagnosisModel, number>): Promise<void> {
+    const accepted = sessions.filter((session) => session.watches[0]!.record.mode !== 'bad');
+    for (const session of sessions.filter((s) => !accepted.includes(s))) {
       // Not refused in time: cut it; the model reports what it got instead of BAD_USER_INPUT.
-      if (!(await whenSession(session, () => session.record.ending !== null, SETTLE_MS))) {
+      if (!(await whenSession(session, () => endingOf(session) !== null, SETTLE_MS))) {
         session.wire?.cut();
         this.end(session, 'dropped');
       }
     }
-    const accepted = sessions.filter((s) => s.record.mode !== 'bad').length;
-    if (accepted === 0) return;
-    await this.hub.whenListens(model.id, listened + accepted, SETTLE_MS);
+    if (accepted.length === 0) return;
+    const waits = [...listened].map(([model, n]) => {
+      const more = accepted.reduce((sum, session) => sum + session.watches.filter((watch) => watch.model === model).length, 0);
+      return more === 0 ? undefined : this.hub.whenListens(model.id, n + more, SETTLE_MS);
+    });
+    await Promise.all(waits);
     const now = tick();
-    for (const session of sessions) if (session.record.mode !== 'bad') session.record.establishedTick = now;
+    for (const session of accepted) for (const { record } of session.watches) record.establishedTick = now;
   }
 
   /**
-   * Ends every open subscriber of a diagnosis as observed: one more broadcast that each must
-   * receive (waited for, bounded), then a close, then the hub must count nobody.
+   * Ends every open subscriber of these diagnoses as observed: one more broadcast of each type
+   * they asked for, to each diagnosis they watch, that each must receive (waited for, bounded),
+   * then a close, then the hub must count nobody for these diagnoses.
    */
-  private async quiesce(model: DiagnosisModel): Promise<void> {
-    // Broadcasts still in flight would be stored after the one waited for below, and could be on
-    // their way to a subscriber when it is closed: acknowledged first, so that one is the last.
+  private async quiesce(targets: readonly DiagnosisModel[]): Promise<void> {
+    // Broadcasts still in flight would be stored after the ones waited for below, and could be on
+    // their way to a subscriber when it is closed: acknowledged first, so that those are the last.
     await this.settle();
-    const open = this.live.filter((session) => session.model === model && session.record.ending === null);
+    const open = this.live.filter((session) => endingOf(session) === null && session.watches.some((watch) => targets.includes(watch.model)));
     if (open.length > 0) {
-      const last = model.broadcasts.length;
-      await this.broadcastOne(model);
-      const cursor = model.broadcasts[last]!.sends[0]!.cursor;
-      if (cursor !== null) {
-        await Promise.all(
-          open.map((session) =>
-            whenSession(session, () => session.record.ending !== null || session.record.received.some((item) => item.cursor === cursor), SETTLE_MS),
-          ),
-        );
+      const watches = open.flatMap((session) => session.watches);
+      const lasts = new Map<DiagnosisModel, LogicalBroadcast[]>();
+      const sent: Array<Promise<void>> = [];
+      for (const model of new Set(watches.map((watch) => watch.model))) {
+        const types = new Set(watches.filter((watch) => watch.model === model).flatMap((watch) => wanted(watch.record.types)));
+        for (const typename of BROADCAST_TYPES.filter((t) => types.has(t))) {
+          sent.push(this.broadcastOne(model, typename));
+          lasts.set(model, [...(lasts.get(model) ?? []), model.broadcasts.at(-1)!]);
+        }
       }
+      await Promise.all(sent);
+      const due = ({ model, record }: Watch) =>
+        (lasts.get(model) ?? []).filter((last) => wanted(record.types).includes(last.typename)).map((last) => last.sends[0]!.cursor);
+      await Promise.all(
+        open.map((session) =>
+          whenSession(
+            session,
+            () =>
+              endingOf(session) !== null ||
+              session.watches.every((watch) => due(watch).every((cursor) => cursor === null || watch.record.received.some((item) => item.cursor === cursor))),
+            SETTLE_MS,
+          ),
+        ),
+      );
       for (const session of open) {
-        if (session.record.ending !== null) continue;
+        if (endingOf(session) !== null) continue;
         this.end(session, 'observed');
         session.wire?.cut();
       }
     }
-    await subscribersReach(this.app.url, this.tokens.status, model.id, 0, SETTLE_MS, POLL_MS);
-    model.quiet.push({ from: tick(), to: Infinity });
+    await Promise.all(targets.map((model) => subscribersReach(this.app.url, this.tokens.status, model.id, 0, SETTLE_MS, POLL_MS)));
+    const now = tick();
+    for (const model of targets) model.quiet.push({ from: now, to: Infinity });
   }
 
-  /** A last claimer per diagnosis: it must receive every pending event nobody else could have. */
-  private async finalClaim(model: DiagnosisModel): Promise<void> {
-    const listened = this.hub.listens(model.id);
-    const session = this.open(model, model.sessions.length % 2 === 0 ? 'ws' : 'sse', 'none', 0, false, ++this.claimGroups, true);
-    await this.established(model, [session], listened);
-    await this.quiesce(model);
+  /**
+   * A last claimer per diagnosis (every other schedule one dashboard of them all): it must
+   * receive every pending event nobody else could have.
+   */
+  private async finalClaim(): Promise<void> {
+    const listened = this.listens();
+    let sessions: Live[];
+    if (this.sessionCount % 2 === 1) {
+      const groups = new Map(this.models.map((model) => [model, ++this.claimGroups]));
+      const transport = Math.floor(this.sessionCount / 2) % 2 === 0 ? 'ws' : 'sse';
+      sessions = [this.openDashboard(this.models, [], 0, null, transport, groups)];
+    } else {
+      sessions = this.models.map((model) =>
+        this.openSingle(model, model.sessions.length % 2 === 0 ? 'ws' : 'sse', 'none', 0, false, null, ++this.claimGroups, true),
+      );
+    }
+    await this.established(sessions, listened);
+    await this.quiesce(this.models);
   }
+}
+
+/**
+ * Checks the cursor map of each SSE message of a dashboard's connection: the Last-Event-ID it
+ * was opened with, with the cursor of every item received since in its diagnosis's entry.
+ */
+class CursorMapCheck {
+  private readonly ids: string[];
+  private readonly setId: string;
+  /** What the map must hold, by diagnosis id. */
+  private readonly expected = new Map<string, string>();
+
+  constructor(models: readonly DiagnosisModel[], lastEventId: string | null) {
+    this.ids = models.map((model) => model.id).sort();
+    this.setId = diagnosisSetId(this.ids);
+    const sent = lastEventId === null ? null : this.decode(lastEventId);
+    if (sent) for (const [id, cursor] of sent) this.expected.set(id, cursor);
+  }
+
+  private decode(text: string): Map<string, string> | null {
+    const positions = decodeCursorMap(text, this.setId, this.ids.length);
+    if (typeof positions === 'string') return null;
+    return new Map([...positions].map(([index, position]) => [this.ids[index]!, encodeCursor(position)]));
+  }
+
+  /** The cursor the map `sseId` gives `diagnosisId` (which just received `cursor`), or what is wrong with it. */
+  entryFor(diagnosisId: string, cursor: string, sseId: string | null): string {
+    this.expected.set(diagnosisId, cursor);
+    const got = sseId === null ? null : this.decode(sseId);
+    if (!got) return `${String(sseId)} (not a cursor map of this dashboard)`;
+    const wrong = [...new Set([...got.keys(), ...this.expected.keys()])].filter((id) => got.get(id) !== this.expected.get(id));
+    if (wrong.length > 0) return `${sseId} (entries of ${wrong.join(', ')} are not the cursors last received)`;
+    return got.get(diagnosisId)!;
+  }
+}
+
+/** A cursor as a record's name shows it: its offset, or the text when it is none. */
+function describeAfter(after: string): string {
+  return String(offsetOf(after) ?? JSON.stringify(after));
 }
 
 const publisherByBroadcast = new WeakMap<LogicalBroadcast, string>();

@@ -16,15 +16,19 @@ export interface Send {
   ackTick: number | null;
   cursor: string | null;
   duplicate: boolean | null;
-  /** feedbackId of the event in the receipt. */
+  /** feedbackId (or recommendationId) of the event in the receipt. */
   receiptName: string | null;
   error: string | null;
 }
 
+/** The event types the schedules broadcast. */
+export type BroadcastType = 'FeedbackUpdate' | 'EffectivenessUpdate';
+
 /** One broadcast as the publisher means it: one input, at most one idempotency key, any number of sends. */
 export interface LogicalBroadcast {
-  /** The feedbackId: unique within the diagnosis. */
+  /** The feedbackId (or recommendationId): unique within the diagnosis. */
   readonly name: string;
+  readonly typename: BroadcastType;
   readonly key: string | null;
   readonly sends: Send[];
 }
@@ -35,9 +39,14 @@ export interface Received {
   readonly typename: string;
   readonly cursor: string;
   readonly replayed: boolean;
-  readonly feedbackId: string | null;
+  /** Its feedbackId or recommendationId. */
+  readonly name: string | null;
   readonly gapReason: string | null;
-  /** The SSE `id:` line of the message (undefined over WebSocket). */
+  /**
+   * Over SSE, the cursor the message's `id:` line gives: the line itself for one diagnosis; for a
+   * dashboard, the entry of its cursor map for this diagnosis, or what is wrong with the map
+   * (undefined over WebSocket).
+   */
   readonly sseId?: string | null;
 }
 
@@ -60,6 +69,8 @@ export interface SessionRecord {
   readonly mode: SessionMode;
   /** Offset of the `after` cursor (resume mode). */
   readonly afterOffset: number | null;
+  /** The event typenames it is narrowed to (`types`); null for every event. Gap markers always pass. */
+  readonly types: ReadonlySet<string> | null;
   readonly requestTick: number;
   /** When the hub counted its listener (status), i.e. every later broadcast must reach it. */
   establishedTick: number | null;
@@ -99,6 +110,7 @@ export function offsetOf(cursor: string): number | null {
 
 interface AckedEvent {
   readonly name: string;
+  readonly typename: BroadcastType;
   readonly cursor: string;
   readonly offset: number;
   /** Earliest send of it. */
@@ -131,11 +143,12 @@ export function checkDiagnosis(model: DiagnosisModel, historySize: number): stri
     if (session.ending === 'server') fail(`${where}: the hub ended a healthy subscription`);
     checkSequence(session, { byOffset, historySize, startedBefore, ackedBefore }, (message) => fail(`${where}: ${message}`));
 
-    // Broadcast accepted means delivered: a broadcast started after the hub counted this
-    // subscriber, and acknowledged while the client still watched, must be in its record.
+    // Broadcast accepted means delivered: a broadcast of a type it asked for, started after the
+    // hub counted this subscriber and acknowledged while the client still watched, must be in its record.
     if (session.establishedTick !== null && session.ending === 'observed') {
       const got = new Set(session.received.map((r) => r.cursor));
       for (const event of events) {
+        if (!wants(session, event)) continue;
         if (event.startTick > session.establishedTick && event.ackTick < session.endTick! && !got.has(event.cursor)) {
           fail(`${where}: never received acknowledged event ${event.name} (offset ${event.offset}), broadcast after it was established`);
         }
@@ -145,6 +158,11 @@ export function checkDiagnosis(model: DiagnosisModel, historySize: number): stri
 
   checkPending(model, events, historySize, fail);
   return problems;
+}
+
+/** Whether a subscriber narrowed to some types receives this event (others are consumed unseen). */
+function wants(session: SessionRecord, event: AckedEvent): boolean {
+  return session.types === null || session.types.has(event.typename);
 }
 
 /** The acknowledged events in cursor order, after checking every receipt; null when unusable. */
@@ -170,6 +188,7 @@ function ackedEvents(model: DiagnosisModel, fail: (message: string) => void): Ac
     }
     events.push({
       name: broadcast.name,
+      typename: broadcast.typename,
       cursor,
       offset,
       startTick: Math.min(...broadcast.sends.map((send) => send.startTick)),
@@ -196,8 +215,8 @@ interface SequenceContext {
 
 /**
  * Exactly once and in order: after `after` (or, for a claimer, after its claimed pending events)
- * the offsets follow on one by one; a missing range is only allowed behind a HistoryGap whose
- * reason and position are right.
+ * the offsets follow on one by one (skipping only events of types it did not ask for); a missing
+ * range is only allowed behind a HistoryGap whose reason and position are right.
  */
 function checkSequence(session: SessionRecord, context: SequenceContext, fail: (message: string) => void): void {
   const { byOffset, historySize, startedBefore, ackedBefore } = context;
@@ -230,9 +249,12 @@ function checkSequence(session: SessionRecord, context: SequenceContext, fail: (
     }
     const event = byOffset.get(offset);
     if (!event || event.cursor !== item.cursor) return fail(`${at}: not an acknowledged event`);
-    if (item.feedbackId !== event.name) fail(`${at}: carries ${String(item.feedbackId)}, the acknowledged event is ${event.name}`);
+    if (item.name !== event.name || item.typename !== event.typename)
+      fail(`${at}: carries ${item.typename} ${String(item.name)}, the acknowledged event is ${event.typename} ${event.name}`);
+    if (!wants(session, event)) fail(`${at}: a ${event.typename}, which it did not ask for`);
     if (session.mode === 'foreign' && expected === null) fail(`${at}: a foreign cursor got events without a HISTORY_LOST gap first`);
-    if (expected !== null && offset > expected) fail(`${at}: offsets ${expected}..${offset - 1} skipped silently`);
+    const skipped = expected === null ? [] : range(expected, offset).filter((o) => !byOffset.has(o) || wants(session, byOffset.get(o)!));
+    if (skipped.length > 0) fail(`${at}: offsets ${skipped.join(',')} skipped silently`);
     else if (offset <= previous) fail(`${at}: delivered again or out of order (after offset ${previous})`);
     // A claimer's pending events only increase; its first live event may follow them at any
     // distance, and from there on every offset follows on.
@@ -285,10 +307,12 @@ function checkPending(model: DiagnosisModel, events: readonly AckedEvent[], hist
     const got = new Set(members.flatMap((member) => member.received.map((item) => item.cursor)));
     for (const event of events) {
       if (event.offset <= existing - historySize || event.startTick > requestedAt || got.has(event.cursor)) continue;
+      // A claimer narrowed to other types consumes it unseen.
+      if (members.some((member) => !wants(member, event))) continue;
       if (!model.quiet.some((window) => window.from < event.startTick && event.ackTick < window.to)) continue;
       const taken = model.sessions.some((session) => {
         if (members.includes(session) || session.requestTick > readBy) return false;
-        if (session.received.some((item) => item.cursor === event.cursor)) return true;
+        if (session.received.some((item) => item.cursor === event.cursor) || !wants(session, event)) return true;
         if (session.ending === 'dropped' && (session.endTick ?? Infinity) > event.startTick) return true;
         return session.mode !== 'claim' && session.received.some((item) => item.replayed && (offsetOf(item.cursor) ?? 0) >= event.offset);
       });
@@ -298,6 +322,11 @@ function checkPending(model: DiagnosisModel, events: readonly AckedEvent[], hist
         );
     }
   }
+}
+
+/** The integers from `from` up to `to`, not included. */
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
 function describeCursor(cursor: string): string {
@@ -316,6 +345,7 @@ export function tally(models: readonly DiagnosisModel[], into: Record<string, nu
     );
     for (const session of model.sessions) {
       add(`${session.mode} subscribers`);
+      if (session.types !== null) add('narrowed subscribers');
       if (session.ending === 'dropped') add('dropped subscribers');
       add('events received', session.received.filter((item) => item.typename !== 'HistoryGap').length);
       add('TRIMMED gaps', session.received.filter((item) => item.gapReason === 'TRIMMED').length);
@@ -336,11 +366,11 @@ export function describeModel(model: DiagnosisModel): string {
       (s) =>
         `[start ${s.startTick} ack ${s.ackTick ?? '-'}${s.duplicate ? ' dup' : ''} ${s.cursor === null ? (s.error ?? '') : `@${offsetOf(s.cursor) ?? '?'}`}]`,
     );
-    lines.push(`  broadcast ${b.name}${b.key ? ` key ${b.key}` : ''} ${sends.join(' ')}`);
+    lines.push(`  broadcast ${b.name}${b.typename === 'FeedbackUpdate' ? '' : ` (${b.typename})`}${b.key ? ` key ${b.key}` : ''} ${sends.join(' ')}`);
   }
   for (const s of model.sessions) {
     const got = s.received.map(
-      (r) => `${r.typename === 'HistoryGap' ? `gap(${r.gapReason})` : r.feedbackId}@${offsetOf(r.cursor) ?? '?'}${r.replayed ? 'r' : ''}#${r.tick}`,
+      (r) => `${r.typename === 'HistoryGap' ? `gap(${r.gapReason})` : r.name}@${offsetOf(r.cursor) ?? '?'}${r.replayed ? 'r' : ''}#${r.tick}`,
     );
     lines.push(
       `  ${s.name}: request ${s.requestTick} established ${s.establishedTick ?? '-'} end ${s.endTick ?? '-'} ${s.ending ?? 'open'}; errors [${s.errorCodes.join()}]; got ${got.join(' ')}`,

@@ -1,10 +1,9 @@
 /**
- * The subscriber connections of the randomized delivery test, each carrying one subscription:
- * a graphql-transport-ws client on a bare TCP socket (frames parsed by hand, so a cut can
- * destroy the socket while a frame is arriving) and a graphql-sse (distinct connections) stream
- * read from a fetch (a cut aborts the fetch).
+ * The subscriber connections of the randomized delivery test, each carrying one subscription
+ * (`diagnosisUpdates` or `diagnosesUpdates`): a graphql-transport-ws client on a bare TCP socket
+ * (frames parsed by hand, so a cut can destroy the socket while a frame is arriving) and a
+ * graphql-sse (distinct connections) stream read from a fetch (a cut aborts the fetch).
  */
-import { SUBSCRIBE } from '../helpers/graphql.js';
 import { frame, frameSocket, readServerFrame } from '../helpers/hostile.js';
 import { openSse, type SseStream } from '../helpers/sse-reader.js';
 
@@ -17,7 +16,8 @@ export interface Wire {
 }
 
 export interface GraphQLResult {
-  data?: { diagnosisUpdates?: Record<string, any> | null } | null;
+  /** The subscription's one root field. */
+  data?: Record<string, Record<string, any> | null> | null;
   errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
 }
 
@@ -31,7 +31,7 @@ export interface Sink {
  * A graphql-transport-ws client on a bare TCP socket: one subscription, frames parsed by hand,
  * so `cutWithinNextFrame` destroys the socket with part of a frame received and unparsed.
  */
-export async function openWs(port: number, token: string, variables: Record<string, unknown>, sink: Sink): Promise<Wire> {
+export async function openWs(port: number, token: string, query: string, variables: Record<string, unknown>, sink: Sink): Promise<Wire> {
   const { socket } = await frameSocket(port);
   const sendJson = (message: unknown) => socket.write(frame({ opcode: 0x1, payload: Buffer.from(JSON.stringify(message)) }));
   let buffer = Buffer.alloc(0);
@@ -60,7 +60,7 @@ export async function openWs(port: number, token: string, variables: Record<stri
       else if (opcode === 0x8) return finish();
       else if (opcode === 0x1) {
         const message = JSON.parse(payload.toString('utf8')) as { type: string; payload?: any };
-        if (message.type === 'connection_ack') sendJson({ id: '1', type: 'subscribe', payload: { query: SUBSCRIBE, variables } });
+        if (message.type === 'connection_ack') sendJson({ id: '1', type: 'subscribe', payload: { query, variables } });
         else if (message.type === 'next') sink.result(message.payload as GraphQLResult);
         else if (message.type === 'error' || message.type === 'complete') {
           // One subscription per socket: once it is over, so is the connection.
@@ -91,8 +91,15 @@ export async function openWs(port: number, token: string, variables: Record<stri
 }
 
 /** A graphql-sse (distinct connections) subscription read from a fetch; a cut aborts the fetch. */
-export async function openSseWire(url: string, token: string, variables: Record<string, unknown>, headers: Record<string, string>, sink: Sink): Promise<Wire> {
-  const stream: SseStream = await openSse(url, { token, query: SUBSCRIBE, variables, headers });
+export async function openSseWire(
+  url: string,
+  token: string,
+  query: string,
+  variables: Record<string, unknown>,
+  headers: Record<string, string>,
+  sink: Sink,
+): Promise<Wire> {
+  const stream: SseStream = await openSse(url, { token, query, variables, headers });
   let onNextMessage = null as (() => void) | null;
   let over = false;
   void (async () => {
