@@ -132,6 +132,11 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     let reached: Position | null;
     if (member) {
       this.members.delete(diagnosisId);
+      // No longer a claimant first: dropping its items may empty the queue, which would count
+      // its claimed events as handed over (whenDrained) rather than give them back.
+      const claimants = this.claimants;
+      const at = claimants?.indexOf(member) ?? -1;
+      if (at >= 0) claimants!.splice(at, 1);
       member.stop(this.dropQueued((item) => item.diagnosisId === diagnosisId));
       reached = member.position;
     } else {

@@ -105,6 +105,20 @@ describe('MergedSubscription', () => {
     await merged.return();
   });
 
+  it("should give back a forbidden diagnosis's claimed pending events when they were all the queue held", async () => {
+    makeHub(100);
+    await publishMany(3, 'a');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    expect(merged.size).toBe(3); // a's claim only: dropping it empties the queue
+    merged.forbid((diagnosisId) => diagnosisId === 'a');
+    expect((await merged.next()).value).toMatchObject({ __typename: 'AccessEnded', diagnosisId: 'a' });
+    expect((await hub.diagnosisStatus('a')).pendingEvents).toBe(3);
+    await merged.return();
+  });
+
   it('should end the whole stream as forbidden when no diagnosis would be left', async () => {
     const merged = await hub.subscribeMany([
       { diagnosisId: 'a', after: null },
