@@ -10,10 +10,11 @@ import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback, gql, subscribeSse, subscribeWs, wsClient, type EventResult, type QueuedSubscription } from './helpers/graphql.js';
 import { diagnosisStatus, subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { hasRedisServer, startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
-import { adminToken, readerToken } from './helpers/tokens.js';
+import { adminToken, readerToken, signToken } from './helpers/tokens.js';
 import { MULTI } from './helpers/diagnoses.js';
 import { DEFAULT_QUERY } from '../src/transport/graphiql.js';
 
+const REVOKE = `mutation Revoke($input: RevokeAccessInput!) { revokeAccess(input: $input) { kind } }`;
 const EFFECTIVENESS = `mutation E($input: EffectivenessUpdateInput!) { broadcastEffectivenessUpdate(input: $input) { event { cursor } } }`;
 
 let redis: RedisServer | null = null;
@@ -159,6 +160,39 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
       refused.close();
     }
   });
+
+  it.each(['SSE', 'WebSocket'] as const)(
+    'should leave the cursor of a diagnosis whose access ended where its delivered events left it, over %s',
+    async (transport) => {
+      const [a, b] = [uniqueId('ended-a'), uniqueId('ended-b')];
+      const subject = uniqueId('ended-subject');
+      const token = await signToken({ sub: subject, diagnoses: [a, b] });
+      // a's two events wait as pending: the subscription claims them, then only live events follow.
+      await broadcastFeedback(app.url, admin, a, 1);
+      const a2 = await broadcastFeedback(app.url, admin, a, 2);
+      const revokeA = () => gql(app.url, REVOKE, { input: { subject, diagnosisId: a } }, ops);
+      const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+      if (transport === 'SSE') {
+        const { openSse, resultOf } = await import('./helpers/sse-reader.js');
+        const sse = track(
+          await openSse(app.url, { token, query: MULTI, variables: { diagnoses: watch([a, b]) } }).then((s) => Object.assign(s, { dispose: s.close })),
+        );
+        const replay = await sse.take(2);
+        expect(replay.map((message) => (resultOf(message).data.diagnosesUpdates as EventResult).cursor)).toContain(a2.event.cursor);
+        expect((await revokeA()).body.errors).toBeUndefined();
+        const [ended] = await sse.take(1);
+        expect(resultOf(ended!).data.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: a });
+        // The Last-Event-ID a client resumes from still holds a's position after its last event.
+        expect(ended!.id).toBe(replay[1]!.id);
+      } else {
+        const sub = track(subscribeWs(client(token), { diagnoses: watch([a, b]) }, MULTI));
+        expect((await events(sub, 2)).map((event) => event.cursor)).toContain(a2.event.cursor);
+        expect((await revokeA()).body.errors).toBeUndefined();
+        const [ended] = await events(sub, 1);
+        expect(ended).toMatchObject({ __typename: 'AccessEnded', diagnosisId: a, cursor: a2.event.cursor });
+      }
+    },
+  );
 
   it('should refuse the whole subscription with FORBIDDEN naming only the refused ids the caller sent, subscribing nothing', async () => {
     const [mine, other, third] = [uniqueId('own'), uniqueId('other'), uniqueId('third')];

@@ -217,6 +217,8 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
 class Member extends Subscription {
   /** Set while the merged subscription stops it: the oldest of its items that never reached the subscriber. */
   private unhanded: HubEvent | undefined = undefined;
+  /** Position of the newest item it pushed (replayed ones included); null before any. */
+  private pushed: Position | null = null;
 
   constructor(
     settings: SubscriptionSettings,
@@ -227,7 +229,9 @@ class Member extends Subscription {
   }
 
   override push(item: HubEvent): void {
-    if (!this.isEnded) this.merged.accept(item);
+    if (this.isEnded) return;
+    this.pushed = item.position;
+    this.merged.accept(item);
   }
 
   override async start(after: Position | null): Promise<void> {
@@ -241,9 +245,12 @@ class Member extends Subscription {
     this.merged.memberEnded(this, end);
   }
 
-  /** Where its diagnosis's stream had reached (null before anything). */
+  /**
+   * Where its diagnosis's stream had reached (null before anything): its newest item, else where
+   * it resumed. Not `reached` alone: after the pending events it claimed, that keeps no epoch.
+   */
   get position(): Position | null {
-    return this.reached.epoch === '' ? null : this.reached;
+    return this.pushed ?? (this.reached.epoch === '' ? null : this.reached);
   }
 
   /** Stopped by the merged subscription; `unhanded` as for SubscriberQueue.whenEnded. */

@@ -131,7 +131,8 @@ export class SseStreams {
  * in time linear in the diagnoses that have moved.
  */
 function cursorMapAfter({ setId, ids, positions }: CursorMapState, event: HubEvent): string {
-  const index = sortedIndexOf(ids, event.diagnosisId);
+  // AccessEnded is no event of its diagnosis: its entry stays after the last one handed over.
+  const index = event.__typename === 'AccessEnded' ? -1 : sortedIndexOf(ids, event.diagnosisId);
   if (index >= 0) positions.set(index, event.position);
   return encodeCursorMap(setId, positions);
 }
