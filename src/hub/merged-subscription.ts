@@ -112,41 +112,41 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
   forbid(refused: (diagnosisId: string) => boolean): boolean {
     if (this.isEnded) return false;
     const ended = [...this.members.keys()].filter(refused);
+    const unopened: WatchedDiagnosis[] = [];
     for (let i = this.opened; i < this.unopened.length; i += 1) {
-      const { diagnosisId } = this.unopened[i]!;
-      if (!this.dropped?.has(diagnosisId) && refused(diagnosisId)) ended.push(diagnosisId);
+      const watched = this.unopened[i]!;
+      if (!this.dropped?.has(watched.diagnosisId) && refused(watched.diagnosisId)) unopened.push(watched);
     }
-    if (ended.length === 0) return false;
-    if (ended.length === this.diagnoses) this.endFor(SubscriptionEnd.forbidden);
-    else for (const diagnosisId of ended) this.endDiagnosis(diagnosisId);
+    if (ended.length + unopened.length === 0) return false;
+    if (ended.length + unopened.length === this.diagnoses) {
+      this.endFor(SubscriptionEnd.forbidden);
+      return true;
+    }
+    // Those not opened yet are dropped first: ending a member may empty the queue, which opens the next batch.
+    for (const { diagnosisId } of unopened) (this.dropped ??= new Set()).add(diagnosisId);
+    for (const diagnosisId of ended) this.endDiagnosis(diagnosisId);
+    for (const { diagnosisId, after } of unopened) this.push(accessEnded(diagnosisId, after, this.settings.now()));
     return true;
   }
 
   /**
-   * Ends one diagnosis's part alone: its member stops, its items still queued are dropped (those
-   * it claimed from the pending events become pending again), and an AccessEnded event tells the
-   * subscriber. One not opened yet is never opened.
+   * Ends one open diagnosis's part alone: its member stops, its items still queued are dropped
+   * (those it claimed from the pending events become pending again), and an AccessEnded event
+   * tells the subscriber.
    */
   private endDiagnosis(diagnosisId: string): void {
-    const member = this.members.get(diagnosisId);
-    let reached: Position | null;
-    if (member) {
-      this.members.delete(diagnosisId);
-      // No longer a claimant first: dropping its items may empty the queue, which would count
-      // its claimed events as handed over (whenDrained) rather than give them back.
-      const claimants = this.claimants;
-      const at = claimants?.indexOf(member) ?? -1;
-      if (at >= 0) claimants!.splice(at, 1);
-      member.stop(this.dropQueued((item) => item.diagnosisId === diagnosisId));
-      reached = member.position;
-    } else {
-      (this.dropped ??= new Set()).add(diagnosisId);
-      reached = this.unopened.find((watched) => watched.diagnosisId === diagnosisId)?.after ?? null;
-    }
-    this.push(accessEnded(diagnosisId, reached, this.settings.now()));
+    const member = this.members.get(diagnosisId)!;
+    this.members.delete(diagnosisId);
+    // No longer a claimant first: dropping its items may empty the queue, which would count
+    // its claimed events as handed over (whenDrained) rather than give them back.
+    const claimants = this.claimants;
+    const at = claimants?.indexOf(member) ?? -1;
+    if (at >= 0) claimants!.splice(at, 1);
+    member.stop(this.dropQueued((item) => item.diagnosisId === diagnosisId));
+    this.push(accessEnded(diagnosisId, member.position, this.settings.now()));
   }
 
-  /** Diagnoses ended before they were opened (see endDiagnosis); null when none. */
+  /** Diagnoses ended before they were opened (see forbid); null when none. */
   private dropped: Set<string> | null = null;
 
   /** An item of a member: replayed items raise the bound, live ones count against it. */

@@ -119,6 +119,27 @@ describe('MergedSubscription', () => {
     await merged.return();
   });
 
+  it('should never open a forbidden diagnosis of a later batch when ending another empties the queue', async () => {
+    makeHub(100);
+    const ids = Array.from({ length: 20 }, (_, i) => `batch-${String(i).padStart(2, '0')}`);
+    await publishMany(2, ids[0]!); // the only events queued by the first batch
+    const [late] = await publishMany(1, ids[19]!);
+    const merged = await hub.subscribeMany(ids.map((diagnosisId) => ({ diagnosisId, after: diagnosisId === ids[19] ? late!.event.position : null })));
+    expect(merged.size).toBe(2);
+    merged.forbid((diagnosisId) => diagnosisId === ids[0] || diagnosisId === ids[19]);
+    expect(merged.diagnoses).toBe(18);
+    const got = [(await merged.next()).value, (await merged.next()).value] as HubEvent[];
+    expect(got.map((event) => [event.__typename, event.diagnosisId])).toEqual([
+      ['AccessEnded', ids[0]],
+      ['AccessEnded', ids[19]],
+    ]);
+    // Where it was watched from, and never listened to.
+    expect(got[1]!.cursor).toBe(late!.event.cursor);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await engine.stats()).subscriptions).toBe(18); // 15 of the first batch, 3 of the second
+    await merged.return();
+  });
+
   it('should end the whole stream as forbidden when no diagnosis would be left', async () => {
     const merged = await hub.subscribeMany([
       { diagnosisId: 'a', after: null },
