@@ -142,8 +142,9 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     const claimants = this.claimants;
     const at = claimants?.indexOf(member) ?? -1;
     if (at >= 0) claimants!.splice(at, 1);
-    member.stop(this.dropQueued((item) => item.diagnosisId === diagnosisId));
-    this.push(accessEnded(diagnosisId, member.position, this.settings.now()));
+    const dropped = this.dropQueued((item) => item.diagnosisId === diagnosisId);
+    member.stop(dropped);
+    this.push(accessEnded(diagnosisId, dropped ? member.before(dropped) : member.position, this.settings.now()));
   }
 
   /** Diagnoses ended before they were opened (see forbid); null when none. */
@@ -219,6 +220,8 @@ class Member extends Subscription {
   private unhanded: HubEvent | undefined = undefined;
   /** Position of the newest item it pushed (replayed ones included); null before any. */
   private pushed: Position | null = null;
+  /** Where it was opened from (`after` of start). */
+  private from: Position | null = null;
 
   constructor(
     settings: SubscriptionSettings,
@@ -235,6 +238,7 @@ class Member extends Subscription {
   }
 
   override async start(after: Position | null): Promise<void> {
+    this.from = after;
     await super.start(after);
     if (this.claimed !== null) this.merged.claimed(this);
   }
@@ -251,6 +255,17 @@ class Member extends Subscription {
    */
   get position(): Position | null {
     return this.pushed ?? (this.reached.epoch === '' ? null : this.reached);
+  }
+
+  /**
+   * Where it stood before `item`, the oldest of its items never handed over: the event before
+   * it (positions of a stream follow on); before a gap, which opens a replay, where it was opened
+   * from (at or before: a gap of a catch-up comes later).
+   */
+  before(item: HubEvent): Position | null {
+    if (item.__typename === 'HistoryGap') return this.from;
+    const { epoch, offset } = item.position;
+    return { epoch, offset: offset - 1 };
   }
 
   /** Stopped by the merged subscription; `unhanded` as for SubscriberQueue.whenEnded. */

@@ -5,6 +5,7 @@
  * map codec (domain/cursor-map.ts).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeCursor } from '../../src/domain/cursor.js';
 import { decodeCursorMap, diagnosisSetId, encodeCursorMap, MAX_ENCODED_LENGTH } from '../../src/domain/cursor-map.js';
 import type { EventDraft, HubEvent, Position } from '../../src/domain/events.js';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
@@ -137,6 +138,23 @@ describe('MergedSubscription', () => {
     expect(got[1]!.cursor).toBe(late!.event.cursor);
     await new Promise((resolve) => setImmediate(resolve));
     expect((await engine.stats()).subscriptions).toBe(18); // 15 of the first batch, 3 of the second
+    await merged.return();
+  });
+
+  it('should give AccessEnded the position of the last event handed over when queued ones were dropped', async () => {
+    makeHub(100);
+    const a = await publishMany(4, 'a');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: a[0]!.event.position },
+      { diagnosisId: 'b', after: null },
+    ]);
+    expect(merged.size).toBe(3); // a2, a3, a4 replayed
+    expect((await merged.next()).value).toMatchObject({ cursor: a[1]!.event.cursor });
+    merged.forbid((diagnosisId) => diagnosisId === 'a');
+    const ended = (await merged.next()).value as HubEvent;
+    expect(ended.__typename).toBe('AccessEnded');
+    expect(decodeCursor(ended.cursor)).toMatchObject({ epoch: a[1]!.event.position.epoch, offset: a[1]!.event.position.offset });
+    expect(merged.size).toBe(0);
     await merged.return();
   });
 
