@@ -185,7 +185,8 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
         // The Last-Event-ID a client resumes from still holds a's position after its last event.
         expect(ended!.id).toBe(replay[1]!.id);
       } else {
-        const sub = track(subscribeWs(client(token), { diagnoses: watch([a, b]) }, MULTI));
+        // With `types`, which AccessEnded passes whatever they are.
+        const sub = track(subscribeWs(client(token), { diagnoses: watch([a, b]), types: ['FEEDBACK'] }, MULTI));
         expect((await events(sub, 2)).map((event) => event.cursor)).toContain(a2.event.cursor);
         expect((await revokeA()).body.errors).toBeUndefined();
         const [ended] = await events(sub, 1);
