@@ -24,7 +24,8 @@ import { closeFrame, parsed, rawClient, textFrame, type RawClient } from './help
 import { acknowledgedClient, complete, destroyAcknowledgedClients, subscribe } from './helpers/raw-session.js';
 import { uniquePrefix } from './helpers/redis.js';
 import { openSse } from './helpers/sse-reader.js';
-import { adminToken } from './helpers/tokens.js';
+import { adminToken, signToken } from './helpers/tokens.js';
+import { MULTI } from './helpers/diagnoses.js';
 
 const redisUrl = inject('redisUrl');
 const LIMITS: HistoryLimits = { size: 1000, ttlMs: 3_600_000, metaTtlMs: 7_200_000, idempotencyTtlMs: 600_000 };
@@ -80,6 +81,7 @@ function holdingClaims(engine: Engine): { engine: Engine; hold(diagnosisId: stri
 if (!redisUrl) console.warn('\n*** No Redis: pending-giveback runs on the memory engine only ***\n');
 
 const N = 3;
+const REVOKE = `mutation Revoke($input: RevokeAccessInput!) { revokeAccess(input: $input) { kind } }`;
 let token: string;
 afterEach(destroyAcknowledgedClients);
 
@@ -248,6 +250,33 @@ describe.each(ENGINES)('pending events of a cancelled subscription ($engine engi
     held.release();
     await givenBack(app, diagnosisId);
     await expectClaimedOverWs(app, diagnosisId, cursors);
+  });
+
+  it('should give back the pending events a diagnosesUpdates claimed for a diagnosis revoked while its setup was in flight (AccessEnded), the others going on', async () => {
+    await start();
+    const [revoked, kept] = [uniqueId('ward-revoked'), uniqueId('ward-kept')];
+    const cursors = await pendingEvents(app, revoked); // the only events the ward's queue gets
+    const subject = uniqueId('ward');
+    const reader = await signToken({ sub: subject, diagnoses: [revoked, kept] });
+    const held = claims.hold(revoked);
+    const client = await acknowledgedClient(app.port, reader);
+    const diagnoses = [{ diagnosisId: revoked }, { diagnosisId: kept }];
+    client.send(JSON.stringify({ id: 'W', type: 'subscribe', payload: { query: MULTI, variables: { diagnoses } } }));
+    await held.claimed;
+    const revocation = await gql(app.url, REVOKE, { input: { subject, diagnosisId: revoked } }, await signToken({ sub: 'ops', scopes: ['hub:admin'] }));
+    expect(revocation.body.errors).toBeUndefined();
+    held.release();
+    await client.waitFor((received) => received.length === 2, 'AccessEnded');
+    expect(parsed(client)[1]).toMatchObject({
+      id: 'W',
+      type: 'next',
+      payload: { data: { diagnosesUpdates: { __typename: 'AccessEnded', diagnosisId: revoked } } },
+    });
+    await givenBack(app, revoked);
+    await expectClaimedOverWs(app, revoked, cursors);
+    const live = await broadcastFeedback(app.url, token, kept, 1);
+    await client.waitFor((received) => received.length === 3, 'the kept diagnosis');
+    expect(parsed(client)[2]).toMatchObject({ id: 'W', payload: { data: { diagnosesUpdates: { diagnosisId: kept, cursor: live.event.cursor } } } });
   });
 
   it('should give back the pending events claimed by an SSE request aborted while its setup was in flight, so the next SSE subscriber gets them', async () => {
