@@ -246,6 +246,25 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
     expect(elsewhere.pending).toBe(0);
   });
 
+  it('should free the count of a diagnosis whose access ended against MAX_DIAGNOSES_PER_CONNECTION', async () => {
+    const ids = Array.from({ length: 5 }, (_, i) => uniqueId(`freed-${i}`));
+    const [single, after, over] = [uniqueId('freed-single'), uniqueId('freed-after'), uniqueId('freed-over')];
+    const subject = uniqueId('freed-subject');
+    const socket = client(await signToken({ sub: subject, diagnoses: [...ids, single, after, over] }));
+    const ward = track(subscribeWs(socket, { diagnoses: watch(ids) }, MULTI));
+    track(subscribeWs(socket, { diagnosisId: single }));
+    await subscribersReach(app.url, admin, ids[4]!, 1);
+    await subscribersReach(app.url, admin, single, 1); // 6 watched: full
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    expect((await gql(app.url, REVOKE, { input: { subject, diagnosisId: ids[0] } }, ops)).body.errors).toBeUndefined();
+    expect((await events(ward, 1))[0]).toMatchObject({ __typename: 'AccessEnded', diagnosisId: ids[0] });
+    const fits = track(subscribeWs(socket, { diagnosisId: after }));
+    await subscribersReach(app.url, admin, after, 1);
+    const refused = track(subscribeWs(socket, { diagnosisId: over }));
+    expect((await firstError(refused)).extensions?.['code']).toBe('TOO_MANY_DIAGNOSES');
+    expect(fits.pending).toBe(0);
+  });
+
   it('should watch every diagnosis of the token claim with mine: true', async () => {
     const [a, b] = [uniqueId('claim-a'), uniqueId('claim-b')];
     const sub = track(subscribeWs(client(await readerToken(a, b)), { mine: true }, MULTI));
