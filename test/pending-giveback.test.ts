@@ -263,8 +263,14 @@ describe.each(ENGINES)('pending events of a cancelled subscription ($engine engi
     const diagnoses = [{ diagnosisId: revoked }, { diagnosisId: kept }];
     client.send(JSON.stringify({ id: 'W', type: 'subscribe', payload: { query: MULTI, variables: { diagnoses } } }));
     await held.claimed;
-    const revocation = await gql(app.url, REVOKE, { input: { subject, diagnosisId: revoked } }, await signToken({ sub: 'ops', scopes: ['hub:admin'] }));
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    const revocation = await gql(app.url, REVOKE, { input: { subject, diagnosisId: revoked } }, ops);
     expect(revocation.body.errors).toBeUndefined();
+    // Known here (on Redis it comes back over pub/sub) before the setup goes on.
+    await eventually(
+      async () => (await gql<{ revocations: Array<{ diagnosisId: string | null }> }>(app.url, '{ revocations { diagnosisId } }', {}, ops)).body.data,
+      (data) => data?.revocations.some((entry) => entry.diagnosisId === revoked) === true,
+    );
     held.release();
     await client.waitFor((received) => received.length === 2, 'AccessEnded');
     expect(parsed(client)[1]).toMatchObject({
