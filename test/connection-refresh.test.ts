@@ -14,6 +14,7 @@ import { adminToken, signToken, TEST_SECRET } from './helpers/tokens.js';
 const redisUrl = inject('redisUrl');
 
 const WARD = `subscription Ward($diagnoses: [DiagnosisCursor!]) { diagnosesUpdates(diagnoses: $diagnoses) { __typename diagnosisId cursor } }`;
+const MINE = `subscription Mine($mine: Boolean) { diagnosesUpdates(mine: $mine) { __typename diagnosisId cursor } }`;
 const REFRESH = `mutation Refresh($token: String!) { refreshConnection(token: $token) { subject expiresAt scopes diagnoses } }`;
 
 let counter = 0;
@@ -160,6 +161,26 @@ describe.each(rows)('$name', (row) => {
     await broadcastFeedback(app.url, admin, d1);
     const { event } = await broadcastFeedback(app.url, admin, d2);
     expect((await ward.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'FeedbackUpdate', diagnosisId: d2, cursor: event.cursor });
+    expect(ward.pending).toBe(0);
+    await client.dispose();
+  });
+
+  it('should end with AccessEnded a diagnosis of the token claim (mine: true) that a refreshed token no longer claims', async () => {
+    const app = await startTestApp(row.env());
+    const subject = newId('mine');
+    const [kept, dropped] = [newId('kept'), newId('dropped')];
+    const client = wsClient(app.wsUrl, await readerToken(subject, [kept, dropped]));
+    const ward = subscribeWs(client, { mine: true }, MINE);
+    await counted(app, kept, 1);
+    await counted(app, dropped, 1);
+
+    await refresh(client, await readerToken(subject, [kept]));
+    expect((await ward.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: dropped });
+    await counted(app, dropped, 0);
+    const admin = await adminToken();
+    await broadcastFeedback(app.url, admin, dropped);
+    const { event } = await broadcastFeedback(app.url, admin, kept);
+    expect((await ward.next()).data?.diagnosesUpdates).toMatchObject({ __typename: 'FeedbackUpdate', diagnosisId: kept, cursor: event.cursor });
     expect(ward.pending).toBe(0);
     await client.dispose();
   });
