@@ -26,7 +26,7 @@ const OPENING_AT_ONCE = 16;
  */
 export class MergedSubscription extends SubscriberQueue<HubEvent> implements HubSubscription {
   private readonly members = new Map<string, Member>();
-  /** Queue size past which the subscriber is slow: `queueLimit` plus every replayed item queued. */
+  /** Queue size past which the subscriber is slow: `queueLimit` plus every replayed item and AccessEnded queued (not those dropped). */
   private overflowAt: number;
 
   constructor(
@@ -125,7 +125,10 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     // Those not opened yet are dropped first: ending a member may empty the queue, which opens the next batch.
     for (const { diagnosisId } of unopened) (this.dropped ??= new Set()).add(diagnosisId);
     for (const diagnosisId of ended) this.endDiagnosis(diagnosisId);
-    for (const { diagnosisId, after } of unopened) this.push(accessEnded(diagnosisId, after, this.settings.now()));
+    for (const { diagnosisId, after } of unopened) {
+      this.overflowAt += 1;
+      this.push(accessEnded(diagnosisId, after, this.settings.now()));
+    }
     return true;
   }
 
@@ -142,7 +145,14 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     const claimants = this.claimants;
     const at = claimants?.indexOf(member) ?? -1;
     if (at >= 0) claimants!.splice(at, 1);
-    const dropped = this.dropQueued((item) => item.diagnosisId === diagnosisId);
+    let replayed = 0;
+    const dropped = this.dropQueued((item) => {
+      if (item.diagnosisId !== diagnosisId) return false;
+      if (item.replayed) replayed += 1;
+      return true;
+    });
+    // The bound no longer makes room for its dropped replay, and makes room for AccessEnded, a marker.
+    this.overflowAt += 1 - replayed;
     member.stop(dropped);
     this.push(accessEnded(diagnosisId, dropped ? member.before(dropped) : member.position, this.settings.now()));
   }

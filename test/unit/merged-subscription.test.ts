@@ -158,6 +158,22 @@ describe('MergedSubscription', () => {
     await merged.return();
   });
 
+  it("should no longer leave room for a forbidden diagnosis's dropped replay in the live bound, nor count its AccessEnded", async () => {
+    await publishMany(5, 'a');
+    await publishMany(1, 'b');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    expect(merged.size).toBe(6); // replay, not counted against the limit of 3
+    merged.forbid((diagnosisId) => diagnosisId === 'a');
+    expect(merged.size).toBe(2); // b's replayed event and AccessEnded
+    for (let n = 2; n <= 4; n += 1) await publish(n, 'b');
+    expect(ended).toEqual([]);
+    await publish(5, 'b'); // the 4th live event
+    expect(ended).toEqual(['slow-consumer']);
+  });
+
   it('should end the whole stream as forbidden when no diagnosis would be left', async () => {
     const merged = await hub.subscribeMany([
       { diagnosisId: 'a', after: null },
