@@ -261,10 +261,11 @@ class Member extends Subscription {
 
   /**
    * Where its diagnosis's stream had reached (null before anything): its newest item, else where
-   * it resumed. Not `reached` alone: after the pending events it claimed, that keeps no epoch.
+   * it resumed, else (still being opened) where it was opened from. Not `reached` alone: after
+   * the pending events it claimed, that keeps no epoch.
    */
   get position(): Position | null {
-    return this.pushed ?? (this.reached.epoch === '' ? null : this.reached);
+    return this.pushed ?? (this.reached.epoch === '' ? this.from : this.reached);
   }
 
   /**

@@ -12,6 +12,7 @@ import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import { Hub } from '../../src/hub/hub.js';
 import type { EndReason } from '../../src/hub/subscription-end.js';
 import { SubscriptionEnd } from '../../src/hub/subscription-end.js';
+import { PUSH } from '../../src/hub/push.js';
 
 const LIMITS = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 30_000 };
 const draft = (n: number, diagnosisId: string): EventDraft => ({
@@ -172,6 +173,36 @@ describe('MergedSubscription', () => {
     expect(ended).toEqual([]);
     await publish(5, 'b'); // the 4th live event
     expect(ended).toEqual(['slow-consumer']);
+  });
+
+  it('should give AccessEnded where a diagnosis was watched from when it ends while being opened', async () => {
+    const ids = Array.from({ length: 17 }, (_, i) => `opening-${String(i).padStart(2, '0')}`);
+    const [first] = await publishMany(2, ids[16]!);
+    // The 17th diagnosis's resume read waits, once done, until the test lets it go on.
+    let reading!: () => void;
+    const read = new Promise<void>((resolve) => (reading = resolve));
+    let proceed!: () => void;
+    const held = new Promise<void>((resolve) => (proceed = resolve));
+    const resume = engine.resume.bind(engine);
+    engine.resume = async (topic, after) => {
+      const window = await resume(topic, after);
+      if (topic === ids[16]) {
+        reading();
+        await held;
+      }
+      return window;
+    };
+    const merged = await hub.subscribeMany(ids.map((diagnosisId) => ({ diagnosisId, after: diagnosisId === ids[16] ? first!.event.position : null })));
+    const got: HubEvent[] = [];
+    merged[PUSH]({ onItem: (item) => got.push(item), onEnd: () => {} });
+    await read; // the first batch queued nothing: the 17th is being opened
+    merged.forbid((diagnosisId) => diagnosisId === ids[16]);
+    proceed();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(got.map((event) => `${event.__typename} ${event.diagnosisId}`)).toEqual([`AccessEnded ${ids[16]}`]);
+    expect(got[0]!.cursor).toBe(first!.event.cursor);
+    expect((await hub.diagnosisStatus(ids[16]!)).subscribers).toBe(0);
+    await merged.return();
   });
 
   it('should end the whole stream as forbidden when no diagnosis would be left', async () => {
