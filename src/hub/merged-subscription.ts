@@ -203,6 +203,7 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     const claimants = this.claimants;
     this.claimants = null;
     for (const member of claimants ?? []) member.handedOver();
+    this.overflowAt = this.settings.queueLimit; // every replayed item has been taken
     this.openMore();
   }
 

@@ -114,6 +114,7 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
   /** Every queued item has been handed over, the claimed events among them. */
   protected override whenDrained(): void {
     this.claimed = null;
+    this.overflowAt = this.settings.queueLimit; // the replay has all been taken
   }
 
   /**

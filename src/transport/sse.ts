@@ -201,7 +201,8 @@ function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI
           controller.enqueue(encoder.encode(`${id ? `id: ${id}\n` : ''}event: next\ndata: ${stringify(value)}\n\n`));
         }
         if (done) {
-          if (streams.forbidden(request)) controller.enqueue(encoder.encode(`event: next\ndata: ${JSON.stringify({ errors: [forbidden(FORBIDDEN_END)] })}\n\n`));
+          if (streams.forbidden(request))
+            controller.enqueue(encoder.encode(`event: next\ndata: ${JSON.stringify({ errors: [forbidden(FORBIDDEN_END)] })}\n\n`));
           controller.enqueue(encoder.encode('event: complete\ndata:\n\n'));
           clearInterval(ping);
           controller.close();

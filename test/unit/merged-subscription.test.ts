@@ -62,6 +62,30 @@ describe('MergedSubscription', () => {
     expect((await hub.diagnosisStatus('b')).subscribers).toBe(0);
   });
 
+  it('should bound live events by the queue limit again once the replay has been taken', async () => {
+    const a = await publishMany(5, 'a');
+    const b = await publishMany(5, 'b');
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: a[0]!.event.position },
+      { diagnosisId: 'b', after: b[0]!.event.position },
+    ]);
+    for (let i = 0; i < 8; i += 1) expect((await merged.next()).done).toBe(false);
+    for (let n = 6; n <= 8; n += 1) await publish(n, 'a'); // 3 queued: at the limit
+    expect(ended).toEqual([]);
+    await publish(6, 'b');
+    expect(ended).toEqual(['slow-consumer']);
+  });
+
+  it('should bound a single subscription by the queue limit again once its replay has been taken', async () => {
+    const a = await publishMany(6, 'a');
+    const single = await hub.subscribe('a', a[0]!.event.position);
+    for (let i = 0; i < 5; i += 1) expect((await single.next()).done).toBe(false);
+    for (let n = 7; n <= 9; n += 1) await publish(n, 'a');
+    expect(ended).toEqual([]);
+    await publish(10, 'a');
+    expect(ended).toEqual(['slow-consumer']);
+  });
+
   it('should end a forbidden diagnosis alone with AccessEnded, the others flowing on', async () => {
     const merged = await hub.subscribeMany([
       { diagnosisId: 'a', after: null },
