@@ -134,7 +134,10 @@ export async function runDashboards(ctx: BenchContext, server: ServerProcess, sp
 
   const collected = await collect(ctx, shardCount, expectedFrom(run.receipts), true);
   const held = await heldBySubscriptions(ctx, server, filesBefore);
-  const audienceMismatches = run.receipts.filter((receipt) => receipt.liveSubscribers !== watchers - (missing.get(receipt.diagnosisId) ?? 0)).length;
+  // The hub tells the count only to a publisher that may read the diagnosis (null otherwise).
+  const audienceMismatches = run.receipts.filter(
+    (receipt) => typeof receipt.liveSubscribers === 'number' && receipt.liveSubscribers !== watchers - (missing.get(receipt.diagnosisId) ?? 0),
+  ).length;
   const deliveryWindowS = (waited.lastAt - run.startedAt) / 1000;
   const cpu = timesAfter.user + timesAfter.system - (timesBefore.user + timesBefore.system);
   const wallS = (ended - run.startedAt) / 1000;
