@@ -33,8 +33,17 @@ const SUBSCRIBE = `subscription Bench($id: ID!, $after: String) {
   }
 }`;
 
+/** A dashboard: one subscription over many diagnoses, each resumed after its own cursor. */
+const SUBSCRIBE_MANY = `subscription BenchDashboard($diagnoses: [DiagnosisCursor!]) {
+  diagnosesUpdates(diagnoses: $diagnoses) {
+    __typename cursor diagnosisId occurredAt replayed
+    ... on FeedbackUpdate { feedbackId rating effectiveness }
+  }
+}`;
+
 interface DeliveredEvent {
   readonly cursor: string;
+  readonly diagnosisId?: string;
   readonly replayed: boolean;
   readonly feedbackId?: string;
 }
@@ -324,6 +333,49 @@ function openHub(request: OpenRequest, diagnoses: readonly string[]): Promise<vo
   });
 }
 
+/**
+ * A graphql-ws connection with one `diagnosesUpdates` subscription over all its diagnoses (a
+ * dashboard): each diagnosis is established once its first (replayed) event arrives, the
+ * connection once all are; events are told apart by their `diagnosisId` and each diagnosis is
+ * tracked (and checked) as a subscription of its own.
+ */
+function openHubMerged(request: OpenRequest, diagnoses: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const client = hubClient(request.wsUrl, request.token, true);
+    const byDiagnosis = new Map<string, Tracked>();
+    const primed = new Set<string>();
+    for (const diagnosisId of diagnoses) byDiagnosis.set(diagnosisId, new Tracked(diagnosisId, hubCursorOffset, true));
+    client.subscribe<{ diagnosesUpdates: DeliveredEvent }>(
+      { query: SUBSCRIBE_MANY, variables: { diagnoses: diagnoses.map((diagnosisId) => ({ diagnosisId, after: request.after })) } },
+      {
+        next: (result) => {
+          const event = result.data?.diagnosesUpdates;
+          if (!event || result.errors) return fail('error result', result.errors);
+          const subscription = byDiagnosis.get(event.diagnosisId ?? '');
+          if (!subscription) return fail(`event of unwatched diagnosis ${event.diagnosisId}`);
+          if (primed.has(subscription.diagnosisId)) {
+            subscription.record(event);
+            return;
+          }
+          primed.add(subscription.diagnosisId);
+          if (!event.replayed) fail(`first event of ${subscription.diagnosisId} was not the replayed primer`);
+          if (primed.size === diagnoses.length) {
+            tracked.push(...byDiagnosis.values());
+            resolve();
+          }
+        },
+        error: (error) => {
+          fail(`dashboard of ${diagnoses.length} diagnoses failed`, error);
+          reject(new Error(describe(error)));
+        },
+        complete: () => {
+          if (!closing) fail(`dashboard of ${diagnoses.length} diagnoses completed by the server`);
+        },
+      },
+    );
+  });
+}
+
 /** A bare ws connection to the reference server; each subscription is established on its ack. */
 async function openReference(request: OpenRequest, diagnoses: readonly string[]): Promise<void> {
   const byTopic = new Map<string, Tracked>();
@@ -355,7 +407,7 @@ async function open(request: OpenRequest): Promise<OpenResult> {
   const failures: string[] = [];
   const failedDiagnoses: string[] = [];
   let failed = 0;
-  const openOne = request.target === 'hub' ? openHub : openReference;
+  const openOne = request.target === 'reference' ? openReference : request.merged ? openHubMerged : openHub;
   await limited(request.connections.length, request.concurrency, async (index) => {
     const started = performance.now();
     const diagnoses = request.connections[index]!;

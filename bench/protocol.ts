@@ -2,7 +2,7 @@
 
 export type TargetKind = 'hub' | 'reference';
 
-/** The diagnoses one connection subscribes to (one subscription each). */
+/** The diagnoses one connection subscribes to (one subscription each, or one merged subscription: OpenRequest.merged). */
 export type ConnectionSpec = readonly string[];
 
 /** Opens connections and their subscriptions, bounded concurrency; each subscription is then tracked. */
@@ -19,6 +19,12 @@ export interface OpenRequest {
   readonly after: string;
   readonly concurrency: number;
   readonly timeoutMs: number;
+  /**
+   * Hub: each connection is one `diagnosesUpdates` subscription over all its diagnoses (a
+   * dashboard), each diagnosis established by its own replayed primer and tracked on its own.
+   * The reference subscribes each topic on the socket either way.
+   */
+  readonly merged?: boolean;
 }
 
 export interface OpenResult {

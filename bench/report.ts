@@ -130,7 +130,61 @@ function targetsOf(runs: RunResult[]): Row[] {
   // The same replay from the reference's kept frames, in the same run, is what this machine allows.
   if (find(runs, 'S6', 'hub'))
     rows.push(ratioRow(runs, 'S6', undefined, 'time to caught-up p99 ms (subscribe → last missed event)', (run) => run.deliveryMs.p99, '<=', 1.0));
+  rows.push(...dashboardRows(runs));
   return rows;
+}
+
+const s8Run = (runs: RunResult[], mode: string) => runs.find((run) => run.scenario === 'S8' && run.extra['mode'] === mode);
+const heapPerWatched = (run: RunResult): number | null => (typeof run.extra['heapBytesPerWatched'] === 'number' ? run.extra['heapBytesPerWatched'] : null);
+const heldPerWatched = (run: RunResult): number | null =>
+  typeof run.extra['heapBytesPerWatchedAfterTraffic'] === 'number' ? run.extra['heapBytesPerWatchedAfterTraffic'] : null;
+
+/**
+ * S8: a diagnosis watched on a dashboard (`diagnosesUpdates`) against the hub's own single
+ * subscription (`diagnosisUpdates`) in the same run, same sockets and diagnoses: it must cost no
+ * more. Throughput against the reference with the same fan-out, as S1 and S2.
+ */
+function dashboardRows(runs: RunResult[]): Row[] {
+  const dashboards = s8Run(runs, 'dashboards');
+  if (!dashboards) return [];
+  const single = s8Run(runs, 'single');
+  const topics = s8Run(runs, 'topics');
+  const row = (metric: string, base: RunResult | undefined, baseName: string, pick: (run: RunResult) => number | null, op: '>=' | '<=', limit: number): Row => {
+    const ours = pick(dashboards);
+    const reference = base ? pick(base) : null;
+    const ratio = ours !== null && reference !== null && reference !== 0 ? round3(ours / reference) : null;
+    return {
+      scenario: 'S8',
+      metric,
+      ours,
+      reference,
+      ratio,
+      target: `${op} ${limit}× ${baseName}`,
+      pass: ratio === null ? null : op === '>=' ? ratio >= limit : ratio <= limit,
+    };
+  };
+  return [
+    row('live heap bytes per watched diagnosis, idle (dashboards vs single subscriptions)', single, 'single subscription', heapPerWatched, '<=', 1),
+    // S4's method: the heap with them less the heap once they are all gone, here after the broadcasts.
+    row(
+      'live heap bytes per watched diagnosis, after the broadcasts (dashboards vs single subscriptions)',
+      single,
+      'single subscription',
+      heldPerWatched,
+      '<=',
+      1,
+    ),
+    row(
+      'RSS bytes per watched diagnosis, idle (dashboards vs single subscriptions)',
+      single,
+      'single subscription',
+      (run) => run.rssBytesPerSubscription,
+      '<=',
+      1,
+    ),
+    row('deliveries/s (dashboards vs reference)', topics, 'reference', (run) => run.deliveriesPerSec, '>=', 0.8),
+    row('server CPU µs per delivery (dashboards vs reference)', topics, 'reference', (run) => run.cpuUsPerDelivery, '<=', 1.5),
+  ];
 }
 
 export function correctnessProblems(runs: RunResult[]): string[] {
@@ -228,6 +282,12 @@ export function markdown(report: BenchReport): string {
   for (const run of report.runs.filter((r) => r.scenario === 'S4')) {
     lines.push(
       `S4 ${run.server === 'hub' ? 'ours' : 'reference'} ${run.variant}: ${fmt(run.rssBytesPerSubscription)} B/subscription, ${fmt(Number(run.extra['rssBytesPerConnection']))} B/socket, ${fmt(heapPerSubscription(run))} B/subscription of live heap, ${fmt(Number(run.extra['connectionsPerSec']))} sockets/s set up, ${run.extra['serverCpuUsPerConnection']} µs server CPU per socket.`,
+    );
+  }
+  for (const run of report.runs.filter((r) => r.scenario === 'S8')) {
+    const after = heldPerWatched(run);
+    lines.push(
+      `S8 ${run.server === 'hub' ? 'ours' : 'reference'} ${run.variant}: ${fmt(heapPerWatched(run))} B of live heap per watched diagnosis idle${after !== null ? `, ${fmt(after)} B after the broadcasts` : ''}, ${fmt(run.rssBytesPerSubscription)} B RSS; set up in ${run.extra['setupSeconds']} s (${run.extra['serverCpuUsPerWatchedSetup']} µs server CPU per watched diagnosis); ${fmt(run.deliveriesPerSec)} deliveries/s, ${fmt(run.publishesPerSec)} publishes/s.`,
     );
   }
   return lines.join('\n');

@@ -125,12 +125,16 @@ export function shardsFor(ctx: BenchContext, connections: number): number {
   return Math.min(ctx.shards.size, Math.max(1, Math.ceil(connections / ctx.connectionsPerShard)));
 }
 
-/** Opens the connections spread round-robin over `shardCount` shards; setup times of all of them. */
+/**
+ * Opens the connections spread round-robin over `shardCount` shards; setup times of all of them.
+ * `merged`: on the hub, one `diagnosesUpdates` per connection over its diagnoses (see OpenRequest).
+ */
 export async function openSubscriptions(
   ctx: BenchContext,
   server: ServerProcess,
   connections: readonly ConnectionSpec[],
   shardCount: number,
+  merged = false,
 ): Promise<{ setupMs: Float64Array[]; failed: number; failedDiagnoses: string[]; failures: string[] }> {
   const perShard: ConnectionSpec[][] = Array.from({ length: shardCount }, () => []);
   connections.forEach((connection, index) => perShard[index % shardCount]!.push(connection));
@@ -143,6 +147,7 @@ export async function openSubscriptions(
     after: START_CURSOR,
     concurrency: Math.ceil(ctx.connectConcurrency / shardCount),
     timeoutMs: 60_000,
+    merged,
   }));
   return {
     setupMs: results.map((result) => result.setupMs),

@@ -102,7 +102,7 @@ export async function runIdle(ctx: BenchContext, server: ServerProcess, spec: Id
  * goes on for a while after the sockets have closed). Unlike RSS, this does not depend on how
  * much garbage the collector had yet to reach. Null when they linger.
  */
-async function heldBySubscriptions(ctx: BenchContext, server: ServerProcess, filesBefore: number): Promise<number | null> {
+export async function heldBySubscriptions(ctx: BenchContext, server: ServerProcess, filesBefore: number): Promise<number | null> {
   const withThem = await server.heapAfterGc();
   await closeClients(ctx);
   const deadline = wallNow() + 30_000;

@@ -1,5 +1,6 @@
 import type { ServerProcess } from '../hub-process.js';
 import { eachServer } from './common.js';
+import { DASHBOARD_MODES, runDashboards } from './dashboards.js';
 import { diagnosisIds, runFanout, type FanoutSpec } from './fanout.js';
 import { runIdle, type IdleSpec } from './idle.js';
 import { recoveryLine, runInstanceLost, type LostSpec } from './lost.js';
@@ -14,12 +15,13 @@ export interface Sizes {
   readonly s5: { readonly subscribers: number; readonly perSecond: number; readonly seconds: number; readonly warmupSeconds: number };
   readonly s6: { readonly clients: number; readonly missed: number };
   readonly s7: LostSpec;
+  readonly s8: { readonly dashboards: number; readonly perDashboard: number; readonly diagnoses: number; readonly broadcasts: number };
   /**
    * How many times a scenario is measured (each time on fresh processes, reference and hub side by
    * side); targets take the median. S3 and S5 swing by a third between runs on a shared machine.
    */
   readonly repeats: Readonly<Record<string, number>>;
-  /** Broadcasts in flight at most (S1–S3). */
+  /** Broadcasts in flight at most (S1–S3, S8). */
   readonly concurrency: number;
   /** Idle subscriptions per socket in S3 (the idle diagnoses ride on few connections). */
   readonly idlePerConnection: number;
@@ -39,6 +41,7 @@ export const FULL: Sizes = {
   s5: { subscribers: 1000, perSecond: 20, seconds: 30, warmupSeconds: 3 },
   s6: { clients: 1000, missed: 100 },
   s7: { subscribers: 5000, diagnoses: 100, perSecond: 200, seconds: 20, killAfterSeconds: 5 },
+  s8: { dashboards: 1000, perDashboard: 100, diagnoses: 10_000, broadcasts: 20_000 },
   repeats: { S3: 3, S5: 3 },
   concurrency: 32,
   idlePerConnection: 100,
@@ -57,6 +60,7 @@ export const SMOKE: Sizes = {
   s5: { subscribers: 200, perSecond: 20, seconds: 2, warmupSeconds: 1 },
   s6: { clients: 200, missed: 50 },
   s7: { subscribers: 300, diagnoses: 20, perSecond: 50, seconds: 4, killAfterSeconds: 1 },
+  s8: { dashboards: 40, perDashboard: 20, diagnoses: 200, broadcasts: 300 },
   repeats: {},
   concurrency: 16,
   idlePerConnection: 100,
@@ -186,6 +190,21 @@ export const SCENARIOS: readonly ScenarioDefinition[] = [
       ctx.log(summaryLine(result));
       ctx.log(recoveryLine(result));
       return [result];
+    },
+  },
+  {
+    id: 'S8',
+    title: (s) =>
+      `dashboards: ${s.s8.dashboards} sockets × ${s.s8.perDashboard} diagnoses over ${s.s8.diagnoses}, one diagnosesUpdates each vs ${s.s8.perDashboard} diagnosisUpdates each (hub) and ${s.s8.perDashboard} topics each (reference), ${s.s8.broadcasts} broadcasts to random diagnoses`,
+    // Reference, the hub with single subscriptions (the baseline a watched diagnosis is held to), then dashboards; each on a fresh server.
+    run: async (ctx, s) => {
+      const results: RunResult[] = [];
+      for (const { mode, server: kind } of DASHBOARD_MODES.filter((entry) => ctx.servers.includes(entry.server))) {
+        const [result] = await eachServer(ctx, [kind], (server) => runDashboards(ctx, server, { ...s.s8, concurrency: s.concurrency }, mode));
+        ctx.log(summaryLine(result!));
+        results.push(result!);
+      }
+      return results;
     },
   },
 ];
