@@ -4,6 +4,7 @@ import {
   createSourceEventStream,
   execute,
   getOperationAST,
+  isNonNullType,
   Kind,
   visit,
   type ASTNode,
@@ -11,6 +12,8 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
   type GraphQLError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
 } from 'graphql';
 import { BoundedMap } from '../bounded-map.js';
 import { isPushable, PUSH, pullTo, type Pushable, type PushSink } from '../hub/push.js';
@@ -91,7 +94,8 @@ class ExecutionGroup {
     const key = groupKey(args);
     let group = groups.get(key);
     if (!group) {
-      group = new ExecutionGroup(groups, key, { ...args, contextValue: detached(args.contextValue as GraphQLContext) }, mask);
+      const document = eventDocument(args.schema, args.document, args.operationName ?? null);
+      group = new ExecutionGroup(groups, key, { ...args, document, contextValue: detached(args.contextValue as GraphQLContext) }, mask);
       groups.set(key, group);
     }
     group.members += 1;
@@ -309,4 +313,53 @@ function selectionVariables(document: DocumentNode, operationName: string | null
   names = [...found].sort();
   byOperation.set(operationName, names);
   return names;
+}
+
+/**
+ * The document a group executes each event with: the operation without the root field's
+ * nullable arguments, nor the variables only they used. Those arguments picked the event stream
+ * when the subscription started (`subscribe`); the root field's `resolve` returns the event and
+ * never reads them, yet `execute` coerces every variable of the operation once per event: for a
+ * dashboard, its whole list of up to MAX_DIAGNOSES_PER_SUBSCRIPTION cursors. Required arguments
+ * stay (execution insists on them), with their variables.
+ */
+const eventDocuments = new WeakMap<DocumentNode, Map<string | null, DocumentNode>>();
+export function eventDocument(schema: GraphQLSchema, document: DocumentNode, operationName: string | null): DocumentNode {
+  let byOperation = eventDocuments.get(document);
+  if (!byOperation) {
+    byOperation = new Map();
+    eventDocuments.set(document, byOperation);
+  }
+  let narrowed = byOperation.get(operationName);
+  if (narrowed) return narrowed;
+  narrowed = document;
+  const operation = getOperationAST(document, operationName);
+  const fields = schema.getSubscriptionType()?.getFields();
+  if (operation && operation.operation === 'subscription' && fields) {
+    const selections = operation.selectionSet.selections.map((selection) => {
+      const field = selection.kind === Kind.FIELD ? fields[selection.name.value] : undefined;
+      if (!field || selection.kind !== Kind.FIELD || !selection.arguments?.length) return selection;
+      const required = selection.arguments.filter((argument) => {
+        const definition = field.args.find((arg) => arg.name === argument.name.value);
+        return definition === undefined || isNonNullType(definition.type);
+      });
+      return { ...selection, arguments: required };
+    });
+    const body: OperationDefinitionNode = { ...operation, selectionSet: { ...operation.selectionSet, selections } };
+    const used = new Set<string>();
+    const collect = (node: ASTNode) =>
+      visit(node, {
+        Variable(variable) {
+          used.add(variable.name.value);
+        },
+      });
+    collect(body.selectionSet);
+    for (const directive of body.directives ?? []) collect(directive);
+    for (const definition of document.definitions) if (definition.kind === Kind.FRAGMENT_DEFINITION) collect(definition);
+    const variableDefinitions = (operation.variableDefinitions ?? []).filter((definition) => used.has(definition.variable.name.value));
+    const executed: OperationDefinitionNode = { ...body, variableDefinitions };
+    narrowed = { ...document, definitions: document.definitions.map((definition) => (definition === operation ? executed : definition)) };
+  }
+  byOperation.set(operationName, narrowed);
+  return narrowed;
 }
