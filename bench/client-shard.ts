@@ -1,10 +1,12 @@
 /**
  * A client shard: a child process of the load generator that holds real client connections
- * (graphql-ws clients against the hub, bare `ws` sockets against the reference server) and
- * tracks, per subscription, every cursor it receives. Driven over IPC (bench/protocol.ts).
- * Several shards spread the sockets over processes (20 000 open files per process).
+ * (graphql-ws clients against the hub, except S6's: see resumableLeanHub; bare `ws` sockets
+ * against the reference server) and tracks, per subscription, every cursor it receives. Driven
+ * over IPC (bench/protocol.ts). Several shards spread the sockets over processes (20 000 open
+ * files per process).
  */
-import { createClient, type Client } from 'graphql-ws';
+import { randomUUID } from 'node:crypto';
+import { createClient, GRAPHQL_TRANSPORT_WS_PROTOCOL as GRAPHQL_TRANSPORT_WS, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { subscribeToDiagnosis } from '../packages/client/src/index.js';
 import { hubCursorOffset, isWarmup, referenceCursorOffset, sentAtOf } from './lib/cursor.js';
@@ -158,7 +160,7 @@ class BenchSocket extends WebSocket {
   }
 }
 
-function hubClient(wsUrl: string, token: string, lazy: boolean, onConnected?: () => void): Client {
+function hubClient(wsUrl: string, token: string, lazy: boolean): Client {
   let wasConnected = false;
   const client = createClient({
     url: wsUrl,
@@ -170,7 +172,6 @@ function hubClient(wsUrl: string, token: string, lazy: boolean, onConnected?: ()
     on: {
       connected: () => {
         wasConnected = true;
-        onConnected?.();
       },
       closed: (event) => {
         if (!closing && wasConnected) {
@@ -190,26 +191,69 @@ interface Resumable {
   subscribe(diagnosisId: string, after: string, next: (event: DeliveredEvent) => void): void;
 }
 
-function resumableHub(client: Client): Resumable {
-  return {
-    offsetOf: hubCursorOffset,
-    subscribe(diagnosisId, after, next) {
-      client.subscribe<{ diagnosisUpdates: DeliveredEvent }>(
-        { query: SUBSCRIBE, variables: { id: diagnosisId, after } },
-        {
-          next: (result) => {
-            const event = result.data?.diagnosisUpdates;
-            if (!event || result.errors) return fail('error result', result.errors);
-            next(event);
+/**
+ * S6's hub client: a bare `ws` socket speaking graphql-transport-ws itself (connection_init with
+ * the token, `subscribe`, `next`), which decodes each message as the reference's clients do (one
+ * `JSON.parse`). graphql-ws's client does more per message (an event object, the message's
+ * validation, a listener per operation): one load core decodes every client's replay one after
+ * another, and that difference alone made the hub's clients take about 1.4× the reference's CPU
+ * over the same replay, time that counted as the hub's. A client of its own would decode its own
+ * replay alongside the others.
+ */
+function resumableLeanHub(wsUrl: string, token: string): Promise<Resumable> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(wsUrl, GRAPHQL_TRANSPORT_WS, { perMessageDeflate: false, handshakeTimeout: 60_000 });
+    const id = randomUUID();
+    let acknowledged = false;
+    let onNext: (event: DeliveredEvent) => void = () => fail('event before subscribing');
+    closers.push(
+      () =>
+        new Promise<void>((done) => {
+          if (socket.readyState === WebSocket.CLOSED) return done();
+          socket.once('close', () => done());
+          socket.close(1000);
+        }),
+    );
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+    socket.on('message', (data) => {
+      const message = JSON.parse(String(data)) as HubMessage;
+      if (message.type === 'next' && message.id === id) {
+        const event = message.payload?.data?.diagnosisUpdates;
+        if (!event || message.payload?.errors) return fail('error result', message.payload?.errors);
+        return onNext(event);
+      }
+      if (message.type === 'connection_ack' && !acknowledged) {
+        acknowledged = true;
+        return resolve({
+          offsetOf: hubCursorOffset,
+          subscribe(diagnosisId, after, next) {
+            onNext = next;
+            socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query: SUBSCRIBE, variables: { id: diagnosisId, after } } }));
           },
-          error: (error) => fail('resume failed', error),
-          complete: () => {
-            if (!closing) fail('resume completed by the server');
-          },
-        },
-      );
-    },
-  };
+        });
+      }
+      if (message.type === 'ping') return socket.send(JSON.stringify({ type: 'pong' }));
+      if (message.type === 'error') return fail('resume failed', message.payload);
+      if (message.type === 'complete' && !closing) return fail('resume completed by the server');
+    });
+    socket.on('error', (error) => {
+      fail('socket error', error);
+      reject(error);
+    });
+    socket.on('close', (code, reason) => {
+      if (!closing && acknowledged) {
+        disconnects += 1;
+        fail(`socket closed ${code} ${String(reason)}`.trim());
+      }
+      reject(new Error(`socket closed ${code} before it was set up`));
+    });
+  });
+}
+
+interface HubMessage {
+  readonly type: string;
+  readonly id?: string;
+  readonly payload?: { data?: { diagnosisUpdates?: DeliveredEvent } | null; errors?: unknown };
 }
 
 /** A bare ws socket to the reference server, open once it resolves. */
@@ -438,12 +482,7 @@ async function connect(request: ConnectRequest): Promise<OpenResult> {
   await limited(request.count, request.concurrency, async (index) => {
     const started = performance.now();
     try {
-      const client: Promise<Resumable> =
-        request.target === 'hub'
-          ? new Promise((resolve) => {
-              const hub = hubClient(request.wsUrl, request.token, false, () => resolve(resumableHub(hub)));
-            })
-          : resumableReference(request.wsUrl);
+      const client = request.target === 'hub' ? resumableLeanHub(request.wsUrl, request.token) : resumableReference(request.wsUrl);
       connected.push(await withTimeout(client, request.timeoutMs, 'connection setup'));
       setupMs[index] = performance.now() - started;
     } catch (error) {

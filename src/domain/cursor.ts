@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { BoundedMap } from '../bounded-map.js';
 import type { Position } from './events.js';
 
 /**
@@ -17,8 +18,23 @@ export function encodeCursor(position: Position): string {
   return Buffer.from(text, 'utf8').toString('base64url');
 }
 
-/** The position a cursor stands for, or null when it is not a cursor this hub made. */
+/**
+ * The position a cursor stands for, or null when it is not a cursor this hub made. Positions are
+ * shared and frozen: the clients of a reconnect storm resume after the same few cursors, and each
+ * is decoded once (see `decoded`).
+ */
 export function decodeCursor(cursor: string): Position | null {
+  const known = decoded.get(cursor);
+  if (known) return known;
+  const position = decode(cursor);
+  if (position) decoded.set(cursor, Object.freeze(position));
+  return position;
+}
+
+/** Positions of the cursors decoded last: a few dozen kilobytes at most (cursors are at most 80 characters). */
+const decoded = new BoundedMap<string, Position>(256);
+
+function decode(cursor: string): Position | null {
   if (!ENCODED.test(cursor)) return null;
   const match = DECODED.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!match) return null;

@@ -18,7 +18,7 @@ import { flat } from '../flat-string.js';
 import { drainTo, type PushSink } from '../hub/push.js';
 import type { SubscriptionEnd } from '../hub/subscription-end.js';
 import { resultBytes } from './result-json.js';
-import { FrameBatch, textFrame } from './ws-frame.js';
+import { FrameBatch, frameBatchWritten, textFrame } from './ws-frame.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
 export type OperationOutcome = ExecutionResult | AsyncIterable<ExecutionResult>;
@@ -387,7 +387,11 @@ class Connection<S> implements Peer {
     this.batch = null;
     const { socket } = this;
     if (!batch || batch.isEmpty || socket.readyState !== socket.OPEN) return;
-    tcpOf(socket)!.write(batch.toBuffer());
+    const tcp = tcpOf(socket)!;
+    const frames = batch.toBuffer();
+    tcp.write(frames);
+    // Nothing left queued on the socket: the kernel took the frames as they were written.
+    frameBatchWritten(frames, tcp.writableLength === 0);
   }
 
   /** A result of `running`'s stream. */

@@ -22,8 +22,8 @@ export function textFrame(prefix: string, body: Buffer, suffix: string): Buffer 
 /**
  * The frames of one subscription's results that leave together (a replay): each `prefix` +
  * body + `suffix`, one after another in a single buffer, so that a subscriber's whole replay is
- * one allocation and one write however many events it holds. The bodies are the results' shared
- * bytes, and subscribers that resume after the same cursor share more: see `lastBuilt`.
+ * one write however many events it holds. The bodies are the results' shared bytes, and
+ * subscribers that resume after the same cursor share more: see `lastBuilt`.
  */
 export class FrameBatch {
   private readonly bodies: Buffer[] = [];
@@ -48,16 +48,24 @@ export class FrameBatch {
     return this.bodies.length === 0;
   }
 
-  /** The frames in order, in one buffer. */
+  /**
+   * The frames in order, in one buffer, to be written once and then passed to `frameBatchWritten`.
+   * It may be the buffer of the batch before (see `lastBuilt`): written again, it is never modified.
+   */
   toBuffer(): Buffer {
     const prefix = Buffer.from(this.prefix);
-    const frames = Buffer.allocUnsafe(this.bytes);
     const { bodies, around, suffix } = this;
     const known = lastBuilt;
     // Uint8Array#set rather than Buffer#copy below: the same copy without its argument checks,
     // which cost more than the copy itself for buffers of a few hundred bytes.
     if (known && known.prefixLength === prefix.length && known.suffix === suffix && sameBuffers(known.bodies, bodies)) {
-      frames.set(known.frames);
+      let frames = known.frames;
+      if (!known.free) {
+        frames = Buffer.allocUnsafe(this.bytes);
+        frames.set(known.frames);
+        lastBuilt = { bodies, prefixLength: prefix.length, suffix, frames, free: false };
+      }
+      known.free = false;
       for (let i = 0, at = 0; i < bodies.length; i += 1) {
         const length = around + bodies[i]!.length;
         at += headerSize(length);
@@ -66,6 +74,7 @@ export class FrameBatch {
       }
       return frames;
     }
+    const frames = Buffer.allocUnsafe(this.bytes);
     const suffixBytes = Buffer.from(suffix);
     let at = 0;
     for (const body of bodies) {
@@ -75,20 +84,37 @@ export class FrameBatch {
       frames.set(suffixBytes, (at += body.length));
       at += suffixBytes.length;
     }
-    lastBuilt = { bodies, prefixLength: prefix.length, suffix, frames };
+    lastBuilt = { bodies, prefixLength: prefix.length, suffix, frames, free: false };
     return frames;
   }
+}
+
+/**
+ * `frames` (from FrameBatch#toBuffer) has been written; `done` when the socket was done with it as
+ * the write returned (its bytes went to the kernel at once, as they do unless the peer is behind):
+ * the next batch of the same bodies may then write its ids into the same buffer rather than copy it.
+ */
+export function frameBatchWritten(frames: Buffer, done: boolean): void {
+  if (lastBuilt?.frames === frames) lastBuilt.free = done;
 }
 
 /**
  * The frames the last batch was built into, kept for the next batch: subscribers that resume
  * after the same cursor (a reconnect storm) are handed the same bodies in the same order, and
  * their prefixes differ only in the operation id, whose length is the same for all of them when
- * clients use UUIDs (graphql-ws does). The next such batch copies these frames whole and writes
- * its own prefix into each, rather than assembling every frame anew. What is kept is one batch:
- * about WS_MAX_BUFFERED_BYTES at most, since a larger batch is written out before it grows more.
+ * clients use UUIDs (graphql-ws does). The next such batch writes its own prefix into each of these
+ * frames rather than assembling every frame anew: into this very buffer when its write is known to
+ * be over (`free`), else into a copy. What is kept is one batch: about WS_MAX_BUFFERED_BYTES at
+ * most, since a larger batch is written out before it grows more.
  */
-let lastBuilt: { readonly bodies: readonly Buffer[]; readonly prefixLength: number; readonly suffix: string; readonly frames: Buffer } | null = null;
+let lastBuilt: {
+  readonly bodies: readonly Buffer[];
+  readonly prefixLength: number;
+  readonly suffix: string;
+  readonly frames: Buffer;
+  /** Whether nothing holds `frames` any more: its write is over, and no batch has handed it out since. */
+  free: boolean;
+} | null = null;
 
 function sameBuffers(a: readonly Buffer[], b: readonly Buffer[]): boolean {
   if (a.length !== b.length) return false;

@@ -49,6 +49,19 @@ describe('encodeCursor / decodeCursor round trips', () => {
   it('should give the same cursor for the same position every time', () => {
     expect(encodeCursor({ epoch: 'abc', offset: 5 })).toBe(encodeCursor({ epoch: 'abc', offset: 5 }));
   });
+
+  it('should decode a cursor seen before to the same frozen position, and one of many others still to its own', () => {
+    const cursor = encodeCursor({ epoch: 'storm', offset: 9, tag: 'tg' });
+    const first = decodeCursor(cursor);
+    expect(first).toEqual({ epoch: 'storm', offset: 9, tag: 'tg' });
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(decodeCursor(cursor)).toBe(first);
+    // More distinct cursors than are kept: each still decodes to its own position, the first one too.
+    for (let offset = 1; offset <= 1000; offset += 1) expect(decodeCursor(encodeCursor({ epoch: 'many', offset }))).toEqual({ epoch: 'many', offset });
+    expect(decodeCursor(cursor)).toEqual({ epoch: 'storm', offset: 9, tag: 'tg' });
+    expect(decodeCursor(`${cursor}!`)).toBeNull();
+    expect(decodeCursor(`${cursor}!`)).toBeNull();
+  });
 });
 
 describe('decodeCursor rejects malformed cursors', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Writable } from 'node:stream';
 import * as ws from 'ws';
-import { FrameBatch, textFrame } from '../../src/transport/ws-frame.js';
+import { FrameBatch, frameBatchWritten, textFrame } from '../../src/transport/ws-frame.js';
 
 // ws's own frame parser (exported by ws, not declared by @types/ws).
 const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean; maxPayload: number }) => Writable };
@@ -75,5 +75,31 @@ describe('FrameBatch', () => {
       `${prefixOf('cccc-3')}{"c":3}}`,
       ...bodies.slice(1).map((body) => `${prefixOf('cccc-3')}${body.toString()}}`),
     ]);
+  });
+
+  it('should write the next id into the same buffer only once the write before was over, never into frames still queued', async () => {
+    const bodies = [Buffer.from('{"a":1}'), Buffer.from(`"${'y'.repeat(200)}"`)];
+    const prefixOf = (id: string) => `{"id":"${id}","type":"next","payload":`;
+    const expected = (id: string) => bodies.map((body) => `${prefixOf(id)}${body.toString()}}`);
+    const build = (id: string) => {
+      const batch = new FrameBatch(prefixOf(id), '}');
+      for (const body of bodies) batch.add(body);
+      return batch.toBuffer();
+    };
+    const first = build('id-1');
+    frameBatchWritten(first, true); // the kernel took it: the next batch may reuse it
+    const second = build('id-2');
+    expect(second).toBe(first);
+    expect(await parse(second)).toEqual(expected('id-2'));
+    frameBatchWritten(second, false); // still queued on its socket: it must stay as it is
+    const third = build('id-3');
+    expect(third).not.toBe(second);
+    expect(await parse(second)).toEqual(expected('id-2'));
+    expect(await parse(third)).toEqual(expected('id-3'));
+    // A buffer handed out and not yet reported written is not handed out again either.
+    const fourth = build('id-4');
+    expect(fourth).not.toBe(third);
+    expect(await parse(third)).toEqual(expected('id-3'));
+    expect(await parse(fourth)).toEqual(expected('id-4'));
   });
 });
