@@ -24,7 +24,7 @@ const ENGINES = [
   ...(redisUrl ? [{ name: 'redis', env: { REDIS_URL: redisUrl } as Record<string, string> }] : []),
 ];
 
-/** The documented bound on one event as JSON in a response, every field selected (README). */
+/** The documented bound on one event as JSON in a response, every field selected (docs/operations.md). */
 const MAX_EVENT_RESPONSE_BYTES = 72 * 1024;
 
 type Result = { data?: Record<string, any> | null; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> };

@@ -71,7 +71,7 @@ export interface HubHttp {
 
 export const GRAPHQL_PATH = '/graphql';
 
-/** How long one engine ping answers /ready (README, Operating › Probes). */
+/** How long one engine ping answers /ready (docs/operations.md › Probes). */
 export const READY_PING_MAX_AGE_MS = 1000;
 
 /**

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, createCluster, createSentinel, type RedisClientType } from '@redis/client';
 import { ClusterAuthority, SentinelAuthority, type ClusterNodes, type MasterAuthority } from './master-fence.js';
 
-/** Where Redis is: exactly one topology (see the README's configuration table). */
+/** Where Redis is: exactly one topology (see docs/configuration.md). */
 export type RedisTopology =
   /** REDIS_URL: one server. */
   | { readonly url: string }
