@@ -190,6 +190,8 @@ export class LiveAccess {
           ? { kind: 'subject', subject: target.subject, revokedAt, expiresAt }
           : { kind: 'diagnosis', subject: target.subject, diagnosisId: target.diagnosisId, revokedAt, expiresAt };
     await this.engine.revoke(entry, this.options.revocationsMax);
+    // In force here as it is answered; other instances hear of it from the engine.
+    this.apply(entry);
     this.audit({
       decision: 'revoke',
       reason: entry.kind,
@@ -211,8 +213,7 @@ export class LiveAccess {
    * rare: each one walks every open connection of the instance.
    */
   private apply(entry: Revocation): void {
-    this.store.add(entry);
-    if (entry.expiresAt <= this.now()) return;
+    if (!this.store.add(entry)) return; // expired, or known already (applied when it came first)
     for (const connection of this.connections()) {
       const { principal } = connection;
       const token = tokenOf(principal);

@@ -15,9 +15,9 @@ export class RevocationStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Adds `entry`, replacing an older one for the same thing; an expired one is ignored. */
-  add(entry: Revocation): void {
-    if (entry.expiresAt <= this.now()) return;
+  /** Adds `entry`, replacing an older one for the same thing; false when it is expired or one as recent is known. */
+  add(entry: Revocation): boolean {
+    if (entry.expiresAt <= this.now()) return false;
     // Entries that expired without being looked up again go before the map grows further.
     if (this.entries.size >= this.sweepAt) {
       this.list();
@@ -25,8 +25,9 @@ export class RevocationStore {
     }
     const key = revocationKey(entry);
     const known = this.entries.get(key);
-    if (known && known.revokedAt >= entry.revokedAt) return;
+    if (known && known.revokedAt >= entry.revokedAt) return false;
     this.entries.set(key, entry);
+    return true;
   }
 
   /** The entry that ends this token's access altogether, if any. */
