@@ -42,6 +42,12 @@ export function planResume(after: Position, window: HistoryWindow, live: readonl
   let gap: { reason: GapReason; position: Position } | null = null;
   if (afterOffset === null) gap = { reason: 'HISTORY_LOST', position: gapPosition };
   else if (afterOffset < gapOffset) gap = { reason: window.droppedBy ?? 'TRIMMED', position: gapPosition };
+  else if (after.tag && afterOffset < window.firstOffset - 1) {
+    // Live events fill the hole up to history, but the cursor's own event is gone from it, past
+    // the boundary: whether it is the event that was there (and not one lost in a failover) can
+    // no longer be told, so the subscriber is told its position is gone.
+    gap = { reason: window.droppedBy ?? 'TRIMMED', position: { epoch: window.epoch, offset: afterOffset } };
+  }
 
   const events = [...held, ...window.events.filter((event) => event.position.offset > from)];
   const newest = events.at(-1);

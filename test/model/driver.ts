@@ -32,6 +32,9 @@ import { openSseWire, openWs, type Sink, type Wire } from './wires.js';
 
 export type Transport = 'ws' | 'sse';
 /** Where a new subscription starts. */
+/** The epoch of a foreign cursor's lost stream. */
+const LOST_EPOCH = 'lostEpoch';
+
 export type From = 'none' | 'last' | 'old' | 'trimmed' | 'foreign' | 'malformed' | 'ahead';
 /** A `types` argument: null asks for every event type (an empty list: gap markers only). */
 export type Types = ReadonlyArray<'FEEDBACK' | 'EFFECTIVENESS'> | null;
@@ -399,7 +402,7 @@ export class ScheduleRunner {
         return oldest ? { mode: 'resume', after: oldest } : { mode: 'claim', after: null };
       }
       case 'foreign':
-        return { mode: 'foreign', after: encodeCursor({ epoch: 'lostEpoch', offset: 1 + (pick % 4) }) };
+        return { mode: 'foreign', after: encodeCursor({ epoch: LOST_EPOCH, offset: 1 + (pick % 4) }) };
       case 'malformed':
         return { mode: 'bad', after: MALFORMED[pick % MALFORMED.length]! };
       case 'ahead': {
@@ -418,7 +421,8 @@ export class ScheduleRunner {
     const record: SessionRecord = {
       name: `${name}${types === null ? '' : ` types=[${types.join()}]`}`,
       mode,
-      afterOffset: mode === 'resume' ? offsetOf(after!) : null,
+      // A foreign cursor of the stream's own epoch (a lost event ahead of it) has an offset the stream may reach and trim.
+      afterOffset: mode === 'resume' || (mode === 'foreign' && decodeCursor(after!)?.epoch !== LOST_EPOCH) ? offsetOf(after!) : null,
       types: typenames(types),
       requestTick: tick(),
       establishedTick: null,

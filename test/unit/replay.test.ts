@@ -272,6 +272,14 @@ describe('planResume', () => {
       expect(plan.events.map((e) => e.position.offset)).toEqual([4, 5]);
     });
 
+    it('should give a gap at a tagged cursor whose event is trimmed past the boundary, though live events fill the hole: its event can no longer be verified', () => {
+      const plan = planResume({ epoch: EPOCH, offset: 7, tag: 'lostTag' }, window(10, 14, 'TRIMMED', 7), live(8, 9, 10));
+      expect(plan.gap).toEqual({ reason: 'TRIMMED', position: at(7) });
+      expect(plan.events.map((e) => e.position.offset)).toEqual([8, 9, 10, 11, 12, 13, 14]);
+      // At the boundary the engine checks the tag itself (HistoryWindow.replaced): no gap there.
+      expect(planResume({ epoch: EPOCH, offset: 9, tag: 'kept' }, window(10, 14, 'TRIMMED', 9), live(10)).gap).toBeNull();
+    });
+
     it('should move a HISTORY_LOST gap before the live events too', () => {
       const plan = planResume(at(3, 'otherEpoch'), window(10, 14, 'TRIMMED', null), live(8, 9, 10));
       expect(plan.gap).toEqual({ reason: 'HISTORY_LOST', position: at(7) });
