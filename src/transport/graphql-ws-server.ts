@@ -17,7 +17,7 @@ import { forbidden, FORBIDDEN_END, HubCloseCode, SERVICE_RESTART_REASON } from '
 import { flat } from '../flat-string.js';
 import { drainTo, type PushSink } from '../hub/push.js';
 import type { SubscriptionEnd } from '../hub/subscription-end.js';
-import { resultBytes } from './result-json.js';
+import { resultBytes, visibleError } from './result-json.js';
 import { FrameBatch, frameBatchWritten, textFrame } from './ws-frame.js';
 
 /** What an operation runs to: one result (query, mutation) or a stream of them (subscription). */
@@ -433,7 +433,7 @@ class Connection<S> implements Peer {
   }
 
   private sendErrors(id: string, errors: readonly GraphQLError[]): void {
-    this.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map((error) => error.toJSON()) }));
+    this.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map(visibleError) }));
   }
 
   /** Sends a protocol message through `ws`. */

@@ -8,6 +8,7 @@ import type { CursorMapState, Transport } from '../graphql/context.js';
 import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
 import { forbidden, FORBIDDEN_END } from '../errors.js';
 import { timerDelay, type Connections } from './connections.js';
+import { visibleResult } from './result-json.js';
 
 /**
  * Subscriptions over SSE (graphql-sse "distinct connections" mode on /graphql), with resume
@@ -223,15 +224,7 @@ function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI
   });
 }
 
-/**
- * JSON of a result without Yoga's internal `http` extension. (Yoga's jsonStringifyResultWithoutInternals,
- * which its SSE processor uses, is not exported by graphql-yoga.)
- */
-function stringify({ data, errors, extensions }: ExecutionResult): string {
-  const { http: _http, ...visible } = (extensions ?? {}) as Record<string, unknown>;
-  return JSON.stringify({
-    ...(data === undefined ? {} : { data }),
-    ...(errors === undefined ? {} : { errors }),
-    ...(Object.keys(visible).length > 0 ? { extensions: visible } : {}),
-  });
+/** JSON of a result as a client may see it (see result-json.ts). */
+function stringify(result: ExecutionResult): string {
+  return JSON.stringify(visibleResult(result));
 }
