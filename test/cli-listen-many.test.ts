@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { startCli, type CliProcess } from './helpers/cli.js';
-import { broadcastFeedback, gql } from './helpers/graphql.js';
+import { broadcastFeedback, eventually, gql } from './helpers/graphql.js';
 import { subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { adminToken, signToken } from './helpers/tokens.js';
 
@@ -71,7 +71,13 @@ describe('listen --diagnosis a,b,c', () => {
     await subscribersReach(app.url, admin, b, 1);
     const fb = await broadcastFeedback(app.url, admin, b, 1, { feedbackId: 'before' });
     await child.waitForLine(/feedback before/);
-    expect(await readFile(cursorFile, 'utf8')).toContain(`${b} ${fb.event.cursor}`);
+    // The listener prints an event, then writes its cursor file.
+    const cursorLines = () =>
+      readFile(cursorFile, 'utf8').then(
+        (text) => text.trim().split('\n'),
+        () => [] as string[],
+      );
+    await eventually(cursorLines, (lines) => lines.includes(`${b} ${fb.event.cursor}`));
     const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
     const revoked = await gql(
       app.url,
@@ -83,6 +89,6 @@ describe('listen --diagnosis a,b,c', () => {
     expect(await child.waitForLine(/ACCESS ENDED/)).toMatch(new RegExp(`^${b}  --- ACCESS ENDED`));
     const fa = await broadcastFeedback(app.url, admin, a, 2, { feedbackId: 'after' });
     expect(await child.waitForLine(/feedback after/)).toMatch(new RegExp(`^${a} .*cursor=${fa.event.cursor}$`));
-    expect((await readFile(cursorFile, 'utf8')).trim().split('\n')).toEqual([`${a} ${fa.event.cursor}`]);
+    expect(await eventually(cursorLines, (lines) => lines.includes(`${a} ${fa.event.cursor}`))).toEqual([`${a} ${fa.event.cursor}`]);
   });
 });
