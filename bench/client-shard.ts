@@ -206,14 +206,7 @@ function resumableLeanHub(wsUrl: string, token: string): Promise<Resumable> {
     const id = randomUUID();
     let acknowledged = false;
     let onNext: (event: DeliveredEvent) => void = () => fail('event before subscribing');
-    closers.push(
-      () =>
-        new Promise<void>((done) => {
-          if (socket.readyState === WebSocket.CLOSED) return done();
-          socket.once('close', () => done());
-          socket.close(1000);
-        }),
-    );
+    closeAtExit(socket);
     socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as HubMessage;
@@ -256,19 +249,24 @@ interface HubMessage {
   readonly payload?: { data?: { diagnosisUpdates?: DeliveredEvent } | null; errors?: unknown };
 }
 
+/** Closes `socket` (1000) when the shard closes its clients, waiting for the close. */
+function closeAtExit(socket: WebSocket): void {
+  closers.push(
+    () =>
+      new Promise<void>((done) => {
+        if (socket.readyState === WebSocket.CLOSED) return done();
+        socket.once('close', () => done());
+        socket.close(1000);
+      }),
+  );
+}
+
 /** A bare ws socket to the reference server, open once it resolves. */
 function referenceSocket(wsUrl: string, onMessage: (message: ReferenceMessage) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(wsUrl, { perMessageDeflate: false, handshakeTimeout: 60_000 });
     let open = false;
-    closers.push(
-      () =>
-        new Promise<void>((done) => {
-          if (socket.readyState === WebSocket.CLOSED) return done();
-          socket.once('close', () => done());
-          socket.close(1000);
-        }),
-    );
+    closeAtExit(socket);
     socket.on('open', () => {
       open = true;
       resolve(socket);

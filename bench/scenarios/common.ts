@@ -3,9 +3,9 @@ import { START_CURSOR } from '../lib/cursor.js';
 import { childPids } from '../lib/cleanup.js';
 import { deleteRedisPrefix } from '../lib/redis-cleanup.js';
 import { cpuSeconds, machineBusySeconds } from '../lib/proc.js';
-import { sleep } from '../lib/stats.js';
+import { percentiles, round, sleep } from '../lib/stats.js';
 import type { CollectResult, ConnectionSpec, Correctness, OpenResult, ProgressResult } from '../protocol.js';
-import { publishBounded, publisherFor, type Receipt } from '../publisher.js';
+import { publishBounded, publisherFor, type PublishRun, type Receipt } from '../publisher.js';
 import type { BenchContext } from './types.js';
 
 /**
@@ -247,4 +247,38 @@ export async function hubSubscriptions(ctx: BenchContext, server: ServerProcess)
   });
   const body = (await response.json()) as { data?: { status?: { subscriptions?: number } } };
   return body.data?.status?.subscriptions ?? null;
+}
+
+/** What a run of broadcasts measured, in the fields every fan-out scenario reports (see RunResult). */
+export interface DeliveryRun {
+  readonly run: PublishRun;
+  readonly collected: Collected;
+  /** Deliveries of the measured broadcasts (a warm-up's left out). */
+  readonly delivered: number;
+  /** Seconds from the first broadcast to the last delivery. */
+  readonly deliveryWindowS: number;
+  /** Server CPU seconds, and wall seconds, of the run. */
+  readonly cpu: number;
+  readonly wallS: number;
+  /** CPU seconds the load generator used meanwhile. */
+  readonly loadCpu: number;
+  readonly broadcasts: number;
+  /** /health latencies sampled meanwhile. */
+  readonly health: readonly number[];
+}
+
+export function deliveryFigures({ run, collected, delivered, deliveryWindowS, cpu, wallS, loadCpu, broadcasts, health }: DeliveryRun) {
+  return {
+    deliveries: delivered,
+    deliveriesPerSec: deliveryWindowS > 0 ? Math.round(delivered / deliveryWindowS) : null,
+    publishesPerSec: Math.round(broadcasts / ((run.finishedAt - run.startedAt) / 1000)),
+    serverCpuSeconds: round(cpu, 3),
+    cpuUsPerDelivery: delivered > 0 ? round((cpu * 1e6) / delivered, 2) : null,
+    serverCpuUtilisation: round(cpu / wallS, 2),
+    loadCpuUtilisation: round(loadCpu / wallS, 2),
+    receiptMs: percentiles(run.receipts.map((receipt) => receipt.latencyMs)),
+    deliveryMs: percentiles(...collected.latencies),
+    healthMs: percentiles(health),
+    correctness: collected.correctness,
+  };
 }

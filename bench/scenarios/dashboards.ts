@@ -2,7 +2,18 @@ import type { ServerProcess } from '../hub-process.js';
 import { percentiles, round, sleep, wallNow } from '../lib/stats.js';
 import type { ConnectionSpec } from '../protocol.js';
 import { probeHealth, publishBounded, publisherFor, retries, type Receipt } from '../publisher.js';
-import { collect, expectedFrom, hubSubscriptions, loadCpuSeconds, openSubscriptions, otherCpuMeter, prime, shardsFor, waitForDeliveries } from './common.js';
+import {
+  collect,
+  deliveryFigures,
+  expectedFrom,
+  hubSubscriptions,
+  loadCpuSeconds,
+  openSubscriptions,
+  otherCpuMeter,
+  prime,
+  shardsFor,
+  waitForDeliveries,
+} from './common.js';
 import { diagnosisIds } from './fanout.js';
 import { heldBySubscriptions } from './idle.js';
 import type { BenchContext, RunResult } from './types.js';
@@ -153,17 +164,17 @@ export async function runDashboards(ctx: BenchContext, server: ServerProcess, sp
     broadcasts: spec.broadcasts,
     setupMs: percentiles(...opened.setupMs),
     setupFailures: opened.failed,
-    deliveries: collected.delivered,
-    deliveriesPerSec: deliveryWindowS > 0 ? Math.round(collected.delivered / deliveryWindowS) : null,
-    publishesPerSec: Math.round(spec.broadcasts / ((run.finishedAt - run.startedAt) / 1000)),
-    serverCpuSeconds: round(cpu, 3),
-    cpuUsPerDelivery: collected.delivered > 0 ? round((cpu * 1e6) / collected.delivered, 2) : null,
-    serverCpuUtilisation: round(cpu / wallS, 2),
-    loadCpuUtilisation: round((loadAfter - loadBefore) / wallS, 2),
-    receiptMs: percentiles(run.receipts.map((receipt) => receipt.latencyMs)),
-    deliveryMs: percentiles(...collected.latencies),
-    healthMs: percentiles(health),
-    correctness: collected.correctness,
+    ...deliveryFigures({
+      run,
+      collected,
+      delivered: collected.delivered,
+      deliveryWindowS,
+      cpu,
+      wallS,
+      loadCpu: loadAfter - loadBefore,
+      broadcasts: spec.broadcasts,
+      health,
+    }),
     rssBeforeBytes: rssBefore,
     rssAfterBytes: rssAfter,
     rssBytesPerSubscription: perWatched(rssAfter - rssBefore),

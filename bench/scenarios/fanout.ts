@@ -2,7 +2,18 @@ import type { ServerProcess } from '../hub-process.js';
 import { percentiles, round, sleep, wallNow } from '../lib/stats.js';
 import type { ConnectionSpec } from '../protocol.js';
 import { probeHealth, publishBounded, publishPaced, publisherFor, retries, type Receipt } from '../publisher.js';
-import { collect, expectedFrom, hubSubscriptions, loadCpuSeconds, openSubscriptions, otherCpuMeter, prime, shardsFor, waitForDeliveries } from './common.js';
+import {
+  collect,
+  deliveryFigures,
+  expectedFrom,
+  hubSubscriptions,
+  loadCpuSeconds,
+  openSubscriptions,
+  otherCpuMeter,
+  prime,
+  shardsFor,
+  waitForDeliveries,
+} from './common.js';
 import type { BenchContext, RunResult } from './types.js';
 
 /** Broadcasts to `active` diagnoses (round-robin) watched by `subscribersPerDiagnosis` sockets each. */
@@ -109,17 +120,7 @@ export async function runFanout(ctx: BenchContext, server: ServerProcess, spec: 
     broadcasts: spec.broadcasts,
     setupMs: percentiles(...opened.setupMs),
     setupFailures: opened.failed,
-    deliveries: delivered,
-    deliveriesPerSec: deliveryWindowS > 0 ? Math.round(delivered / deliveryWindowS) : null,
-    publishesPerSec: Math.round(spec.broadcasts / ((run.finishedAt - run.startedAt) / 1000)),
-    serverCpuSeconds: round(cpu, 3),
-    cpuUsPerDelivery: delivered > 0 ? round((cpu * 1e6) / delivered, 2) : null,
-    serverCpuUtilisation: round(cpu / wallS, 2),
-    loadCpuUtilisation: round((loadAfter - loadBefore) / wallS, 2),
-    receiptMs: percentiles(run.receipts.map((receipt) => receipt.latencyMs)),
-    deliveryMs: percentiles(...collected.latencies),
-    healthMs: percentiles(health),
-    correctness: collected.correctness,
+    ...deliveryFigures({ run, collected, delivered, deliveryWindowS, cpu, wallS, loadCpu: loadAfter - loadBefore, broadcasts: spec.broadcasts, health }),
     rssBeforeBytes: rssBefore,
     rssAfterBytes: rssAfter,
     rssBytesPerSubscription: Math.round((rssAfter - rssBefore) / subscriptions),
