@@ -20,6 +20,7 @@ import { RedisEngine } from '../src/engine/redis/redis-engine.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { broadcastFeedback, eventually, gql, SUBSCRIBE } from './helpers/graphql.js';
 import { diagnosisStatus, uniqueId } from './helpers/hub-status.js';
+import { scrapeMetrics } from './helpers/metrics.js';
 import { closeFrame, parsed, rawClient, textFrame, type RawClient } from './helpers/raw-frames.js';
 import { acknowledgedClient, complete, destroyAcknowledgedClients, subscribe } from './helpers/raw-session.js';
 import { uniquePrefix } from './helpers/redis.js';
@@ -252,7 +253,7 @@ describe.each(ENGINES)('pending events of a cancelled subscription ($engine engi
     await expectClaimedOverWs(app, diagnosisId, cursors);
   });
 
-  it('should give back the pending events a diagnosesUpdates claimed for a diagnosis revoked while its setup was in flight (AccessEnded), the others going on', async () => {
+  it('should give back the pending events a diagnosesUpdates claimed for a diagnosis revoked while its setup was in flight (AccessEnded), the others going on, and audit it as denied', async () => {
     await start();
     const [revoked, kept] = [uniqueId('ward-revoked'), uniqueId('ward-kept')];
     const cursors = await pendingEvents(app, revoked); // the only events the ward's queue gets
@@ -260,6 +261,7 @@ describe.each(ENGINES)('pending events of a cancelled subscription ($engine engi
     const reader = await signToken({ sub: subject, diagnoses: [revoked, kept] });
     const held = claims.hold(revoked);
     const client = await acknowledgedClient(app.port, reader);
+    const before = await subscribeDecisions(app);
     const diagnoses = [{ diagnosisId: revoked }, { diagnosisId: kept }];
     client.send(JSON.stringify({ id: 'W', type: 'subscribe', payload: { query: MULTI, variables: { diagnoses } } }));
     await held.claimed;
@@ -278,6 +280,9 @@ describe.each(ENGINES)('pending events of a cancelled subscription ($engine engi
       type: 'next',
       payload: { data: { diagnosesUpdates: { __typename: 'AccessEnded', diagnosisId: revoked } } },
     });
+    // One grant (the kept diagnosis) and one denial (the revoked one), not two grants.
+    const after = await subscribeDecisions(app);
+    expect({ grants: after.grants - before.grants, denials: after.denials - before.denials }).toEqual({ grants: 1, denials: 1 });
     await givenBack(app, revoked);
     await expectClaimedOverWs(app, revoked, cursors);
     const live = await broadcastFeedback(app.url, token, kept, 1);
@@ -310,6 +315,14 @@ describe.each(ENGINES)('pending events of a cancelled subscription ($engine engi
     expect((await diagnosisStatus(app.url, token, diagnosisId))?.pendingEvents).toBe(0);
   });
 });
+
+/** The audit's counts of subscription grants and of denials of a revoked diagnosis, from /metrics. */
+async function subscribeDecisions(app: TestApp): Promise<{ grants: number; denials: number }> {
+  const text = await scrapeMetrics(new URL(app.url).origin);
+  const count = (decision: string, reason: string) =>
+    Number(new RegExp(`hub_access_decisions_total\\{decision="${decision}",reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  return { grants: count('grant', 'subscribe'), denials: count('deny', 'diagnosis-revoked') };
+}
 
 /** Writes an SSE subscription request (no `after`) on a raw TCP socket and drops the connection once it is written. */
 function sendAndAbort(app: TestApp, diagnosisId: string): Promise<void> {

@@ -152,12 +152,23 @@ export class LiveAccess {
   }
 
   /**
-   * A new subscription of `principal` (the connection's current one): what a revocation that
-   * covers it, or a refresh that no longer grants it, took away while it was being set up ends
-   * now (see LiveSubscription.forbid). Later ones reach it through its connection (see `follow`).
+   * A new subscription of `principal` (the connection's current one) to `diagnosisIds`: what a
+   * revocation that covers it, or a refresh that no longer grants it, took away while it was being
+   * set up ends now (see LiveSubscription.forbid). Each diagnosis is audited: a grant, or the
+   * denial that ended it. Later revocations reach it through its connection (see `follow`).
    */
-  check(principal: Principal, subscription: LiveSubscription): void {
-    subscription.forbid(this.store.revoking(tokenOf(principal)) ? everything : this.refusing(principal));
+  subscribed(principal: Principal, subscription: LiveSubscription, diagnosisIds: readonly string[]): void {
+    const tokenRevoked = this.store.revoking(tokenOf(principal));
+    const refused = tokenRevoked ? everything : this.refusing(principal);
+    subscription.forbid(refused);
+    const { subject, tokenId } = principal;
+    for (const diagnosisId of diagnosisIds) {
+      if (!refused(diagnosisId)) this.granted(principal, diagnosisId);
+      else {
+        const reason = tokenRevoked ? 'token-revoked' : canRead(principal, diagnosisId) ? 'diagnosis-revoked' : 'not-granted';
+        this.audit({ decision: 'deny', reason, subject, tokenId, diagnosisId });
+      }
+    }
   }
 
   /**

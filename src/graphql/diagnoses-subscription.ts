@@ -45,8 +45,7 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
   const events = await withDiagnosesHeld(transport, ids.length, () => hub.subscribeMany(watched, eventTypeFilter(args.types)));
   // A revocation (or a refresh without some of them) that came meanwhile ends those (all: the stream);
   // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
-  access.check(transport.principal ?? principal, events);
-  for (const diagnosisId of ids) access.granted(principal, diagnosisId);
+  access.subscribed(transport.principal ?? principal, events, ids);
   return transport.track(events, principal, { setId, ids, positions: resumed });
 }
 

@@ -18,8 +18,7 @@ export const Subscription: SubscriptionResolvers = {
       const subscription = await withDiagnosesHeld(transport, 1, () => hub.subscribe(diagnosisId, after, eventTypeFilter(args.types)));
       // A revocation (or a refresh without this diagnosis) that came meanwhile ends it as forbidden;
       // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
-      access.check(transport.principal ?? principal, subscription);
-      access.granted(principal, diagnosisId);
+      access.subscribed(transport.principal ?? principal, subscription, [diagnosisId]);
       return transport.track(subscription, principal);
     },
     resolve: (event: HubEvent) => event,
