@@ -117,6 +117,56 @@ describe('subscribeToDiagnoses', () => {
     expect(errors).toEqual([]);
   });
 
+  it('should end a diagnosis revoked while the client was away (onAccessEnded at the refused resubscribe) and resubscribe the others, mine: true included', async () => {
+    const [kept, revoked] = [uniqueId('away-kept'), uniqueId('away-revoked')];
+    const subject = uniqueId('away-reader');
+    // Issued before the revocation: the resubscribe lists the revoked diagnosis with its cursor, and is refused.
+    const token = await signToken({ sub: subject, diagnoses: [kept, revoked] });
+    const received: string[] = [];
+    const ended: Array<{ diagnosisId: string; cursor: string }> = [];
+    const errors: unknown[] = [];
+    let connects = 0;
+    let away: Promise<void> = Promise.resolve();
+    let back = () => {};
+    const dashboard = subscribeToDiagnoses({
+      // Every connect waits while the client is "away".
+      url: async () => {
+        await away;
+        return proxy.wsUrl;
+      },
+      diagnoses: {},
+      mine: true,
+      token: () => token,
+      webSocketImpl: WebSocket,
+      reconnect: { baseMs: 10, capMs: 50, floorMs: 1 },
+      clientOptions: { on: { connected: () => (connects += 1) } },
+      onEvent: (event: WardUpdate) => received.push(`${event.diagnosisId} ${event.cursor}`),
+      onAccessEnded: ({ diagnosisId, cursor }) => ended.push({ diagnosisId, cursor }),
+      onError: (error) => errors.push(error),
+    });
+    subscriptions.push(dashboard);
+    await subscribersReach(app.url, admin, revoked, 1);
+    const first = await broadcastFeedback(app.url, admin, revoked);
+    await until(() => received.length === 1, 'the first event');
+    // The claim's diagnosis is in the resubscribe payload now, with its cursor.
+    expect(dashboard.cursors).toEqual({ [revoked]: first.event.cursor });
+
+    away = new Promise((resolve) => (back = resolve));
+    expect(proxy.dropAll()).toBeGreaterThan(0);
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    expect((await gql(app.url, REVOKE, { input: { subject, diagnosisId: revoked } }, ops)).body.errors).toBeUndefined();
+    back();
+    await until(() => ended.length === 1, 'the access ended while away');
+    expect(ended).toEqual([{ diagnosisId: revoked, cursor: first.event.cursor }]);
+    await subscribersReach(app.url, admin, kept, 1);
+    const { event } = await broadcastFeedback(app.url, admin, kept);
+    await until(() => received.length === 2, 'the kept diagnosis after the refusal');
+    expect(received[1]).toBe(`${kept} ${event.cursor}`);
+    expect(Object.keys(dashboard.cursors)).toEqual([kept]);
+    expect(errors).toEqual([]);
+    expect(connects).toBe(2);
+  });
+
   it('should replay 40 diagnoses (opened 16 at a time) and then deliver live events of the last ones opened', async () => {
     const ids = Array.from({ length: 40 }, (_, i) => uniqueId(`dash-many-${i}`));
     for (const id of ids) for (let n = 1; n <= 2; n += 1) await broadcastFeedback(app.url, admin, id, n, { feedbackId: `p-${n}` });

@@ -1,4 +1,5 @@
-import type { Client } from 'graphql-ws/client';
+import type { GraphQLFormattedError } from 'graphql';
+import type { Client, FormattedExecutionResult, Sink } from 'graphql-ws/client';
 import { openConnection, type ConnectionOptions } from './connection.js';
 import type { DiagnosesUpdatesSubscription, DiagnosisEventType } from './generated/graphql.js';
 import { DiagnosesUpdatesDocument } from './operations.js';
@@ -33,7 +34,10 @@ export interface SubscribeToDiagnosesOptions extends ConnectionOptions {
   /**
    * The token may no longer read `ended.diagnosisId`: nothing more of it comes, and it is left out
    * of `cursors` and of every resubscribe from now on (the others go on). When it was the last
-   * one, the subscription ends with a FORBIDDEN error (`onError`) instead.
+   * one, the subscription ends with a FORBIDDEN error (`onError`) instead. Access that ended while
+   * the client was away (the hub refuses the resubscribe, naming the diagnoses) ends the same way:
+   * those diagnoses are left out and the rest resubscribed; `ended.cursor` is then the last cursor
+   * handed to you ('' when none was), and `ended.occurredAt` when the refusal came.
    */
   readonly onAccessEnded?: (ended: WardAccessEnded) => void;
   /**
@@ -65,41 +69,64 @@ export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): Diag
   const seen = new Set<string>();
   const connection = openConnection(options);
   const { client } = connection;
-
-  const unsubscribe = client.subscribe<DiagnosesUpdatesSubscription>(
-    { query: DiagnosesUpdatesDocument.toString(), variables },
-    {
-      next: ({ data, errors }) => {
-        if (errors?.length) return options.onError?.(errors);
-        const event = data?.diagnosesUpdates;
-        if (!event) return;
-        if (event.__typename === 'AccessEnded') {
-          // Not an event of the stream: its cursor may be that of the last one delivered.
-          const ended = byId.get(event.diagnosisId);
-          byId.delete(event.diagnosisId);
-          if (ended) entries.splice(entries.indexOf(ended), 1);
-          options.onAccessEnded?.(event);
-          return;
-        }
-        const key = `${event.diagnosisId} ${event.cursor}`;
-        if (seen.has(key)) return;
-        seen.add(key);
-        if (seen.size > 4096) seen.delete(seen.values().next().value as string);
-        let entry = byId.get(event.diagnosisId);
-        if (!entry) {
-          // A diagnosis of the token's claim (`mine`): its cursor goes into the payload too.
-          entry = { diagnosisId: event.diagnosisId, after: null };
-          byId.set(entry.diagnosisId, entry);
-          entries.push(entry);
-        }
-        entry.after = event.cursor;
-        if (event.__typename === 'HistoryGap') options.onGap?.(event);
-        else options.onEvent(event);
-      },
-      error: (error) => options.onError?.(error),
-      complete: () => {},
+  /** Whether the hub has taken the subscription before: set by a second connect or by any event. */
+  let established = false;
+  let connects = 0;
+  const stopCounting = client.on('connected', () => {
+    connects += 1;
+    if (connects > 1) established = true;
+  });
+  const end = (event: WardAccessEnded) => {
+    // Not an event of the stream: its cursor may be that of the last one delivered.
+    const ended = byId.get(event.diagnosisId);
+    byId.delete(event.diagnosisId);
+    if (ended) entries.splice(entries.indexOf(ended), 1);
+    options.onAccessEnded?.(event);
+  };
+  /**
+   * A resubscribe refused as FORBIDDEN for diagnoses it watched: their access ended while the
+   * client was away. They end as if by AccessEnded, and what is left is subscribed again.
+   */
+  const endedWhileAway = (errors: readonly GraphQLFormattedError[]): boolean => {
+    const refused = errors.length === 1 && errors[0]!.extensions?.['code'] === 'FORBIDDEN' ? errors[0]!.extensions['diagnosisIds'] : undefined;
+    if (!established || !Array.isArray(refused) || refused.length === 0 || !refused.every((id) => byId.has(id as string))) return false;
+    if (refused.length === byId.size && !variables.mine) return false;
+    const occurredAt = new Date().toISOString();
+    for (const diagnosisId of refused as string[])
+      end({ __typename: 'AccessEnded', diagnosisId, cursor: byId.get(diagnosisId)!.after ?? '', occurredAt, replayed: false });
+    return true;
+  };
+  let unsubscribe = () => {};
+  const subscribe = () => {
+    unsubscribe = client.subscribe<DiagnosesUpdatesSubscription>({ query: DiagnosesUpdatesDocument.toString(), variables }, sink);
+  };
+  const sink: Sink<FormattedExecutionResult<DiagnosesUpdatesSubscription>> = {
+    next: ({ data, errors }) => {
+      // A refused subscribe is a result with errors, which the hub completes.
+      if (errors?.length) return endedWhileAway(errors) ? subscribe() : options.onError?.(errors);
+      const event = data?.diagnosesUpdates;
+      if (!event) return;
+      established = true;
+      if (event.__typename === 'AccessEnded') return end(event);
+      const key = `${event.diagnosisId} ${event.cursor}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      if (seen.size > 4096) seen.delete(seen.values().next().value as string);
+      let entry = byId.get(event.diagnosisId);
+      if (!entry) {
+        // A diagnosis of the token's claim (`mine`): its cursor goes into the payload too.
+        entry = { diagnosisId: event.diagnosisId, after: null };
+        byId.set(entry.diagnosisId, entry);
+        entries.push(entry);
+      }
+      entry.after = event.cursor;
+      if (event.__typename === 'HistoryGap') options.onGap?.(event);
+      else options.onEvent(event);
     },
-  );
+    error: (error) => options.onError?.(error),
+    complete: () => {},
+  };
+  subscribe();
 
   return {
     get cursors() {
@@ -107,6 +134,7 @@ export function subscribeToDiagnoses(options: SubscribeToDiagnosesOptions): Diag
     },
     client,
     async dispose() {
+      stopCounting();
       unsubscribe();
       await connection.dispose();
     },
