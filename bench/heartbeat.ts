@@ -15,7 +15,7 @@ import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
-import { FanOut } from '../src/hub/fan-out.js';
+import { FanOut } from '../src/hub/hub.js';
 import { startRedisServer } from '../test/helpers/redis.js';
 
 const { values } = parseArgs({ options: { diagnoses: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '20' } } });

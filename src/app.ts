@@ -11,7 +11,7 @@ import { createEngine } from './engine/create-engine.js';
 import type { Engine } from './engine/engine.js';
 import type { MemoryEngineEvents } from './engine/memory/memory-engine.js';
 import { Hub } from './hub/hub.js';
-import type { SubscriptionEnd } from './hub/subscription-end.js';
+import type { SubscriptionEnd } from './hub/stream.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { Connections } from './transport/connections.js';

@@ -11,7 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
 import { presenceKeys } from '../src/engine/redis/keys.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
-import { fanOut } from './helpers/fan-out.js';
+import { fanOut } from './helpers/hub-listeners.js';
 import { broadcastFeedback, subscribeWs, wsClient, type QueuedSubscription } from './helpers/graphql.js';
 import { uniqueId } from './helpers/hub-status.js';
 import { hasRedisServer, startCountingRedis, uniquePrefix, type CountingRedis } from './helpers/redis.js';

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createClient, type RedisClientType } from '@redis/client';
-import { Hub } from '../src/hub/hub.js';
+import { Hub, type EventListener } from '../src/hub/hub.js';
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
 import { connectRedis, type RedisTopology } from '../src/engine/redis/connect.js';
@@ -24,8 +24,7 @@ import {
 } from '../src/engine/engine.js';
 import type { EventDraft, GapEvent, HubEvent, Position, StoredEvent } from '../src/domain/events.js';
 import type { Revocation } from '../src/domain/revocation.js';
-import type { EventListener } from '../src/hub/topic-listeners.js';
-import { fanOut } from './helpers/fan-out.js';
+import { fanOut } from './helpers/hub-listeners.js';
 import { feedbackDraft as draft } from './helpers/drafts.js';
 import { take } from './helpers/iterators.js';
 import { eventually } from './helpers/graphql.js';

@@ -25,7 +25,7 @@ export const NO_TRANSPORT: Transport = { track: (subscription) => subscription }
 
 /**
  * The transport-specific part of an operation's life. A transport learns that the hub ended a
- * subscription from the value its stream finishes with (see hub/subscription-end.ts), not from
+ * subscription from the value its stream finishes with (see hub/stream.ts), not from
  * the context.
  */
 export interface Transport {

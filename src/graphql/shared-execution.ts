@@ -16,8 +16,7 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import { BoundedMap } from '../bounded-map.js';
-import { isPushable, PUSH, pullTo, type Pushable, type PushSink } from '../hub/push.js';
-import { endOf, type SubscriptionEnd } from '../hub/subscription-end.js';
+import { endOf, isPushable, PUSH, pullTo, type Pushable, type PushSink, type SubscriptionEnd } from '../hub/stream.js';
 import { NO_TRANSPORT, type GraphQLContext } from './context.js';
 
 /** Turns an error into what a client may see (see error-codes.ts), logging what it hides. */

@@ -1,11 +1,10 @@
 import { idempotencyKeyReused } from '../errors.js';
-import { asReplayed, type HubEvent, type Position } from '../domain/events.js';
+import { asReplayed, type HubEvent, type Position, type StoredEvent } from '../domain/events.js';
 import type { ValidBroadcast } from '../domain/validate.js';
-import { IdempotencyKeyReusedError, type AppendResult, type Engine, type EngineStats } from '../engine/engine.js';
+import { IdempotencyKeyReusedError, type AppendResult, type Engine, type EngineStats, type LiveEventHandler } from '../engine/engine.js';
 import { noMetrics, type HubMetrics } from '../metrics.js';
 import { SharedResult } from '../shared-result.js';
 import type { EventTypeFilter } from './event-types.js';
-import { FanOut } from './fan-out.js';
 import { MergedSubscription, type WatchedDiagnosis } from './merged-subscription.js';
 import { gapEvent, planResume } from './replay.js';
 import { openSubscription, type HubSubscription, type SubscriptionEnd, type SubscriptionSettings } from './subscription.js';
@@ -65,7 +64,10 @@ export interface HubOptions {
 
 /**
  * The meaning of the hub, independent of storage and transport: publish into a diagnosis
- * stream, subscribe with replay, read history and count.
+ * stream, subscribe with replay, read history and count. A broadcast crosses this file top to
+ * bottom: `publish` hands it to `engine.append`, which stores it and hands it, in the same step,
+ * to the hub's one live handler (`FanOut`, below), which tells each listener of the diagnosis
+ * (`TopicListeners`): every listener is a subscription (see subscription.ts).
  */
 export class Hub {
   private readonly engine: Engine;
@@ -129,7 +131,7 @@ export class Hub {
    * Live updates of a diagnosis: replay after `after` (or the pending events when it is null),
    * then live events, each exactly once and in order. When the hub ends the subscription itself
    * (slow consumer, history unavailable), the stream finishes with a SubscriptionEnd saying why:
-   * `{ done: true, value: end }`, or a sink's `onEnd(undefined, end)` (see push.ts).
+   * `{ done: true, value: end }`, or a sink's `onEnd(undefined, end)` (see stream.ts).
    */
   subscribe(diagnosisId: string, after: Position | null, types: EventTypeFilter | null = null): Promise<HubSubscription> {
     return this.counted(openSubscription(this.subscriptions, diagnosisId, after, types));
@@ -187,5 +189,129 @@ export class Hub {
 
   close(): Promise<void> {
     return this.engine.close();
+  }
+}
+
+/**
+ * The hub's live delivery on this instance: the engine's one handler (see Engine.onLive), which
+ * hands each topic's live events and resyncs to the topic's listeners. Every listener is one
+ * `listen` of the engine, so the engine counts subscribers (receipts, pending, presence, stats)
+ * while holding no listener of its own.
+ */
+export class FanOut implements LiveEventHandler {
+  /**
+   * Each topic's listeners: the listener itself while it is the only one (most diagnoses are
+   * watched by one phone, and this map is a second entry per diagnosis beside the engine's
+   * count), TopicListeners from a second one on.
+   */
+  private readonly topics = new Map<string, EventListener | TopicListeners>();
+
+  constructor(private readonly engine: Engine) {
+    engine.onLive(this);
+  }
+
+  /** A live event of `topic`, from the engine: to each of its listeners. */
+  event(topic: string, event: StoredEvent): void {
+    this.topics.get(topic)?.event(event);
+  }
+
+  resync(topic: string): void {
+    this.topics.get(topic)?.resync();
+  }
+
+  /**
+   * Registers a listener of a topic's live events; resolves as the engine's `listen` does (see
+   * Engine.onLive for what it guarantees). The listener is added before the engine is asked, so
+   * it receives every event the engine hands over once it counts it. A listener listens to a
+   * topic once: listening again with it rejects. When the engine rejects, it is removed again.
+   */
+  async listen(topic: string, listener: EventListener): Promise<void> {
+    const held = this.topics.get(topic);
+    if (!held) this.topics.set(topic, listener);
+    else if (held instanceof TopicListeners) held.add(listener);
+    else {
+      const listeners = new TopicListeners();
+      listeners.add(held);
+      listeners.add(listener); // throws when it is the same listener, leaving the topic as it was
+      this.topics.set(topic, listeners);
+    }
+    try {
+      await this.engine.listen(topic);
+    } catch (error) {
+      // The engine counted nothing for it: removed here only.
+      this.remove(topic, listener);
+      throw error;
+    }
+  }
+
+  /**
+   * Removes a listener that `listen` registered (call it once `listen` has resolved). Nothing
+   * happens when it is not registered (any more), so removing twice is harmless. The listener
+   * is the handle: an idle subscription holds no closure for this.
+   */
+  unlisten(topic: string, listener: EventListener): void {
+    if (this.remove(topic, listener)) this.engine.unlisten(topic);
+  }
+
+  private remove(topic: string, listener: EventListener): boolean {
+    const held = this.topics.get(topic);
+    if (held === listener) {
+      this.topics.delete(topic);
+      return true;
+    }
+    if (!(held instanceof TopicListeners) || !held.delete(listener)) return false;
+    if (held.size === 0) this.topics.delete(topic);
+    return true;
+  }
+}
+
+/** A subscriber's side of live delivery: what the hub hands it of its topic. */
+export interface EventListener {
+  /** A live event of the topic. Called synchronously: must not throw or block. */
+  event(event: StoredEvent): void;
+  /** Live delivery was interrupted: re-read history after the last position held. */
+  resync(): void;
+}
+
+/**
+ * The listeners of one topic on one instance, told of its events in the order they were added.
+ * Most topics have one (a diagnosis watched by one phone), which is held as is: a Set is made
+ * only for a second listener, since even a Set of one costs about 150 bytes.
+ */
+export class TopicListeners {
+  private one: EventListener | null = null;
+  private many: Set<EventListener> | null = null;
+
+  get size(): number {
+    return this.many ? this.many.size : this.one ? 1 : 0;
+  }
+
+  /** Adds a listener; one that is already here is a programming error. */
+  add(listener: EventListener): void {
+    if (this.one === listener || this.many?.has(listener)) throw new Error('This listener already listens to the topic');
+    if (this.many) this.many.add(listener);
+    else if (this.one) {
+      this.many = new Set([this.one, listener]);
+      this.one = null;
+    } else this.one = listener;
+  }
+
+  /** Removes a listener; false when it is not here (any more). */
+  delete(listener: EventListener): boolean {
+    if (this.one === listener) {
+      this.one = null;
+      return true;
+    }
+    return this.many?.delete(listener) ?? false;
+  }
+
+  event(event: StoredEvent): void {
+    if (this.one) return this.one.event(event);
+    if (this.many) for (const listener of this.many) listener.event(event);
+  }
+
+  resync(): void {
+    if (this.one) return this.one.resync();
+    if (this.many) for (const listener of this.many) listener.resync();
   }
 }

@@ -2,7 +2,7 @@ import { encodeCursor } from '../domain/cursor.js';
 import type { AccessEndedEvent, HubEvent, Position } from '../domain/events.js';
 import { passes, type EventTypeFilter } from './event-types.js';
 import { SubscriberQueue } from './subscriber-queue.js';
-import { SubscriptionEnd } from './subscription-end.js';
+import { SubscriptionEnd } from './stream.js';
 import { Subscription, type HubSubscription, type SubscriptionSettings } from './subscription.js';
 
 /** One diagnosis of a merged subscription, and where it resumes (null: its pending events). */

@@ -1,5 +1,4 @@
-import { PUSH, type Pushable, type PushSink } from './push.js';
-import type { SubscriptionEnd } from './subscription-end.js';
+import { PUSH, type Pushable, type PushSink, type SubscriptionEnd } from './stream.js';
 
 /**
  * A subscriber's queue between the engine (which pushes synchronously) and the transport. A

@@ -2,13 +2,12 @@ import { asReplayed, type HubEvent, type Position, type StoredEvent } from '../d
 import { EngineUnavailableError, type Engine } from '../engine/engine.js';
 import type { HubMetrics } from '../metrics.js';
 import { classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
-import type { FanOut } from './fan-out.js';
+import type { EventListener, FanOut } from './hub.js';
 import { passes, type EventTypeFilter } from './event-types.js';
 import { SubscriberQueue } from './subscriber-queue.js';
-import { SubscriptionEnd } from './subscription-end.js';
-import type { EventListener } from './topic-listeners.js';
+import { SubscriptionEnd } from './stream.js';
 
-export { SubscriptionEnd, type EndReason } from './subscription-end.js';
+export { SubscriptionEnd, type EndReason } from './stream.js';
 
 /** What every subscription of a hub shares (one object, not a copy per subscription). */
 export interface SubscriptionSettings {

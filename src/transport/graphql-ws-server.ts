@@ -15,8 +15,7 @@ import type { Logger } from 'pino';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { forbidden, FORBIDDEN_END, HubCloseCode, SERVICE_RESTART_REASON } from '../errors.js';
 import { flat } from '../flat-string.js';
-import { drainTo, type PushSink } from '../hub/push.js';
-import type { SubscriptionEnd } from '../hub/subscription-end.js';
+import { drainTo, type PushSink, type SubscriptionEnd } from '../hub/stream.js';
 import { resultBytes, visibleError } from './result-json.js';
 import { FrameBatch, frameBatchWritten, textFrame } from './ws-frame.js';
 
@@ -58,7 +57,7 @@ export interface GraphqlWsOptions<S> {
   onStalled(): void;
   /**
    * A subscription's stream finished with a SubscriptionEnd (the hub ended it: see
-   * hub/subscription-end.ts): close the socket accordingly, so that the client resumes. Nothing
+   * hub/stream.ts): close the socket accordingly, so that the client resumes. Nothing
    * is sent for the operation (a `complete` would tell the client not to resume). Not called for
    * `forbidden`: that subscription alone gets an `error` message with FORBIDDEN.
    */
@@ -366,7 +365,7 @@ class Connection<S> implements Peer {
 
   /**
    * Writes a subscription's results as they come, until it ends or is ended. The hub's streams
-   * push (see hub/push.ts): each result is handed over as it is produced, synchronously inside
+   * push (see hub/stream.ts): each result is handed over as it is produced, synchronously inside
    * the broadcast that stored its event, with no promise per delivery; nothing may throw back
    * into it. Any other stream is pulled.
    */

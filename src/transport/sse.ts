@@ -192,7 +192,7 @@ function sseResponse(results: AsyncIterable<ExecutionResult>, fetchAPI: FetchAPI
     },
     async pull(controller) {
       try {
-        // A stream the hub ended finishes with why (see hub/subscription-end.ts): the response
+        // A stream the hub ended finishes with why (see hub/stream.ts): the response
         // completes as any other end does, and the client resumes from its last event's id; ended
         // as forbidden, it says so first (as an `error` message does over WebSocket): resuming
         // would be refused.

@@ -13,7 +13,7 @@ import type { Transport } from '../graphql/context.js';
 import type { KnownExecution, KnownOperations } from '../graphql/known-execution.js';
 import type { Metrics } from '../metrics.js';
 import type { HubSubscription } from '../hub/subscription.js';
-import type { EndReason } from '../hub/subscription-end.js';
+import type { EndReason } from '../hub/stream.js';
 import { timerDelay, type Connections } from './connections.js';
 import { serveGraphqlWs, type OperationOutcome, type Peer } from './graphql-ws-server.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import { EngineUnavailableError, type HistoryLimits } from '../../src/engine/engine.js';
-import { FanOut } from '../../src/hub/fan-out.js';
-import type { EventListener } from '../../src/hub/topic-listeners.js';
+import { FanOut, type EventListener } from '../../src/hub/hub.js';
 import { engineWith } from '../helpers/hardening.js';
 import { feedbackDraft as feedback } from '../helpers/drafts.js';
 

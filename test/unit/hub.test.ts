@@ -3,7 +3,7 @@ import { GraphQLError } from 'graphql';
 import { Hub, type Receipt } from '../../src/hub/hub.js';
 import { SubscriptionEnd, type EndReason } from '../../src/hub/subscription.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
-import { PUSH } from '../../src/hub/push.js';
+import { PUSH } from '../../src/hub/stream.js';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import type { HistoryLimits } from '../../src/engine/engine.js';
 import { decodeCursor } from '../../src/domain/cursor.js';

@@ -4,11 +4,10 @@
  * least recently appended first and refuses broadcasts when only listened-to histories are left.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Hub } from '../../src/hub/hub.js';
+import { Hub, type EventListener } from '../../src/hub/hub.js';
 import { MemoryEngine, type MemoryEngineEvents, type MemoryLimits } from '../../src/engine/memory/memory-engine.js';
 import { EngineFullError, type HistoryLimits } from '../../src/engine/engine.js';
-import type { EventListener } from '../../src/hub/topic-listeners.js';
-import { fanOut } from '../helpers/fan-out.js';
+import { fanOut } from '../helpers/hub-listeners.js';
 import { feedbackDraft as feedback } from '../helpers/drafts.js';
 import type { EventDraft, GapEvent, HubEvent } from '../../src/domain/events.js';
 

@@ -10,9 +10,7 @@ import { decodeCursorMap, diagnosisSetId, encodeCursorMap, MAX_ENCODED_LENGTH } 
 import type { EventDraft, HubEvent, Position } from '../../src/domain/events.js';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import { Hub } from '../../src/hub/hub.js';
-import type { EndReason } from '../../src/hub/subscription-end.js';
-import { SubscriptionEnd } from '../../src/hub/subscription-end.js';
-import { PUSH } from '../../src/hub/push.js';
+import { PUSH, SubscriptionEnd, type EndReason } from '../../src/hub/stream.js';
 
 const LIMITS = { size: 1_000, ttlMs: 60_000, metaTtlMs: 600_000, idempotencyTtlMs: 30_000 };
 const draft = (n: number, diagnosisId: string): EventDraft => ({

@@ -1,5 +1,5 @@
 import { describe, it, expect, vi } from 'vitest';
-import { PUSH } from '../../src/hub/push.js';
+import { PUSH } from '../../src/hub/stream.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
 
 /** A queue that reports its end (SubscriberQueue's subclasses release their source there). */

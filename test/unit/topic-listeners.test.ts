@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TopicListeners, type EventListener } from '../../src/hub/topic-listeners.js';
+import { TopicListeners, type EventListener } from '../../src/hub/hub.js';
 import type { StoredEvent } from '../../src/domain/events.js';
 
 const event = { position: { epoch: 'e', offset: 1 } } as StoredEvent;

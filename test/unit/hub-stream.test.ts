@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { drainTo, PUSH } from '../../src/hub/push.js';
+import { drainTo, PUSH, SubscriptionEnd } from '../../src/hub/stream.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
-import { SubscriptionEnd } from '../../src/hub/subscription-end.js';
 
 /** A sink that records what it is given; `ended` resolves with the error (or undefined) at the end. */
 function recorder() {

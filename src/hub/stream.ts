@@ -1,4 +1,7 @@
-import { endOf, type SubscriptionEnd } from './subscription-end.js';
+/**
+ * What a hub subscription's stream gives its consumer: its items, pushed to a sink or pulled
+ * as an async iterator, and, when the hub ends it, why, as the value it finishes with.
+ */
 
 /**
  * An optional second way to consume a subscription's stream: the consumer hands the stream a
@@ -50,4 +53,32 @@ export function pullTo<T>(stream: AsyncIterator<T, unknown>, sink: PushSink<T>):
       (error: unknown) => sink.onEnd(error),
     );
   pull();
+}
+
+/**
+ * Why the hub ended a subscription on its own. `forbidden`: the subscriber may no longer read
+ * the diagnosis (its access was revoked, or a refreshed token does not grant it); unlike the
+ * others it is final, and ends only that subscription (over WebSocket an `error` message with
+ * FORBIDDEN, the socket's other subscriptions go on).
+ */
+export type EndReason = 'slow-consumer' | 'history-unavailable' | 'forbidden';
+
+/**
+ * How a subscription ends when the hub ends it itself: the value its stream finishes with
+ * (`{ done: true, value }` for a consumer that pulls, `onEnd`'s second argument for one that is
+ * pushed to), which each transport maps to its own close. The client should resume from its last
+ * cursor. One shared instance per reason, so ending allocates nothing; a stream that ends any
+ * other way (returned by its consumer, failed) finishes with no SubscriptionEnd.
+ */
+export class SubscriptionEnd {
+  static readonly slowConsumer = new SubscriptionEnd('slow-consumer');
+  static readonly historyUnavailable = new SubscriptionEnd('history-unavailable');
+  static readonly forbidden = new SubscriptionEnd('forbidden');
+
+  private constructor(readonly reason: EndReason) {}
+}
+
+/** The SubscriptionEnd a finished stream returned, if that is what it returned. */
+export function endOf(value: unknown): SubscriptionEnd | undefined {
+  return value instanceof SubscriptionEnd ? value : undefined;
 }

@@ -1,5 +1,5 @@
 import type { Engine } from '../../src/engine/engine.js';
-import { FanOut } from '../../src/hub/fan-out.js';
+import { FanOut } from '../../src/hub/hub.js';
 
 const fanOuts = new WeakMap<Engine, FanOut>();
 
