@@ -4,7 +4,8 @@ import type { Authenticate } from '../auth/verifier.js';
 import type { AuthState, Principal } from '../auth/principal.js';
 import type { HubEvent, Position } from '../domain/events.js';
 import type { Hub, LocalCounts } from '../hub/hub.js';
-import type { HubSubscription, SubscriptionEnd } from '../hub/subscription.js';
+import type { SubscriptionEnd } from '../hub/stream.js';
+import type { HubSubscription } from '../hub/subscription.js';
 
 /** What every resolver receives, built the same way for HTTP, SSE and WebSocket operations. */
 export type GraphQLContext = {

@@ -7,7 +7,8 @@ import { SharedResult } from '../shared-result.js';
 import type { EventTypeFilter } from './event-types.js';
 import { MergedSubscription, type WatchedDiagnosis } from './merged-subscription.js';
 import { gapEvent, planResume } from './replay.js';
-import { openSubscription, type HubSubscription, type SubscriptionEnd, type SubscriptionSettings } from './subscription.js';
+import type { SubscriptionEnd } from './stream.js';
+import { openSubscription, type HubSubscription, type SubscriptionSettings } from './subscription.js';
 
 import { EngineFullError, EngineUnavailableError, ReplicasUnconfirmedError } from '../engine/engine.js';
 

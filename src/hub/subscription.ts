@@ -7,8 +7,6 @@ import { passes, type EventTypeFilter } from './event-types.js';
 import { SubscriberQueue } from './subscriber-queue.js';
 import { SubscriptionEnd } from './stream.js';
 
-export { SubscriptionEnd, type EndReason } from './stream.js';
-
 /** What every subscription of a hub shares (one object, not a copy per subscription). */
 export interface SubscriptionSettings {
   readonly engine: Engine;

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
 import { GraphQLError } from 'graphql';
 import { Hub, type Receipt } from '../../src/hub/hub.js';
-import { SubscriptionEnd, type EndReason } from '../../src/hub/subscription.js';
+import { SubscriptionEnd, type EndReason } from '../../src/hub/stream.js';
 import { SubscriberQueue } from '../../src/hub/subscriber-queue.js';
 import { PUSH } from '../../src/hub/stream.js';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';

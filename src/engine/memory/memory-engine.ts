@@ -17,7 +17,7 @@ import {
   type TopicStats,
 } from '../engine.js';
 import { receiptBytes, Receipts, type ReceiptEviction } from './receipts.js';
-import { STREAM_BYTES, Stream } from './stream.js';
+import { STREAM_BYTES, Stream } from './ring-buffer.js';
 
 /** What the memory engine may hold. */
 export interface MemoryLimits {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { Stream } from '../../src/engine/memory/stream.js';
+import { Stream } from '../../src/engine/memory/ring-buffer.js';
 import { encodeCursor } from '../../src/domain/cursor.js';
 import type { EventDraft } from '../../src/domain/events.js';
 import type { HistoryLimits } from '../../src/engine/engine.js';
