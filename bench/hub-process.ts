@@ -66,6 +66,8 @@ export function hubEnv(port: number, options: HubOptions): Record<string, string
     BROADCASTS_PER_SECOND: '1000000',
     HISTORY_SIZE: '10000',
     MAX_CONNECTIONS_PER_SUBJECT: '1000000',
+    // S4 holds 10,000 sockets, the default cap, and still asks for `status` over HTTP.
+    MAX_HTTP_CONNECTIONS: '1000000',
     // On Redis: a key prefix of its own per hub (deleted after the run), and history that expires within the hour anyway.
     ...(options.redisUrl
       ? {
