@@ -111,11 +111,13 @@ async function post(agent: http.Agent, url: URL, body: string, headers: Record<s
     if (!reused || !(code === 'ECONNRESET' || code === 'EPIPE')) throw error;
     retries.count += 1;
     if (retries.samples.length < 5) retries.samples.push((error as Error).message);
-    return postOnce(agent, url, body, headers);
+    // Not through the agent: it may hand over another idle socket that the server is closing at
+    // the same moment (sockets idle since the same burst time out together).
+    return postOnce(false, url, body, headers);
   }
 }
 
-function postOnce(agent: http.Agent, url: URL, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+function postOnce(agent: http.Agent | false, url: URL, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     let responded = false;
     const request = http.request(
