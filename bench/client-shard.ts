@@ -62,14 +62,28 @@ class Tracked {
   offsets = new Int32Array(16);
   count = 0;
 
+  /** How many of `expected` arrived first, in order. */
+  private matched = 0;
+
+  /**
+   * @param expected the cursors this subscription should receive, in order, when known (S6's
+   * missed events, from their receipts): while they come in that order, an event's offset is
+   * found by one string comparison, the same work for a hub cursor as for a reference one, where
+   * decoding costs a hub client a map lookup and a reference client a `Number()`.
+   */
   constructor(
     readonly diagnosisId: string,
     private readonly offsetOf: (cursor: string) => number,
     private readonly measureLatency: boolean,
+    private readonly expected: { readonly cursors: readonly string[]; readonly offsets: Int32Array } | null = null,
   ) {}
 
   record(event: DeliveredEvent): number {
-    const offset = this.offsetOf(event.cursor);
+    const { expected, matched } = this;
+    const offset =
+      expected !== null && matched < expected.cursors.length && event.cursor === expected.cursors[matched]
+        ? expected.offsets[(this.matched = matched + 1) - 1]!
+        : this.offsetOf(event.cursor);
     if (SELFTEST) selftestTarget ??= this;
     if (SELFTEST && selftestTarget === this && !selftestDone && this.count === 2) {
       selftestDone = true;
@@ -600,8 +614,10 @@ function recovery(request: RecoveryRequest): RecoveryResult {
   };
 }
 
-/** Every connected client subscribes `after` in the same tick; each is timed until it holds `lastOffset`. */
+/** Every connected client subscribes `after` in the same tick; each is timed until it holds the last missed event. */
 async function resume(request: ResumeRequest): Promise<ResumeResult> {
+  const expected = { cursors: request.missed.map((event) => event.cursor), offsets: Int32Array.from(request.missed, (event) => event.offset) };
+  const lastCursor = expected.cursors.at(-1);
   const caughtUpMs = new Float64Array(connected.length).fill(Number.NaN);
   const firstEventMs = new Float64Array(connected.length).fill(Number.NaN);
   let remaining = connected.length;
@@ -609,13 +625,14 @@ async function resume(request: ResumeRequest): Promise<ResumeResult> {
   const done = new Promise<void>((resolve) => (allDone = resolve));
   if (remaining === 0) allDone();
   connected.forEach((client, index) => {
-    const subscription = new Tracked(request.diagnosisId, client.offsetOf, false);
+    const subscription = new Tracked(request.diagnosisId, client.offsetOf, false, expected);
     tracked.push(subscription);
     const started = performance.now();
     client.subscribe(request.diagnosisId, request.after, (event) => {
       const elapsed = performance.now() - started;
       if (Number.isNaN(firstEventMs[index]!)) firstEventMs[index] = elapsed;
-      if (subscription.record(event) >= request.lastOffset && Number.isNaN(caughtUpMs[index]!)) {
+      subscription.record(event);
+      if (event.cursor === lastCursor && Number.isNaN(caughtUpMs[index]!)) {
         caughtUpMs[index] = elapsed;
         remaining -= 1;
         if (remaining === 0) allDone();

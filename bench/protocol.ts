@@ -87,21 +87,22 @@ export interface ConnectRequest {
   readonly timeoutMs: number;
 }
 
-/** Every connected client subscribes `after` at once; caught up at `lastOffset`. */
+/** Every connected client subscribes `after` at once; caught up once it holds the last of `missed`. */
 export interface ResumeRequest {
   readonly op: 'resume';
   readonly diagnosisId: string;
   readonly after: string;
-  readonly lastOffset: number;
+  /** The missed events, in stream order. */
+  readonly missed: ReadonlyArray<{ readonly cursor: string; readonly offset: number }>;
   readonly timeoutMs: number;
 }
 
 export interface ResumeResult {
-  /** Per client: subscribe sent → event at `lastOffset` received, ms. */
+  /** Per client: subscribe sent → the last missed event received, ms. */
   readonly caughtUpMs: Float64Array;
   /** Per client: subscribe sent → first event received, ms. */
   readonly firstEventMs: Float64Array;
-  /** Per client: first event → event at `lastOffset`, ms (how long its own replay took once it started). */
+  /** Per client: first event → the last missed event, ms (how long its own replay took once it started). */
   readonly replayMs: Float64Array;
   readonly timedOut: number;
 }

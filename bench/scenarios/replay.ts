@@ -27,7 +27,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
   } finally {
     publisher.close();
   }
-  const lastOffset = Math.max(...run.receipts.map((receipt) => receipt.offset));
+  const missed = run.receipts.map(({ cursor, offset }) => ({ cursor, offset })).sort((a, b) => a.offset - b.offset);
 
   const shardCount = shardsFor(ctx, spec.clients);
   const base = Math.floor(spec.clients / shardCount);
@@ -49,7 +49,7 @@ export async function runReplay(ctx: BenchContext, server: ServerProcess, spec: 
     op: 'resume',
     diagnosisId,
     after: first.cursor,
-    lastOffset,
+    missed,
     timeoutMs: 60_000,
   }));
   const resumeS = (wallNow() - resumeStarted) / 1000;
