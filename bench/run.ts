@@ -29,7 +29,7 @@ const USAGE = `Usage: node --import tsx bench/run.ts [--smoke] [--scenarios S1,S
   --out DIR       where results go (default bench/results, bench/results/smoke with --smoke): <engine>.json
                   and .svg for a run of every scenario, <engine>-<scenarios>.json and .svg for some, replacing the last
   --servers LIST  reference,hub (default both; one of them to iterate on a scenario)
-  --repeat N      measure each scenario N times (default: S3 and S5 3 times, the others once); targets take the median`;
+  --repeat N      measure each scenario N times (default: S3 and S5 3 times, S6 5 times, the others once); targets take the median`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
