@@ -49,12 +49,20 @@ export function planResume(after: Position, window: HistoryWindow, live: readonl
     gap = { reason: window.droppedBy ?? 'TRIMMED', position: { epoch: window.epoch, offset: afterOffset } };
   }
 
-  const events = [...held, ...window.events.filter((event) => event.position.offset > from)];
+  const events = held.length === 0 ? eventsAfter(window.events, from) : [...held, ...eventsAfter(window.events, from)];
   const newest = events.at(-1);
   let last = gapPosition;
   if (newest) last = newest.position;
   else if (afterOffset !== null && afterOffset > gapOffset) last = after.epoch === window.epoch ? after : { epoch: window.epoch, offset: afterOffset };
   return { gap, events, last };
+}
+
+/**
+ * The events of `events` (in stream order) after offset `from`: `events` itself when all of them
+ * are, as in a window read after the cursor (the common resume), without a copy per subscriber.
+ */
+function eventsAfter(events: readonly StoredEvent[], from: number): readonly StoredEvent[] {
+  return events.length === 0 || events[0]!.position.offset > from ? events : events.filter((event) => event.position.offset > from);
 }
 
 /**

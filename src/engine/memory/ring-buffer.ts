@@ -104,7 +104,9 @@ export class Stream {
   window(afterOffset: number | null, limit: number): HistoryWindow {
     const firstOffset = this.lastOffset - this.entries.length + 1;
     const start = afterOffset === null ? 0 : Math.max(0, afterOffset + 1 - firstOffset);
-    const events = this.entries.slice(start, start + limit).map((entry) => entry.event);
+    const end = Math.min(this.entries.length, start + limit);
+    const events: StoredEvent[] = [];
+    for (let i = start; i < end; i += 1) events.push(this.entries[i]!.event);
     const window = { epoch: this.epoch, lastOffset: this.lastOffset, firstOffset, droppedBy: this.droppedBy, events };
     return this.boundaryTag === '' ? window : { ...window, boundaryTag: this.boundaryTag };
   }
