@@ -229,9 +229,10 @@ describe.each(topologies)('a cluster of hub processes on $name', ({ available, e
     const expected = { backend: 'redis', instances: 2, subscriptions: 3, diagnoses: 2, diagnosis: { subscribers: 2 }, other: { subscribers: 1 } };
     for (const hub of [s1, s2]) {
       // The three subscriptions of hubs just started, on a loaded machine: more than the default wait.
+      // Each figure is its own key, written by its own command: they agree once all are written.
       const seen = await eventually(
         () => status(hub, shared, only),
-        (s) => s.subscriptions === 3 && s.diagnosis.subscribers === 2 && s.other.subscribers === 1,
+        (s) => s.instances === 2 && s.subscriptions === 3 && s.diagnoses === 2 && s.diagnosis.subscribers === 2 && s.other.subscribers === 1,
         10_000,
       );
       expect(seen).toMatchObject(expected);

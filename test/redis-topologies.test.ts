@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
-import { topicKeys } from '../src/engine/redis/keys.js';
+import { presenceKeys, topicKeys } from '../src/engine/redis/keys.js';
 import { EngineUnavailableError, type Engine, type HistoryLimits } from '../src/engine/engine.js';
 import type { EventListener } from '../src/hub/hub.js';
 import { fanOut } from './helpers/hub-listeners.js';
@@ -165,6 +165,41 @@ describe.skipIf(!canStart)('subscriber counts after a failed write', () => {
     );
     expect((await engine.append(topic, draft(topic, 1))).liveSubscribers).toBe(0);
     expect((await engine.stats()).diagnoses).toBe(0);
+  });
+});
+
+describe.skipIf(!canStart)('an instance reaped while it lived', () => {
+  let server: RedisServer | null = null;
+  afterEach(async () => {
+    await server?.stop();
+    server = null;
+  });
+
+  it('should write its diagnoses set again with whichever write brings its entry back, not only a heartbeat', async () => {
+    server = await startRedisServer();
+    const address = `127.0.0.1:${server.port}`;
+    const prefix = uniquePrefix();
+    // Heartbeats too far apart to heal it: the entry comes back with the count change below.
+    const engine = await connect({ url: server.url }, { prefix, heartbeatMs: 60_000 });
+    await fanOut(engine).listen('reaped-first', recorder().listener);
+    expect(await engine.stats()).toMatchObject({ instances: 1, subscriptions: 1, diagnoses: 1 });
+
+    // What another instance does to one whose entry expired (a pause of more than two heartbeats).
+    const keys = presenceKeys(prefix);
+    const [instanceId] = (await commandAt(address, ['HKEYS', keys.registry])) as string[];
+    expect(instanceId).toBeDefined();
+    await commandAt(address, ['DEL', keys.diagnosesOf(instanceId!)]);
+    await commandAt(address, ['HDEL', keys.registry, instanceId!]);
+    expect(await engine.stats()).toMatchObject({ diagnoses: 0 });
+
+    await fanOut(engine).listen('reaped-second', recorder().listener);
+    const healed = await eventually(
+      () => engine.stats(),
+      (stats) => stats.diagnoses === 2,
+      3_000,
+    );
+    expect(healed).toMatchObject({ instances: 1, subscriptions: 2, diagnoses: 2 });
+    expect(((await commandAt(address, ['SMEMBERS', keys.diagnosesOf(instanceId!)])) as string[]).sort()).toEqual(['reaped-first', 'reaped-second']);
   });
 });
 

@@ -21,7 +21,8 @@ interface PendingCount {
  *   sooner, coalesced, when the count changes) and the set of diagnoses it has subscribers for.
  *   An instance whose entry expired is dead: any instance reaps its entry and set, so a killed
  *   instance drops out of `status` within two heartbeats. A set write that failed makes the next
- *   heartbeat write the whole set again.
+ *   heartbeat write the whole set again; an instance reaped while it lived (a long pause) writes
+ *   it again with the entry that brings it back.
  */
 export class Presence {
   private readonly keys: ReturnType<typeof presenceKeys>;
@@ -71,7 +72,9 @@ export class Presence {
   changed(): void {
     this.flushSoon ??= setTimeout(() => {
       this.flushSoon = null;
-      void this.write().catch(this.onError);
+      void this.write()
+        .then(() => (this.setStale ? this.rewriteSet() : undefined))
+        .catch(this.onError);
     }, 100).unref();
   }
 
@@ -150,29 +153,38 @@ export class Presence {
   }
 
   private async beat(): Promise<void> {
-    // Reaped while alive (a long pause): write the diagnoses set again.
-    if (await this.write()) this.setStale = true;
-    const subscribers = this.counts();
-    await Promise.all([...subscribers].map(([diagnosisId, count]) => this.setSubscribers(diagnosisId, count, this.leaseMs)));
-    if (this.setStale) await this.rewriteSet(subscribers);
+    await this.write();
+    await Promise.all([...this.counts()].map(([diagnosisId, count]) => this.setSubscribers(diagnosisId, count, this.leaseMs)));
+    if (this.setStale) await this.rewriteSet();
     const now = Date.now();
     for (const [id, json] of Object.entries(await this.guard(this.client.hGetAll(this.keys.registry)))) {
       if (id !== this.instanceId && (JSON.parse(json) as InstanceEntry).expiresAt <= now) await this.reap(id);
     }
   }
 
-  /** Writes this instance's entry; true when it was missing. */
-  private async write(): Promise<boolean> {
+  /**
+   * Writes this instance's entry. An entry that was missing (a new instance, or one reaped while
+   * it lived through a long pause, its diagnoses set with it) marks the set for a rewrite, whichever
+   * write finds it.
+   */
+  private async write(): Promise<void> {
     const entry: InstanceEntry = { subscriptions: this.subscriptions(), expiresAt: Date.now() + 2 * this.heartbeatMs };
-    return (await this.guard(this.client.hSet(this.keys.registry, this.instanceId, JSON.stringify(entry)))) === 1;
+    if ((await this.guard(this.client.hSet(this.keys.registry, this.instanceId, JSON.stringify(entry)))) === 1) this.setStale = true;
   }
 
-  private async rewriteSet(subscribers: ReadonlyMap<string, number>): Promise<void> {
+  /**
+   * Replaces the diagnoses set with the local one in one transaction, so that no reader sees it
+   * empty. The local set is read as the transaction is sent: on the one connection, in order, a
+   * count write sent before it is overwritten by a newer set, and one sent after it applies on top.
+   */
+  private async rewriteSet(): Promise<void> {
     this.setStale = false;
     const set = this.keys.diagnosesOf(this.instanceId);
+    const diagnoses = [...this.counts().keys()];
+    const replace = this.client.multi().del(set);
+    if (diagnoses.length > 0) replace.sAdd(set, diagnoses);
     try {
-      await this.guard(this.client.del(set));
-      if (subscribers.size > 0) await this.guard(this.client.sAdd(set, [...subscribers.keys()]));
+      await this.guard(replace.exec());
     } catch (error) {
       this.setStale = true;
       throw error;
