@@ -168,6 +168,39 @@ describe.skipIf(!canStart)('subscriber counts after a failed write', () => {
   });
 });
 
+describe.skipIf(!canStart)('subscriber count writes while Redis is slow to answer', () => {
+  let server: RedisServer | null = null;
+  afterEach(async () => {
+    server?.thaw();
+    await server?.stop();
+    server = null;
+  });
+
+  it('should send one write after the one in flight for every change made meanwhile, however many turns they span', async () => {
+    server = await startRedisServer();
+    const address = `127.0.0.1:${server.port}`;
+    const engine = await connect({ url: server.url }, { heartbeatMs: 60_000, replyTimeoutMs: 10_000 });
+    const topic = 'storm';
+    await fanOut(engine).listen(topic, recorder().listener);
+    await commandAt(address, ['CONFIG', 'RESETSTAT']);
+
+    // The first count write goes out and is not answered; twenty turns each add a subscriber.
+    server.freeze();
+    const listens: Array<Promise<void>> = [];
+    for (let turn = 0; turn < 20; turn += 1) {
+      listens.push(fanOut(engine).listen(topic, recorder().listener));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    server.thaw();
+    await Promise.all(listens);
+
+    const stats = String(await commandAt(address, ['INFO', 'commandstats']));
+    // SET_SUBSCRIBERS: the write in flight when Redis froze, and one for the nineteen changes after it.
+    expect(Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1])).toBe(2);
+    expect((await engine.topicStats(topic)).subscribers).toBe(21);
+  });
+});
+
 describe.skipIf(!canStart)('an instance reaped while it lived', () => {
   let server: RedisServer | null = null;
   afterEach(async () => {

@@ -6,10 +6,8 @@ interface InstanceEntry {
   readonly expiresAt: number;
 }
 
-/** A diagnosis whose count waits for the next write, and who waits on it. */
-interface PendingCount {
-  readonly waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }>;
-}
+/** Who waits for a count write. */
+type Waiter = { resolve: () => void; reject: (error: unknown) => void };
 
 /**
  * This instance's share of the cluster-wide counts, written so that no step spans two Redis
@@ -31,9 +29,9 @@ export class Presence {
   private beating: Promise<void> | null = null;
   private flushSoon: NodeJS.Timeout | null = null;
   /** Diagnoses whose count changed in this turn of the event loop, written together at its end. */
-  private changes = new Map<string, PendingCount>();
-  /** The count write in flight per diagnosis, if any. */
-  private readonly writing = new Map<string, Promise<void>>();
+  private changes = new Map<string, Waiter[]>();
+  /** Per diagnosis with a count write in flight: who waits for the write that follows it, if anyone. */
+  private readonly writing = new Map<string, { next: Waiter[] | null }>();
   /** The diagnoses set in Redis may differ from the local one (a write failed): rewrite it whole. */
   private setStale = false;
 
@@ -85,34 +83,41 @@ export class Presence {
    */
   countChanged(diagnosisId: string): Promise<void> {
     if (this.changes.size === 0) setImmediate(() => this.writeCounts());
-    let pending = this.changes.get(diagnosisId);
-    if (!pending) this.changes.set(diagnosisId, (pending = { waiters: [] }));
-    return new Promise((resolve, reject) => pending.waiters.push({ resolve, reject }));
+    let waiters = this.changes.get(diagnosisId);
+    if (!waiters) this.changes.set(diagnosisId, (waiters = []));
+    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   }
 
   private writeCounts(): void {
     const batch = this.changes;
     this.changes = new Map();
-    for (const [diagnosisId, { waiters }] of batch) {
-      // One write per diagnosis at a time, each of the count as it is when it is sent: the last write has the last count.
-      const previous = this.writing.get(diagnosisId);
-      const write = previous
-        ? previous.then(
-            () => this.writeCount(diagnosisId),
-            () => this.writeCount(diagnosisId),
-          )
-        : this.writeCount(diagnosisId);
-      this.writing.set(diagnosisId, write);
-      write
-        .then(
-          () => waiters.forEach((waiter) => waiter.resolve()),
-          (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
-        )
-        .finally(() => {
-          if (this.writing.get(diagnosisId) === write) this.writing.delete(diagnosisId);
-        });
-    }
+    for (const [diagnosisId, waiters] of batch) this.writeCountFor(diagnosisId, waiters);
     this.changed();
+  }
+
+  /**
+   * One count write per diagnosis at a time, of the count as it is when it is sent, so that the
+   * last write has the last count. Changes made while one is in flight, over however many turns,
+   * wait for one write after it: a subscriber waits for two round trips at most, not for a chain.
+   */
+  private writeCountFor(diagnosisId: string, waiters: Waiter[]): void {
+    const inFlight = this.writing.get(diagnosisId);
+    if (inFlight) {
+      if (inFlight.next) inFlight.next.push(...waiters);
+      else inFlight.next = waiters;
+      return;
+    }
+    const write: { next: Waiter[] | null } = { next: null };
+    this.writing.set(diagnosisId, write);
+    this.writeCount(diagnosisId)
+      .then(
+        () => waiters.forEach((waiter) => waiter.resolve()),
+        (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
+      )
+      .finally(() => {
+        this.writing.delete(diagnosisId);
+        if (write.next) this.writeCountFor(diagnosisId, write.next);
+      });
   }
 
   private async writeCount(diagnosisId: string): Promise<void> {
