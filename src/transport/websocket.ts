@@ -16,6 +16,7 @@ import type { HubSubscription } from '../hub/subscription.js';
 import type { EndReason } from '../hub/stream.js';
 import { timerDelay, type Connections } from './connections.js';
 import { serveGraphqlWs, type OperationOutcome, type Peer } from './graphql-ws-server.js';
+import { Pacer } from './pacer.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 
 export interface WebSocketDeps {
@@ -32,6 +33,12 @@ export interface WebSocketDeps {
   readonly logger: Logger;
   readonly limits: Config['limits'];
 }
+
+/**
+ * Subscribes set up between two reads of I/O, over every socket. One per process, as the event
+ * loop it paces is; 4, as S6 measured it on Redis (bench/README.md).
+ */
+const SUBSCRIBES = new Pacer(4);
 
 const END_REASONS: Record<EndReason, string> = {
   'slow-consumer': 'Slow consumer: resume from your last cursor',
@@ -109,6 +116,9 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
           }),
         ];
       }
+      // In a storm of subscribes (a thousand clients resuming at once) a few are set up at a
+      // time, the engine's replies to the first read in between (see Pacer).
+      await SUBSCRIBES.turn();
       const request = known.request(params.query, params.operationName ?? null, params.variables ?? null);
       if (request) {
         return async () =>
