@@ -1,7 +1,9 @@
 /**
  * Spreads a storm of operations over turns of the event loop: at most `perTurn` start between
- * two reads of I/O, and the others start in later turns, `perTurn` at a time, in the order they
- * asked. Under light load nothing waits.
+ * two reads of I/O, and the others start in later turns, `perTurn` at a time. Their owners (a
+ * socket each) take turns: one start per owner in the order they first waited, so a socket that
+ * pipelines a hundred operations delays another's by one start, not by a hundred. Under light
+ * load nothing waits.
  *
  * The loop runs every I/O callback that is ready before it reads I/O again: a thousand clients
  * that resume at once are a thousand `subscribe` messages handled in one go, and without pacing
@@ -12,7 +14,8 @@
 export class Pacer {
   /** Operations started since the last check phase, where a turn ends. */
   private started = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** Who waits, by owner, in the order the owners take their turns. */
+  private readonly waiting = new Map<object, Array<() => void>>();
   private scheduled = false;
 
   constructor(private readonly perTurn: number) {}
@@ -21,13 +24,17 @@ export class Pacer {
    * Undefined when the caller may start now (this turn has room and nobody waits); otherwise a
    * promise that resolves in the turn it may start.
    */
-  turn(): Promise<void> | undefined {
+  turn(owner: object): Promise<void> | undefined {
     this.schedule();
-    if (this.waiting.length === 0 && this.started < this.perTurn) {
+    if (this.waiting.size === 0 && this.started < this.perTurn) {
       this.started += 1;
       return undefined;
     }
-    return new Promise<void>((resolve) => this.waiting.push(resolve));
+    return new Promise<void>((resolve) => {
+      const queue = this.waiting.get(owner);
+      if (queue) queue.push(resolve);
+      else this.waiting.set(owner, [resolve]);
+    });
   }
 
   private schedule(): void {
@@ -38,13 +45,20 @@ export class Pacer {
 
   /**
    * The check phase, which ends a turn (the loop reads I/O next): the turn's room goes to the
-   * first ones waiting.
+   * owners waiting, one start each, each going to the back of the line while it has more.
    */
   private readonly nextTurn = (): void => {
     this.scheduled = false;
-    const starting = this.waiting.splice(0, Math.max(0, this.perTurn - this.started));
+    let room = this.perTurn - this.started;
     this.started = 0;
-    for (const start of starting) start();
-    if (this.waiting.length > 0) this.schedule();
+    for (const [owner, queue] of this.waiting) {
+      if (room <= 0) break;
+      room -= 1;
+      this.waiting.delete(owner);
+      const start = queue.shift()!;
+      if (queue.length > 0) this.waiting.set(owner, queue);
+      start();
+    }
+    if (this.waiting.size > 0) this.schedule();
   };
 }

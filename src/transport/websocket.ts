@@ -16,7 +16,7 @@ import type { HubSubscription } from '../hub/subscription.js';
 import type { EndReason } from '../hub/stream.js';
 import { timerDelay, type Connections } from './connections.js';
 import { serveGraphqlWs, type OperationOutcome, type Peer } from './graphql-ws-server.js';
-import { Pacer } from './pacer.js';
+import type { Pacer } from './pacer.js';
 import { GRAPHQL_PATH, type HubYoga } from './yoga.js';
 
 export interface WebSocketDeps {
@@ -32,13 +32,9 @@ export interface WebSocketDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly limits: Config['limits'];
+  /** Paces storms of subscribes, each socket taking its turn (see Pacer); null sets each up as it arrives. */
+  readonly pacer: Pacer | null;
 }
-
-/**
- * Subscribes set up between two reads of I/O, over every socket. One per process, as the event
- * loop it paces is; 4, as S6 measured it on Redis (bench/README.md).
- */
-const SUBSCRIBES = new Pacer(4);
 
 const END_REASONS: Record<EndReason, string> = {
   'slow-consumer': 'Slow consumer: resume from your last cursor',
@@ -56,7 +52,7 @@ const END_REASONS: Record<EndReason, string> = {
  * MAX_CONNECTIONS_PER_SUBJECT connections (WebSockets and SSE streams, one count in
  * Connections) is closed with 4029.
  */
-export function attachWebSocket({ server, yoga, known, execution, authenticate, access, connections, metrics, logger, limits }: WebSocketDeps) {
+export function attachWebSocket({ server, yoga, known, execution, authenticate, access, connections, metrics, logger, limits, pacer }: WebSocketDeps) {
   const wss = new WebSocketServer({
     server,
     path: GRAPHQL_PATH,
@@ -116,9 +112,12 @@ export function attachWebSocket({ server, yoga, known, execution, authenticate, 
           }),
         ];
       }
-      // In a storm of subscribes (a thousand clients resuming at once) a few are set up at a
-      // time, the engine's replies to the first read in between (see Pacer).
-      await SUBSCRIBES.turn();
+      const wait = pacer?.turn(socket);
+      if (wait) {
+        await wait;
+        // Closed while it waited: nothing to set up (its close ended the operation).
+        if (socket.readyState !== socket.OPEN) return [];
+      }
       const request = known.request(params.query, params.operationName ?? null, params.variables ?? null);
       if (request) {
         return async () =>

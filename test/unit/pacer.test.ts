@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Pacer } from '../../src/transport/pacer.js';
 
 /**
- * Logs `|` at every check phase from now on (each follows a poll phase, where the loop reads
- * I/O), scheduled after the pacer's own, until `stop`.
+ * Logs `|` at every check phase from now on, after the pacer's own callback there (call it once the
+ * pacer has scheduled one): between two marks lies one poll phase, where the loop reads I/O.
  */
 function turnMarks(log: Array<number | string>): () => void {
   let running = true;
@@ -18,13 +18,16 @@ function turnMarks(log: Array<number | string>): () => void {
   };
 }
 
+const OWNER = {};
+
 describe('Pacer', () => {
   it('should start at most perTurn operations between two reads of I/O, the others later in the order they asked', async () => {
     const pacer = new Pacer(3);
     const log: Array<number | string> = [];
-    const stop = turnMarks(log);
+    let stop = () => {};
     const waits = Array.from({ length: 10 }, (_, i) => {
-      const wait = pacer.turn();
+      const wait = pacer.turn(OWNER);
+      if (i === 0) stop = turnMarks(log);
       if (!wait) log.push(i);
       return wait?.then(() => log.push(i));
     });
@@ -46,14 +49,28 @@ describe('Pacer', () => {
     const pacer = new Pacer(2);
     const immediate: boolean[] = [];
     for (let turn = 0; turn < 5; turn += 1) {
-      immediate.push(pacer.turn() === undefined, pacer.turn() === undefined);
+      immediate.push(pacer.turn(OWNER) === undefined, pacer.turn(OWNER) === undefined);
       await new Promise((resolve) => setImmediate(resolve));
     }
     expect(immediate).toEqual(Array(10).fill(true));
     // A third in one turn waits for the next.
-    expect([pacer.turn(), pacer.turn()].map((wait) => wait === undefined)).toEqual([true, true]);
-    const third = pacer.turn();
+    expect([pacer.turn(OWNER), pacer.turn(OWNER)].map((wait) => wait === undefined)).toEqual([true, true]);
+    const third = pacer.turn(OWNER);
     expect(third).toBeInstanceOf(Promise);
     await third;
+  });
+
+  it('should have the owners waiting take turns, one start each, so that one that asked for many delays another by one', async () => {
+    const pacer = new Pacer(2);
+    const [a, b] = [{}, {}];
+    const started: string[] = [];
+    const ask = (owner: object, name: string) => {
+      const wait = pacer.turn(owner);
+      if (!wait) started.push(name);
+      return wait?.then(() => started.push(name));
+    };
+    const waits = [...['a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 'a8'].map((name) => ask(a, name)), ask(b, 'b1'), ask(b, 'b2')];
+    await Promise.all(waits);
+    expect(started).toEqual(['a1', 'a2', 'a3', 'b1', 'a4', 'b2', 'a5', 'a6', 'a7', 'a8']);
   });
 });
