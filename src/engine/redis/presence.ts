@@ -179,8 +179,11 @@ export class Presence {
 
   /**
    * Replaces the diagnoses set with the local one in one transaction, so that no reader sees it
-   * empty. The local set is read as the transaction is sent: on the one connection, in order, a
-   * count write sent before it is overwritten by a newer set, and one sent after it applies on top.
+   * empty. The local set is read as the transaction is sent: where commands keep their order on
+   * the connection (standalone, Cluster), a count write sent before it is overwritten by a newer
+   * set, and one sent after it applies on top. node-redis's Sentinel client leases its master
+   * connection per command, so there a count write may overtake it, leaving a diagnosis in the set
+   * (or out of it) until the next rewrite.
    */
   private async rewriteSet(): Promise<void> {
     this.setStale = false;
