@@ -132,7 +132,7 @@ describe('Redis engine start', () => {
   });
 });
 
-describe.skipIf(!canStart)('subscriber counts after a failed write', () => {
+describe.skipIf(!canStart)('presence on a redis-server of its own', () => {
   let server: RedisServer | null = null;
   afterEach(async () => {
     server?.thaw();
@@ -166,15 +166,6 @@ describe.skipIf(!canStart)('subscriber counts after a failed write', () => {
     expect((await engine.append(topic, draft(topic, 1))).liveSubscribers).toBe(0);
     expect((await engine.stats()).diagnoses).toBe(0);
   });
-});
-
-describe.skipIf(!canStart)('subscriber count writes while Redis is slow to answer', () => {
-  let server: RedisServer | null = null;
-  afterEach(async () => {
-    server?.thaw();
-    await server?.stop();
-    server = null;
-  });
 
   it('should send one write after the one in flight for every change made meanwhile, however many turns they span', async () => {
     server = await startRedisServer();
@@ -198,14 +189,6 @@ describe.skipIf(!canStart)('subscriber count writes while Redis is slow to answe
     // SET_SUBSCRIBERS: the write in flight when Redis froze, and one for the nineteen changes after it.
     expect(Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1])).toBe(2);
     expect((await engine.topicStats(topic)).subscribers).toBe(21);
-  });
-});
-
-describe.skipIf(!canStart)('an instance reaped while it lived', () => {
-  let server: RedisServer | null = null;
-  afterEach(async () => {
-    await server?.stop();
-    server = null;
   });
 
   it('should write its diagnoses set again with whichever write brings its entry back, not only a heartbeat', async () => {
