@@ -22,16 +22,19 @@ export interface ResumePlan {
  * A cursor that is not of the window's history gets a HISTORY_LOST gap, then every retained
  * event: one of another epoch (the stream was lost and made anew), one the engine found
  * `replaced` (its offset now holds another event: history was replaced, e.g. writes lost in a
- * Redis failover or a restore from backup), and one ahead of the stream (its event was lost
- * and its offset not reached again). Never an error, and never a skip.
+ * Redis failover or a restore from backup), one whose offset a live event of another tag holds
+ * (the same, found where history no longer reaches), and one ahead of the stream (its event
+ * was lost and its offset not reached again). Never an error, and never a skip.
  *
  * `live` are the events the subscriber received live while the window was being read (in
  * order): history may have dropped events the subscriber holds there, when broadcasts overtook
  * the read. Those are delivered from `live`, and a gap only covers what neither holds.
  */
 export function planResume(after: Position, window: HistoryWindow, live: readonly StoredEvent[] = []): ResumePlan {
+  // Past history's boundary only a live event at the cursor's offset can still tell whether the cursor is its event.
+  const own = after.offset < window.firstOffset ? liveAt(after, live) : null;
   // (A client's cursor with an empty epoch has offset 0; the hub's own may carry its claimed offset.)
-  const sameHistory = !window.replaced && (after.epoch === window.epoch || after.epoch === '') && after.offset <= window.lastOffset;
+  const sameHistory = !window.replaced && own !== 'other' && (after.epoch === window.epoch || after.epoch === '') && after.offset <= window.lastOffset;
   const afterOffset = sameHistory ? after.offset : null;
 
   const from = afterOffset ?? 0;
@@ -42,10 +45,10 @@ export function planResume(after: Position, window: HistoryWindow, live: readonl
   let gap: { reason: GapReason; position: Position } | null = null;
   if (afterOffset === null) gap = { reason: 'HISTORY_LOST', position: gapPosition };
   else if (afterOffset < gapOffset) gap = { reason: window.droppedBy ?? 'TRIMMED', position: gapPosition };
-  else if (after.tag && afterOffset < window.firstOffset - 1) {
+  else if (after.tag && own !== 'same' && afterOffset < window.firstOffset - 1) {
     // Live events fill the hole up to history, but the cursor's own event is gone from it, past
-    // the boundary: whether it is the event that was there (and not one lost in a failover) can
-    // no longer be told, so the subscriber is told its position is gone.
+    // the boundary, and is not among them: whether it is the event that was there (and not one
+    // lost in a failover) can no longer be told, so the subscriber is told its position is gone.
     gap = { reason: window.droppedBy ?? 'TRIMMED', position: { epoch: window.epoch, offset: afterOffset } };
   }
 
@@ -63,6 +66,17 @@ export function planResume(after: Position, window: HistoryWindow, live: readonl
  */
 function eventsAfter(events: readonly StoredEvent[], from: number): readonly StoredEvent[] {
   return events.length === 0 || events[0]!.position.offset > from ? events : events.filter((event) => event.position.offset > from);
+}
+
+/**
+ * Whether a live event sits at the tagged cursor's offset in its epoch, and if so whether it is
+ * the cursor's event (`same`) or another one, lost or never there (`other`); null when none does.
+ */
+function liveAt(after: Position, live: readonly StoredEvent[]): 'same' | 'other' | null {
+  if (!after.tag) return null;
+  const event = live.find(({ position }) => position.offset === after.offset && position.epoch === after.epoch);
+  if (!event?.position.tag) return null;
+  return event.position.tag === after.tag ? 'same' : 'other';
 }
 
 /**

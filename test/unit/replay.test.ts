@@ -280,6 +280,30 @@ describe('planResume', () => {
       expect(planResume({ epoch: EPOCH, offset: 9, tag: 'kept' }, window(10, 14, 'TRIMMED', 9), live(10)).gap).toBeNull();
     });
 
+    describe('at a tagged cursor past the boundary whose offset an event received live holds', () => {
+      const tagged = (offset: number, tag: string): StoredEvent => ({ ...event(offset), position: { ...at(offset), tag } });
+      // History 5: the stream went from 6 to 14 events while the read waited; 7..14 came live.
+      const received = () => [tagged(7, 'seven'), ...live(8, 9, 10, 11, 12, 13, 14)];
+
+      it('should report a cursor of another event there (a lost one: another tag) as HISTORY_LOST, then that event and every later one', () => {
+        const plan = planResume({ ...at(7), tag: 'lostTag' }, window(10, 14, 'TRIMMED', 7), received());
+        expect(plan.gap).toEqual({ reason: 'HISTORY_LOST', position: at(6) });
+        expect(plan.events.map((e) => e.position.offset)).toEqual([7, 8, 9, 10, 11, 12, 13, 14]);
+      });
+
+      it('should resume a cursor of that very event (its tag) after it, with no gap', () => {
+        const plan = planResume({ ...at(7), tag: 'seven' }, window(10, 14, 'TRIMMED', 7), received());
+        expect(plan.gap).toBeNull();
+        expect(plan.events.map((e) => e.position.offset)).toEqual([8, 9, 10, 11, 12, 13, 14]);
+      });
+
+      it('should leave a cursor the window holds to the engine, whatever a live event says', () => {
+        const plan = planResume({ ...at(10), tag: 'lostTag' }, window(10, 14, 'TRIMMED', 10), [tagged(10, 'ten')]);
+        expect(plan.gap).toBeNull();
+        expect(plan.events.map((e) => e.position.offset)).toEqual([11, 12, 13, 14]);
+      });
+    });
+
     it('should move a HISTORY_LOST gap before the live events too', () => {
       const plan = planResume(at(3, 'otherEpoch'), window(10, 14, 'TRIMMED', null), live(8, 9, 10));
       expect(plan.gap).toEqual({ reason: 'HISTORY_LOST', position: at(7) });
