@@ -6,7 +6,9 @@
  * listeners told to re-read what they missed. Failover tests start a Cluster or Sentinel group of their own.
  */
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createClient, type RedisClientType } from '@redis/client';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
+import { Presence } from '../src/engine/redis/presence.js';
 import { presenceKeys, topicKeys } from '../src/engine/redis/keys.js';
 import { EngineUnavailableError, type Engine, type HistoryLimits } from '../src/engine/engine.js';
 import type { EventListener } from '../src/hub/hub.js';
@@ -216,6 +218,73 @@ describe.skipIf(!canStart)('presence on a redis-server of its own', () => {
     );
     expect(healed).toMatchObject({ instances: 1, subscriptions: 2, diagnoses: 2 });
     expect(((await commandAt(address, ['SMEMBERS', keys.diagnosesOf(instanceId!)])) as string[]).sort()).toEqual(['reaped-first', 'reaped-second']);
+  });
+
+  it('should not let a count write sent during a set rewrite be undone by it, whatever order the connection delivers them in', async () => {
+    server = await startRedisServer();
+    const address = `127.0.0.1:${server.port}`;
+    const prefix = uniquePrefix();
+    const client = createClient({ url: server.url }) as RedisClientType;
+    await client.connect();
+    // The rewrite's transaction is held before it is sent: a count write sent meanwhile reaches Redis
+    // first, as one on another connection may (node-redis's Sentinel client).
+    let hold: Promise<void> | null = null;
+    let held!: () => void;
+    const reached = new Promise<void>((resolve) => (held = resolve));
+    const gated = new Proxy(client, {
+      get(target, property) {
+        if (property !== 'multi') return Reflect.get(target, property, target);
+        return () => {
+          const multi = target.multi();
+          const exec = multi.exec.bind(multi);
+          return Object.assign(multi, {
+            exec: async () => {
+              if (hold) {
+                held();
+                await hold;
+              }
+              return exec();
+            },
+          });
+        };
+      },
+    });
+    const counts = new Map<string, number>();
+    const errors: unknown[] = [];
+    const presence = new Presence(
+      gated as RedisClientType,
+      prefix,
+      'instance-a',
+      60_000,
+      () => [...counts.values()].reduce((sum, n) => sum + n, 0),
+      () => counts,
+      (diagnosisId) => counts.get(diagnosisId) ?? 0,
+      async () => {},
+      (error) => errors.push(error),
+      (command) => command,
+    );
+    await presence.start();
+    try {
+      // Reaped while it lived: the next entry write marks the set for a rewrite (of the empty local set).
+      const keys = presenceKeys(prefix);
+      await commandAt(address, ['HDEL', keys.registry, 'instance-a']);
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      presence.changed();
+      await reached;
+
+      counts.set('late', 1);
+      const written = presence.countChanged('late');
+      // Given every chance to overtake the held rewrite.
+      await commandAt(address, ['PING']);
+      release();
+      await written;
+      expect(await commandAt(address, ['SMEMBERS', keys.diagnosesOf('instance-a')])).toEqual(['late']);
+      expect(errors).toEqual([]);
+    } finally {
+      await presence.stop();
+      await client.quit();
+    }
   });
 });
 

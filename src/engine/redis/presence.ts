@@ -34,6 +34,8 @@ export class Presence {
   private readonly writing = new Map<string, { next: Waiter[] | null }>();
   /** The diagnoses set in Redis may differ from the local one (a write failed): rewrite it whole. */
   private setStale = false;
+  /** The set rewrite in flight, which count writes wait for (see rewriteSet). */
+  private rewriting: Promise<void> | null = null;
 
   constructor(
     private readonly client: RedisClientType,
@@ -121,6 +123,7 @@ export class Presence {
   }
 
   private async writeCount(diagnosisId: string): Promise<void> {
+    while (this.rewriting) await this.rewriting.catch(() => undefined);
     const count = this.countOf(diagnosisId);
     const diagnoses = this.keys.diagnosesOf(this.instanceId);
     await Promise.all([
@@ -179,13 +182,20 @@ export class Presence {
 
   /**
    * Replaces the diagnoses set with the local one in one transaction, so that no reader sees it
-   * empty. The local set is read as the transaction is sent: where commands keep their order on
-   * the connection (standalone, Cluster), a count write sent before it is overwritten by a newer
-   * set, and one sent after it applies on top. node-redis's Sentinel client leases its master
-   * connection per command, so there a count write may overtake it, leaving a diagnosis in the set
-   * (or out of it) until the next rewrite.
+   * empty. The local set is read as the transaction is sent, so a count write sent before it is
+   * overwritten by a newer set (and a change made meanwhile has a write of its own to follow).
+   * A count write waits until it has been applied: node-redis's Sentinel client leases its master
+   * connection per command, so a write sent during it could otherwise overtake it and be undone by
+   * the older set. A rewrite asked for while one is in flight is that one.
    */
-  private async rewriteSet(): Promise<void> {
+  private rewriteSet(): Promise<void> {
+    this.rewriting ??= this.replaceSet().finally(() => {
+      this.rewriting = null;
+    });
+    return this.rewriting;
+  }
+
+  private async replaceSet(): Promise<void> {
     this.setStale = false;
     const set = this.keys.diagnosesOf(this.instanceId);
     const diagnoses = [...this.counts().keys()];
