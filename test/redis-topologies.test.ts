@@ -224,69 +224,135 @@ describe.skipIf(!canStart)('presence on a redis-server of its own', () => {
     server = await startRedisServer();
     const address = `127.0.0.1:${server.port}`;
     const prefix = uniquePrefix();
-    const client = createClient({ url: server.url }) as RedisClientType;
-    await client.connect();
+    const counts = new Map<string, number>();
     // The rewrite's transaction is held before it is sent: a count write sent meanwhile reaches Redis
     // first, as one on another connection may (node-redis's Sentinel client).
-    let hold: Promise<void> | null = null;
-    let held!: () => void;
-    const reached = new Promise<void>((resolve) => (held = resolve));
-    const gated = new Proxy(client, {
-      get(target, property) {
-        if (property !== 'multi') return Reflect.get(target, property, target);
-        return () => {
-          const multi = target.multi();
-          const exec = multi.exec.bind(multi);
-          return Object.assign(multi, {
-            exec: async () => {
-              if (hold) {
-                held();
-                await hold;
-              }
-              return exec();
-            },
-          });
-        };
-      },
-    });
-    const counts = new Map<string, number>();
-    const errors: unknown[] = [];
-    const presence = new Presence(
-      gated as RedisClientType,
-      prefix,
-      'instance-a',
-      60_000,
-      () => [...counts.values()].reduce((sum, n) => sum + n, 0),
-      () => counts,
-      (diagnosisId) => counts.get(diagnosisId) ?? 0,
-      async () => {},
-      (error) => errors.push(error),
-      (command) => command,
-    );
-    await presence.start();
-    try {
+    await withPresence(server.url, prefix, 'instance-a', counts, 'exec', async (presence, hold) => {
       // Reaped while it lived: the next entry write marks the set for a rewrite (of the empty local set).
       const keys = presenceKeys(prefix);
       await commandAt(address, ['HDEL', keys.registry, 'instance-a']);
-      let release!: () => void;
-      hold = new Promise<void>((resolve) => (release = resolve));
+      const held = hold();
       presence.changed();
-      await reached;
+      await held.reached;
 
       counts.set('late', 1);
       const written = presence.countChanged('late');
       // Given every chance to overtake the held rewrite.
       await commandAt(address, ['PING']);
-      release();
+      held.release();
       await written;
       expect(await commandAt(address, ['SMEMBERS', keys.diagnosesOf('instance-a')])).toEqual(['late']);
-      expect(errors).toEqual([]);
-    } finally {
-      await presence.stop();
-      await client.quit();
-    }
+    });
+  });
+
+  it('should not reap an instance whose entry was renewed after another instance found it expired', async () => {
+    server = await startRedisServer();
+    const address = `127.0.0.1:${server.port}`;
+    const prefix = uniquePrefix();
+    const keys = presenceKeys(prefix);
+    const entry = (expiresAt: number) => JSON.stringify({ subscriptions: 1, expiresAt });
+    const paused = async () => {
+      await commandAt(address, ['HSET', keys.registry, 'instance-a', entry(Date.now() - 1)]);
+      await commandAt(address, ['SADD', keys.diagnosesOf('instance-a'), 'watched']);
+    };
+    const reaped = async () => ({
+      entry: await commandAt(address, ['HEXISTS', keys.registry, 'instance-a']),
+      diagnoses: await commandAt(address, ['SMEMBERS', keys.diagnosesOf('instance-a')]),
+    });
+
+    // Instance b's first heartbeat reads the registry and finds a's entry expired; a comes back
+    // from its pause and renews it before b acts on what it read.
+    await paused();
+    await withPresence(server.url, prefix, 'instance-b', new Map(), 'hGetAll', async (presence, hold) => {
+      const held = hold();
+      const started = presence.start();
+      await held.reached;
+      await commandAt(address, ['HSET', keys.registry, 'instance-a', entry(Date.now() + 60_000)]);
+      held.release();
+      await started;
+      expect(await reaped()).toEqual({ entry: 1, diagnoses: ['watched'] });
+    });
+
+    // Still expired when acted on: reaped, entry and set.
+    await paused();
+    await withPresence(server.url, prefix, 'instance-c', new Map(), 'hGetAll', (presence) => presence.start());
+    expect(await reaped()).toEqual({ entry: 0, diagnoses: [] });
   });
 });
+
+/**
+ * Runs `test` with a Presence of `instanceId` over a client of its own whose `method` (a command,
+ * or a transaction's `exec`) can be held: `hold()` arms it, `reached` resolves once a call is
+ * held, `release` lets it go on. The presence is stopped afterwards; no error may have reached it.
+ */
+async function withPresence(
+  url: string,
+  prefix: string,
+  instanceId: string,
+  counts: Map<string, number>,
+  method: 'exec' | 'hGetAll',
+  test: (presence: Presence, hold: () => { reached: Promise<void>; release: () => void }) => Promise<void>,
+): Promise<void> {
+  const client = createClient({ url }) as RedisClientType;
+  await client.connect();
+  let gate: { reached: () => void; released: Promise<void> } | null = null;
+  const held = async <T>(call: () => Promise<T>): Promise<T> => {
+    const current = gate;
+    gate = null;
+    if (!current) return call();
+    // A command is held before it is sent, its reply after it is read.
+    if (method === 'exec') {
+      current.reached();
+      await current.released;
+      return call();
+    }
+    const reply = await call();
+    current.reached();
+    await current.released;
+    return reply;
+  };
+  const gated = new Proxy(client, {
+    get(target, property) {
+      if (property === 'hGetAll' && method === 'hGetAll') return (...args: Parameters<RedisClientType['hGetAll']>) => held(() => target.hGetAll(...args));
+      if (property === 'multi' && method === 'exec') {
+        return () => {
+          const multi = target.multi();
+          const exec = multi.exec.bind(multi);
+          return Object.assign(multi, { exec: () => held(exec) });
+        };
+      }
+      return Reflect.get(target, property, target);
+    },
+  });
+  const hold = () => {
+    let reached!: () => void;
+    let release!: () => void;
+    const armed = { reached: new Promise<void>((resolve) => (reached = resolve)), release: () => release() };
+    gate = { reached, released: new Promise<void>((resolve) => (release = resolve)) };
+    return armed;
+  };
+  const errors: unknown[] = [];
+  const presence = new Presence(
+    gated as RedisClientType,
+    prefix,
+    instanceId,
+    60_000,
+    () => [...counts.values()].reduce((sum, n) => sum + n, 0),
+    () => counts,
+    (diagnosisId) => counts.get(diagnosisId) ?? 0,
+    async () => {},
+    (error) => errors.push(error),
+    (command) => command,
+  );
+  try {
+    if (method === 'exec') await presence.start();
+    await test(presence, hold);
+    expect(errors).toEqual([]);
+  } finally {
+    await presence.stop();
+    await client.quit();
+  }
+}
 
 describe.skipIf(!canStart)('failover without a restart', () => {
   it('should follow SENTINEL FAILOVER: broadcasts resume and a live listener keeps receiving, from the new master', { timeout: 60_000 }, async () => {

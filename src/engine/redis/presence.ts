@@ -6,6 +6,15 @@ interface InstanceEntry {
   readonly expiresAt: number;
 }
 
+/** Removes instance ARGV[1]'s entry (KEYS[1]) and diagnoses set (KEYS[2]) if the entry expired by ARGV[2] (ms). */
+const REAP_EXPIRED = `
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry or cjson.decode(entry).expiresAt > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+`;
+
 /** Who waits for a count write. */
 type Waiter = { resolve: () => void; reject: (error: unknown) => void };
 
@@ -17,8 +26,8 @@ type Waiter = { resolve: () => void; reject: (error: unknown) => void };
  *   next beat, and the counts of a dead instance expire;
  * - in the `{instances}` slot, the registry entry (subscription count, expiry of two heartbeats;
  *   sooner, coalesced, when the count changes) and the set of diagnoses it has subscribers for.
- *   An instance whose entry expired is dead: any instance reaps its entry and set, so a killed
- *   instance drops out of `status` within two heartbeats. A set write that failed makes the next
+ *   An instance whose entry expired is dead: any instance reaps its entry and set (unless the
+ *   entry was renewed meanwhile), so a killed instance drops out of `status` within two heartbeats. A set write that failed makes the next
  *   heartbeat write the whole set again; an instance reaped while it lived (a long pause) writes
  *   it again with the entry that brings it back.
  */
@@ -157,7 +166,9 @@ export class Presence {
     if (this.timer) clearInterval(this.timer);
     if (this.flushSoon) clearTimeout(this.flushSoon);
     await Promise.all([...this.counts().keys()].map((diagnosisId) => this.setSubscribers(diagnosisId, 0, this.leaseMs)));
-    await this.reap(this.instanceId);
+    // Its own entry and diagnoses set (one slot); its per-diagnosis leases expire on their own.
+    await this.guard(this.client.del(this.keys.diagnosesOf(this.instanceId)));
+    await this.guard(this.client.hDel(this.keys.registry, this.instanceId));
   }
 
   private async beat(): Promise<void> {
@@ -166,8 +177,16 @@ export class Presence {
     if (this.setStale) await this.rewriteSet();
     const now = Date.now();
     for (const [id, json] of Object.entries(await this.guard(this.client.hGetAll(this.keys.registry)))) {
-      if (id !== this.instanceId && (JSON.parse(json) as InstanceEntry).expiresAt <= now) await this.reap(id);
+      if (id !== this.instanceId && (JSON.parse(json) as InstanceEntry).expiresAt <= now) await this.reapExpired(id, now);
     }
+  }
+
+  /**
+   * Reaps an instance whose entry was found expired, unless the entry was written again since
+   * (the instance came back from its pause): checked and removed in one script, on one slot.
+   */
+  private async reapExpired(instanceId: string, now: number): Promise<void> {
+    await this.guard(this.client.eval(REAP_EXPIRED, { keys: [this.keys.registry, this.keys.diagnosesOf(instanceId)], arguments: [instanceId, String(now)] }));
   }
 
   /**
@@ -207,11 +226,5 @@ export class Presence {
       this.setStale = true;
       throw error;
     }
-  }
-
-  /** Removes an instance's entry and diagnoses set (one slot); its per-diagnosis leases expire on their own. */
-  private async reap(instanceId: string): Promise<void> {
-    await this.guard(this.client.del(this.keys.diagnosesOf(instanceId)));
-    await this.guard(this.client.hDel(this.keys.registry, instanceId));
   }
 }
