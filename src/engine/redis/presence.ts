@@ -27,9 +27,10 @@ type Waiter = { resolve: () => void; reject: (error: unknown) => void };
  * - in the `{instances}` slot, the registry entry (subscription count, expiry of two heartbeats;
  *   sooner, coalesced, when the count changes) and the set of diagnoses it has subscribers for.
  *   An instance whose entry expired is dead: any instance reaps its entry and set (unless the
- *   entry was renewed meanwhile), so a killed instance drops out of `status` within two heartbeats. A set write that failed makes the next
- *   heartbeat write the whole set again; an instance reaped while it lived (a long pause) writes
- *   it again with the entry that brings it back.
+ *   entry was renewed meanwhile), so a killed instance drops out of `status` within two
+ *   heartbeats. A set write that failed makes the next heartbeat write the whole set again; an
+ *   instance reaped while it lived (a long pause) writes it again with the entry that brings it
+ *   back.
  */
 export class Presence {
   private readonly keys: ReturnType<typeof presenceKeys>;
