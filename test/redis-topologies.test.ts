@@ -245,6 +245,38 @@ describe.skipIf(!canStart)('presence on a redis-server of its own', () => {
     });
   });
 
+  it('should write the set again after a rewrite in flight when it went stale again meanwhile', async () => {
+    server = await startRedisServer();
+    const address = `127.0.0.1:${server.port}`;
+    const prefix = uniquePrefix();
+    const keys = presenceKeys(prefix);
+    const counts = new Map<string, number>();
+    await withPresence(server.url, prefix, 'instance-a', counts, 'exec', async (presence, hold) => {
+      const reapedAgain = async () => {
+        await commandAt(address, ['HDEL', keys.registry, 'instance-a']);
+        presence.changed();
+        // Its entry is back: the write that found it missing has asked for a rewrite.
+        await eventually(
+          () => commandAt(address, ['HEXISTS', keys.registry, 'instance-a']),
+          (exists) => exists === 1,
+          3_000,
+        );
+      };
+      const held = hold();
+      await reapedAgain();
+      await held.reached;
+      // Only a rewrite can add it: the one held has the set as it was before.
+      counts.set('later', 1);
+      await reapedAgain();
+      held.release();
+      await eventually(
+        () => commandAt(address, ['SMEMBERS', keys.diagnosesOf('instance-a')]),
+        (members) => JSON.stringify(members) === '["later"]',
+        3_000,
+      );
+    });
+  });
+
   it('should not reap an instance whose entry was renewed after another instance found it expired', async () => {
     server = await startRedisServer();
     const address = `127.0.0.1:${server.port}`;

@@ -31,8 +31,9 @@ export interface ResumePlan {
  * the read. Those are delivered from `live`, and a gap only covers what neither holds.
  */
 export function planResume(after: Position, window: HistoryWindow, live: readonly StoredEvent[] = []): ResumePlan {
-  // Past history's boundary only a live event at the cursor's offset can still tell whether the cursor is its event.
-  const own = after.offset < window.firstOffset ? liveAt(after, live) : null;
+  // Past history's boundary (where the engine checks the tag itself) only a live event at the
+  // cursor's offset can still tell whether the cursor is its event.
+  const own = after.offset < window.firstOffset - 1 ? liveAt(after, live) : null;
   // (A client's cursor with an empty epoch has offset 0; the hub's own may carry its claimed offset.)
   const sameHistory = !window.replaced && own !== 'other' && (after.epoch === window.epoch || after.epoch === '') && after.offset <= window.lastOffset;
   const afterOffset = sameHistory ? after.offset : null;

@@ -297,10 +297,14 @@ describe('planResume', () => {
         expect(plan.events.map((e) => e.position.offset)).toEqual([8, 9, 10, 11, 12, 13, 14]);
       });
 
-      it('should leave a cursor the window holds to the engine, whatever a live event says', () => {
+      it('should leave a cursor the window holds, or one at its boundary, to the engine, whatever a live event says', () => {
         const plan = planResume({ ...at(10), tag: 'lostTag' }, window(10, 14, 'TRIMMED', 10), [tagged(10, 'ten')]);
         expect(plan.gap).toBeNull();
         expect(plan.events.map((e) => e.position.offset)).toEqual([11, 12, 13, 14]);
+        // The engine compared the cursor with the newest dropped event's tag and did not find it replaced.
+        const boundary = planResume({ ...at(9), tag: 'nine' }, { ...window(10, 14, 'TRIMMED', 9), boundaryTag: 'nine' }, [tagged(9, 'other')]);
+        expect(boundary.gap).toBeNull();
+        expect(boundary.events.map((e) => e.position.offset)).toEqual([10, 11, 12, 13, 14]);
       });
     });
 

@@ -206,13 +206,16 @@ export class Presence {
    * overwritten by a newer set (and a change made meanwhile has a write of its own to follow).
    * A count write waits until it has been applied: node-redis's Sentinel client leases its master
    * connection per command, so a write sent during it could otherwise overtake it and be undone by
-   * the older set. A rewrite asked for while one is in flight is that one.
+   * the older set. One rewrite at a time: one asked for during another is sent after it, if the
+   * set is still stale by then.
    */
-  private rewriteSet(): Promise<void> {
-    this.rewriting ??= this.replaceSet().finally(() => {
+  private async rewriteSet(): Promise<void> {
+    while (this.rewriting) await this.rewriting.catch(() => undefined);
+    if (!this.setStale) return;
+    this.rewriting = this.replaceSet().finally(() => {
       this.rewriting = null;
     });
-    return this.rewriting;
+    await this.rewriting;
   }
 
   private async replaceSet(): Promise<void> {
