@@ -277,6 +277,25 @@ describe.skipIf(!canStart)('presence on a redis-server of its own', () => {
     });
   });
 
+  it('should leave only once its writes in flight have landed, so that none of them undoes the leave', async () => {
+    server = await startRedisServer();
+    const address = `127.0.0.1:${server.port}`;
+    const prefix = uniquePrefix();
+    const keys = presenceKeys(prefix);
+    const counts = new Map([['leaving', 1]]);
+    await withPresence(server.url, prefix, 'instance-a', counts, 'sAdd', async (presence, hold) => {
+      const held = hold();
+      const written = presence.countChanged('leaving');
+      await held.reached;
+      const stopped = presence.stop();
+      // Given every chance to leave before the held write is sent.
+      await commandAt(address, ['PING']);
+      held.release();
+      await Promise.all([stopped, written]);
+      expect(await commandAt(address, ['EXISTS', keys.diagnosesOf('instance-a'), keys.registry])).toBe(0);
+    });
+  });
+
   it('should not reap an instance whose entry was renewed after another instance found it expired', async () => {
     server = await startRedisServer();
     const address = `127.0.0.1:${server.port}`;
@@ -315,14 +334,15 @@ describe.skipIf(!canStart)('presence on a redis-server of its own', () => {
 /**
  * Runs `test` with a Presence of `instanceId` over a client of its own whose `method` (a command,
  * or a transaction's `exec`) can be held: `hold()` arms it, `reached` resolves once a call is
- * held, `release` lets it go on. The presence is stopped afterwards; no error may have reached it.
+ * held (`HGETALL` once its reply is read, the others before they are sent), `release` lets it go
+ * on. The presence is stopped afterwards; no error may have reached it.
  */
 async function withPresence(
   url: string,
   prefix: string,
   instanceId: string,
   counts: Map<string, number>,
-  method: 'exec' | 'hGetAll',
+  method: 'exec' | 'sAdd' | 'hGetAll',
   test: (presence: Presence, hold: () => { reached: Promise<void>; release: () => void }) => Promise<void>,
 ): Promise<void> {
   const client = createClient({ url }) as RedisClientType;
@@ -332,8 +352,7 @@ async function withPresence(
     const current = gate;
     gate = null;
     if (!current) return call();
-    // A command is held before it is sent, its reply after it is read.
-    if (method === 'exec') {
+    if (method !== 'hGetAll') {
       current.reached();
       await current.released;
       return call();
@@ -346,6 +365,7 @@ async function withPresence(
   const gated = new Proxy(client, {
     get(target, property) {
       if (property === 'hGetAll' && method === 'hGetAll') return (...args: Parameters<RedisClientType['hGetAll']>) => held(() => target.hGetAll(...args));
+      if (property === 'sAdd' && method === 'sAdd') return (...args: Parameters<RedisClientType['sAdd']>) => held(() => target.sAdd(...args));
       if (property === 'multi' && method === 'exec') {
         return () => {
           const multi = target.multi();
@@ -377,7 +397,7 @@ async function withPresence(
     (command) => command,
   );
   try {
-    if (method === 'exec') await presence.start();
+    if (method !== 'hGetAll') await presence.start();
     await test(presence, hold);
     expect(errors).toEqual([]);
   } finally {

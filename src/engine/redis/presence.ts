@@ -46,6 +46,10 @@ export class Presence {
   private setStale = false;
   /** The set rewrite in flight, which count writes wait for (see rewriteSet). */
   private rewriting: Promise<void> | null = null;
+  /** Every write in flight (heartbeats, count writes, flushes), each settled: what `stop` waits for. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Leaving (see stop): nothing more is written. */
+  private stopping: Promise<void> | null = null;
 
   constructor(
     private readonly client: RedisClientType,
@@ -69,22 +73,21 @@ export class Presence {
 
   start(): Promise<void> {
     this.timer = setInterval(() => {
-      this.beating ??= this.beat()
+      this.beating ??= this.track(this.beat())
         .catch(this.onError)
         .finally(() => {
           this.beating = null;
         });
     }, this.heartbeatMs).unref();
-    return this.beat();
+    return this.track(this.beat());
   }
 
   /** The local count changed: publish it within 100 ms. */
   changed(): void {
+    if (this.stopping) return;
     this.flushSoon ??= setTimeout(() => {
       this.flushSoon = null;
-      void this.write()
-        .then(() => (this.setStale ? this.rewriteSet() : undefined))
-        .catch(this.onError);
+      void this.track(this.write().then(() => (this.setStale ? this.rewriteSet() : undefined))).catch(this.onError);
     }, 100).unref();
   }
 
@@ -94,6 +97,7 @@ export class Presence {
    * per diagnosis: a thousand clients that resume at once cost one round trip, not a thousand.
    */
   countChanged(diagnosisId: string): Promise<void> {
+    if (this.stopping) return Promise.resolve(); // its leases are being zeroed
     if (this.changes.size === 0) setImmediate(() => this.writeCounts());
     let waiters = this.changes.get(diagnosisId);
     if (!waiters) this.changes.set(diagnosisId, (waiters = []));
@@ -113,6 +117,7 @@ export class Presence {
    * wait for one write after it: a subscriber waits for two round trips at most, not for a chain.
    */
   private writeCountFor(diagnosisId: string, waiters: Waiter[]): void {
+    if (this.stopping) return waiters.forEach((waiter) => waiter.resolve());
     const inFlight = this.writing.get(diagnosisId);
     if (inFlight) {
       if (inFlight.next) inFlight.next.push(...waiters);
@@ -121,7 +126,7 @@ export class Presence {
     }
     const write: { next: Waiter[] | null } = { next: null };
     this.writing.set(diagnosisId, write);
-    this.writeCount(diagnosisId)
+    this.track(this.writeCount(diagnosisId))
       .then(
         () => waiters.forEach((waiter) => waiter.resolve()),
         (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
@@ -163,13 +168,36 @@ export class Presence {
     return { instances: others.length + 1, subscriptions, diagnoses };
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Leaves: nothing more is written, and once the writes in flight have landed (one that landed
+   * after the leave would undo it: a diagnoses set written again after it was deleted, with no
+   * entry to reap it by, would stay for good), its counts are zeroed and its entry and set
+   * removed. Later calls wait for the first.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.leave();
+    return this.stopping;
+  }
+
+  private async leave(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.flushSoon) clearTimeout(this.flushSoon);
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
     await Promise.all([...this.counts().keys()].map((diagnosisId) => this.setSubscribers(diagnosisId, 0, this.leaseMs)));
-    // Its own entry and diagnoses set (one slot); its per-diagnosis leases expire on their own.
+    // Its own entry and diagnoses set (one slot).
     await this.guard(this.client.del(this.keys.diagnosesOf(this.instanceId)));
     await this.guard(this.client.hDel(this.keys.registry, this.instanceId));
+  }
+
+  /** `write`, counted in flight until it settles (see stop). */
+  private track<T>(write: Promise<T>): Promise<T> {
+    const settled = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return write;
   }
 
   private async beat(): Promise<void> {
