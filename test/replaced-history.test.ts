@@ -16,6 +16,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { EVENT_FIELDS, broadcastFeedback, gql, subscribeSse, subscribeWs, wsClient, type EventResult, type QueuedSubscription } from './helpers/graphql.js';
+import { MULTI } from './helpers/diagnoses.js';
 import { uniqueId } from './helpers/hub-status.js';
 import { startRedisServer, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { appendUnheard, deleteTopic, snapshotTopic, type TopicSnapshot } from './helpers/redis-snapshot.js';
@@ -102,9 +103,10 @@ async function take(subscription: QueuedSubscription, n: number): Promise<string
   return labels;
 }
 
-function watchWs({ app }: Hub, id: string, after: string): QueuedSubscription {
+/** A subscription after `after`; with null, one without `after`, which claims the pending events. */
+function watchWs({ app }: Hub, id: string, after: string | null): QueuedSubscription {
   const client = wsClient(app.wsUrl, token);
-  const subscription = subscribeWs(client, { diagnosisId: id, after });
+  const subscription = subscribeWs(client, after === null ? { diagnosisId: id } : { diagnosisId: id, after });
   cleanups.push(() => {
     subscription.dispose();
     return client.dispose();
@@ -112,8 +114,8 @@ function watchWs({ app }: Hub, id: string, after: string): QueuedSubscription {
   return subscription;
 }
 
-function watchSse({ app }: Hub, id: string, after: string): QueuedSubscription {
-  const subscription = subscribeSse(app.url, token, { diagnosisId: id, after });
+function watchSse({ app }: Hub, id: string, after: string | null): QueuedSubscription {
+  const subscription = subscribeSse(app.url, token, after === null ? { diagnosisId: id } : { diagnosisId: id, after });
   cleanups.push(() => subscription.dispose());
   return subscription;
 }
@@ -232,6 +234,64 @@ describe('events lost in a failover (keys DUMPed, more appended, the dumps RESTO
     await broadcastAll(hub, id, ['n2', 'n3']);
     expect(await take(live, 2)).toEqual(['gap:HISTORY_LOST', 'k1']); // not n2, n3: n1 skipped
     expect(await take(live, 4)).toEqual(['k2', 'n1', 'n2', 'n3']);
+  });
+});
+
+/**
+ * Regression: a subscriber without `after` that had been handed only the pending events it
+ * claimed took its first live event as the next one whatever its epoch, and counted any at or
+ * below its newest claimed offset as seen. When the stream was made anew meanwhile (a flush, its
+ * position expired after HISTORY_META_TTL_SECONDS, a failover), the new stream's first events
+ * were skipped silently.
+ */
+describe('a subscriber without `after` that has had only the pending events it claimed', () => {
+  it.each(['ws', 'sse'] as const)('should get HISTORY_LOST over %s and then the new stream when the keys are flushed', async (transport) => {
+    const id = uniqueId(`claimed-flush-${transport}`);
+    await broadcastAll(hub, id, ['p1', 'p2', 'p3']); // nobody listens: pending
+    const claimer = transport === 'ws' ? watchWs(hub, id, null) : watchSse(hub, id, null);
+    expect(await take(claimer, 3)).toEqual(['p1', 'p2', 'p3']);
+    await deleteTopic(redis.url, hub.prefix, id);
+    await broadcastAll(hub, id, ['n1', 'n2', 'n3', 'n4']); // n1..n3 at the claimed events' offsets
+    expect(await take(claimer, 5)).toEqual(['gap:HISTORY_LOST', 'n1', 'n2', 'n3', 'n4']);
+  });
+
+  it.each(['ws', 'sse'] as const)(
+    'should get HISTORY_LOST over %s and then the current stream when a claimed event is lost in a failover',
+    async (transport) => {
+      const id = uniqueId(`claimed-lost-${transport}`);
+      await broadcastAll(hub, id, ['p1', 'p2']);
+      const snapshot = await snapshotTopic(redis.url, hub.prefix, id);
+      await broadcastAll(hub, id, ['p3']);
+      const claimer = transport === 'ws' ? watchWs(hub, id, null) : watchSse(hub, id, null);
+      expect(await take(claimer, 3)).toEqual(['p1', 'p2', 'p3']);
+      await snapshot.restore(redis.url); // p3 is lost: n3 takes its offset
+      await broadcastAll(hub, id, ['n3']);
+      expect(await take(claimer, 4)).toEqual(['gap:HISTORY_LOST', 'p1', 'p2', 'n3']);
+    },
+  );
+
+  it('should get HISTORY_LOST and then the new stream on a dashboard (diagnosesUpdates) when the keys are flushed', async () => {
+    const [id, other] = [uniqueId('claimed-dashboard'), uniqueId('claimed-dashboard-other')];
+    await broadcastAll(hub, id, ['p1', 'p2', 'p3']);
+    const client = wsClient(hub.app.wsUrl, token);
+    const dashboard = subscribeWs(client, { diagnoses: [{ diagnosisId: id }, { diagnosisId: other }] }, MULTI);
+    cleanups.push(() => {
+      dashboard.dispose();
+      return client.dispose();
+    });
+    const takeDashboard = async (n: number) => {
+      const labels: string[] = [];
+      while (labels.length < n) {
+        const result = await dashboard.next();
+        if (result.errors) throw new Error(`error result: ${JSON.stringify(result.errors)}`);
+        labels.push(label(result.data.diagnosesUpdates as EventResult));
+      }
+      return labels;
+    };
+    expect(await takeDashboard(3)).toEqual(['p1', 'p2', 'p3']);
+    await deleteTopic(redis.url, hub.prefix, id);
+    await broadcastAll(hub, id, ['n1', 'n2', 'n3', 'n4']);
+    expect(await takeDashboard(5)).toEqual(['gap:HISTORY_LOST', 'n1', 'n2', 'n3', 'n4']);
   });
 });
 

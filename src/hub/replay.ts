@@ -100,11 +100,29 @@ function heldLive(window: HistoryWindow, live: readonly StoredEvent[], from: num
 export type LiveVerdict = 'next' | 'seen' | 'out-of-sequence';
 
 /**
+ * Where a subscriber without `after` stands once it has been handed the pending events it claimed
+ * (the newest of them), until its first live event. That one follows them whatever its offset
+ * (see classifyLive), but only within their epoch and past their newest: the claimed events must
+ * still be of the stream's history.
+ */
+interface ClaimedPosition extends Position {
+  readonly claimed: true;
+}
+
+/** The position of the newest of the pending events a subscriber claimed (see ClaimedPosition). */
+export function claimedUpTo(newest: Position): Position {
+  const position: ClaimedPosition = { ...newest, claimed: true };
+  return position;
+}
+
+/**
  * How a live event relates to the last position a subscriber holds. An empty epoch stands for a
- * subscriber that has had no event of the stream's own history read after it (a stream that did
- * not exist yet, or a pending claim): a listener only ever receives events stored since it
- * listened, in order, so its first live event past `last.offset` is the next one, whatever its
- * offset.
+ * subscriber that has had no event of the stream read after it (a stream that did not exist yet,
+ * or a pending claim that took nothing), and a ClaimedPosition for one that has only had the
+ * pending events it claimed: a listener only ever receives events stored since it listened, in
+ * order, so its first live event past `last.offset` (in the claimed events' epoch) is the next
+ * one, whatever its offset. Events in between were neither pending nor stored since it listened:
+ * another subscriber had them.
  *
  * An event at the held offset with another tag is not the one held: the history was replaced
  * (e.g. writes lost in a Redis failover, their offsets taken by new events), and a re-read finds
@@ -116,6 +134,7 @@ export function classifyLive(last: Position, event: StoredEvent): LiveVerdict {
   const { epoch, offset, tag } = event.position;
   if (last.epoch === '') return offset > last.offset ? 'next' : 'seen';
   if (epoch !== last.epoch) return 'out-of-sequence';
+  if ('claimed' in last && offset > last.offset) return 'next';
   if (offset === last.offset && tag && last.tag && tag !== last.tag) return 'out-of-sequence';
   if (offset <= last.offset) return 'seen';
   return offset === last.offset + 1 ? 'next' : 'out-of-sequence';

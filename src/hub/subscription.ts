@@ -1,7 +1,7 @@
 import { asReplayed, type HubEvent, type Position, type StoredEvent } from '../domain/events.js';
 import { EngineUnavailableError, type Engine } from '../engine/engine.js';
 import type { HubMetrics } from '../metrics.js';
-import { classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
+import { claimedUpTo, classifyLive, gapEvent, planResume, type ResumePlan } from './replay.js';
 import type { EventListener, FanOut } from './hub.js';
 import { passes, type EventTypeFilter } from './event-types.js';
 import { SubscriberQueue } from './subscriber-queue.js';
@@ -140,7 +140,7 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
     try {
       if (after) {
         const window = await engine.resume(diagnosisId, after);
-        const plan = planResume(after, window, buffer);
+        const plan = planResume(after, window, this.heldSince(buffer));
         if (window.claimed) this.claimed = claimedAmong(plan.events, window.claimed);
         this.claimTicket = window.claimTicket ?? 0;
         this.apply(plan);
@@ -149,13 +149,15 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
         // pending, since we listen): hand out the claimed ones, then everything live. The claim
         // read may already see events whose live delivery is still on its way (Redis: another
         // connection), so with nothing buffered yet, the first live event is taken as it comes
-        // (an empty epoch; see classifyLive), not measured against the stream's last offset.
+        // (see classifyLive), not measured against the stream's last offset; but in the claimed
+        // events' epoch and past the newest of them, or the stream was replaced meanwhile.
         const window = await engine.claimPending(diagnosisId);
         // Queued before any live event: see whenEnded.
         if (window.events.length > 0) this.claimed = window.events;
         this.claimTicket = window.claimTicket ?? 0;
         const firstLive = buffer[0]?.position;
-        const last = firstLive ? { epoch: firstLive.epoch, offset: firstLive.offset - 1 } : { epoch: '', offset: window.events.at(-1)?.position.offset ?? 0 };
+        const newestClaimed = window.events.at(-1)?.position;
+        const last = firstLive ? { epoch: firstLive.epoch, offset: firstLive.offset - 1 } : newestClaimed ? claimedUpTo(newestClaimed) : BEFORE_ANY;
         this.apply({ gap: null, events: window.events, last });
       }
     } catch (error) {
@@ -211,7 +213,8 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
       const { last } = this;
       let plan: ResumePlan;
       try {
-        plan = planResume(last, await engine.read(diagnosisId, last, Number.MAX_SAFE_INTEGER), buffer);
+        const window = await engine.read(diagnosisId, last, Number.MAX_SAFE_INTEGER);
+        plan = planResume(last, window, this.heldSince(buffer));
       } catch {
         this.endFor(SubscriptionEnd.historyUnavailable);
         return;
@@ -219,6 +222,16 @@ export class Subscription extends SubscriberQueue<HubEvent> implements EventList
       this.apply(plan);
       if (this.buffer === buffer) this.drain(arrivedBeforeRead);
     }
+  }
+
+  /**
+   * The live events a read may be planned with: those `buffer` received while the read ran,
+   * unless a resync replaced it meanwhile. Then they may be of a history that was replaced, and
+   * the read of the new one, so none are (what history no longer has is then a gap), and the
+   * reader reads again after what the plan hands out (see `resync`).
+   */
+  private heldSince(buffer: readonly StoredEvent[]): readonly StoredEvent[] {
+    return this.buffer === buffer ? buffer : [];
   }
 
   private apply(plan: ResumePlan): void {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { classifyLive, gapEvent, planResume, type LiveVerdict, type ResumePlan } from '../../src/hub/replay.js';
+import { claimedUpTo, classifyLive, gapEvent, planResume, type LiveVerdict, type ResumePlan } from '../../src/hub/replay.js';
 import { decodeCursor, encodeCursor } from '../../src/domain/cursor.js';
 import { stampEvent, type Position, type StoredEvent } from '../../src/domain/events.js';
 import type { HistoryWindow } from '../../src/engine/engine.js';
@@ -328,8 +328,10 @@ describe('classifyLive', () => {
     ['offset 1 of another epoch also follows an empty last position', { epoch: '', offset: 0 }, at(1, 'zz'), 'next'],
     // A listener only receives events stored since it listened: its first one is the next, whatever its offset.
     ['offset 2 after an empty last position is next', { epoch: '', offset: 0 }, at(2), 'next'],
-    ['the first live event after claimed pending events is next, whatever its offset', { epoch: '', offset: 3 }, at(7), 'next'],
-    ['a live event at or before the claimed pending events is seen', { epoch: '', offset: 3 }, at(3), 'seen'],
+    ['the first live event after claimed pending events is next, whatever its offset', claimedUpTo(at(3)), at(7), 'next'],
+    ['a live event at or before the claimed pending events is seen', claimedUpTo(at(3)), at(3), 'seen'],
+    // The stream was made anew since the claim (flushed, or its position expired).
+    ['a live event of another epoch than the claimed pending events is out of sequence', claimedUpTo(at(3)), at(1, 'otherEpoch'), 'out-of-sequence'],
     ['offset 1 after offset 0 of a real epoch is next', at(0), at(1), 'next'],
   ];
 
@@ -351,6 +353,12 @@ describe('classifyLive', () => {
     ['another event at the held offset is out of sequence (history was replaced)', { ...at(3), tag: 'held' }, tagged(3, 'other'), 'out-of-sequence'],
     ['an event at the held offset is seen when the held position has no tag', at(3), tagged(3, 'other'), 'seen'],
     ['an older offset is seen whatever its tag', { ...at(3), tag: 'held' }, tagged(2, 'other'), 'seen'],
+    [
+      "another event at the newest claimed pending event's offset is out of sequence (it was lost)",
+      claimedUpTo({ ...at(3), tag: 'held' }),
+      tagged(3, 'other'),
+      'out-of-sequence',
+    ],
   ] as const)('should decide with tags that %s', (_name, last, live, verdict) => {
     expect(classifyLive(last, live)).toBe(verdict);
   });
