@@ -276,6 +276,39 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
     expect(got.map((event) => event.diagnosisId)).toEqual([b, a]);
   });
 
+  /**
+   * Regression: the stream goes on after a revocation, its events' ids cursor maps of the set it
+   * opened with; EventSource's reconnect (the same request) no longer watches the revoked one, and
+   * its Last-Event-ID was refused with BAD_USER_INPUT as made for another set of diagnoses.
+   */
+  it('should resume a mine: true stream over SSE from its Last-Event-ID after one of its diagnoses was revoked', async () => {
+    const { openSse, resultOf } = await import('./helpers/sse-reader.js');
+    const [a, b] = [uniqueId('mine-revoked-a'), uniqueId('mine-revoked-b')];
+    const subject = uniqueId('mine-revoked');
+    const token = await signToken({ sub: subject, diagnoses: [a, b] });
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    const request = { token, query: MULTI, variables: { mine: true } };
+    const first = track(await openSse(app.url, request).then((s) => Object.assign(s, { dispose: s.close })));
+    await subscribersReach(app.url, admin, a, 1);
+    await subscribersReach(app.url, admin, b, 1);
+    await broadcastFeedback(app.url, admin, a, 1);
+    await broadcastFeedback(app.url, admin, b, 1);
+    await first.take(2);
+    expect((await gql(app.url, REVOKE, { input: { subject, diagnosisId: a } }, ops)).body.errors).toBeUndefined();
+    const [ended] = await first.take(1);
+    expect(resultOf(ended!).data.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: a });
+    first.close();
+    await subscribersReach(app.url, admin, b, 0);
+    await broadcastFeedback(app.url, admin, b, 2); // while it is away
+    const second = track(await openSse(app.url, { ...request, headers: { 'last-event-id': ended!.id! } }).then((s) => Object.assign(s, { dispose: s.close })));
+    const [resumed] = await second.take(1);
+    expect(resultOf(resumed!).errors).toBeUndefined();
+    expect(resultOf(resumed!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 2, replayed: true });
+    await broadcastFeedback(app.url, admin, b, 3);
+    const [live] = await second.take(1);
+    expect(resultOf(live!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 3 });
+  });
+
   it('should deliver only the asked event types, and gaps always, on diagnosesUpdates and diagnosisUpdates', async () => {
     const [a, b] = [uniqueId('types-a'), uniqueId('types-b')];
     const effectiveness = (id: string) =>

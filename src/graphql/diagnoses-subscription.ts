@@ -38,7 +38,10 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
 
   const ids = [...afters.keys()].sort();
   const setId = diagnosisSetId(ids);
-  const resumed = transport.resumeFrom ? decodeCursorMap(transport.resumeFrom, setId, ids.length) : new Map<number, Position>();
+  const claimed = args.mine ? [...new Set([...sent, ...principal.diagnoses])].sort() : ids;
+  const resumed = transport.resumeFrom
+    ? resumedPositions(transport.resumeFrom, ids, claimed.length > ids.length ? claimed : null)
+    : new Map<number, Position>();
   if (typeof resumed === 'string') throw badUserInput(`Malformed Last-Event-ID (${resumed}): subscribe again with \`after\` per diagnosis`, 'Last-Event-ID');
   const watched: WatchedDiagnosis[] = ids.map((diagnosisId, index) => ({ diagnosisId, after: resumed.get(index) ?? afters.get(diagnosisId) ?? null }));
 
@@ -47,6 +50,26 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
   // later ones reach it through the transport, which keeps it (see auth/live-access.ts).
   access.subscribed(transport.principal ?? principal, events, ids);
   return transport.track(events, principal, { setId, ids, positions: resumed });
+}
+
+/**
+ * The positions a Last-Event-ID gives the diagnoses `ids` (sorted), by index; a string why not.
+ * A `mine` stream goes on when some of its diagnoses are revoked, its events' ids still cursor
+ * maps of the set it opened with; reconnecting, the same request no longer watches those. So a
+ * map of the set with them, `withRevoked` (sorted), resumes the diagnoses still watched.
+ */
+function resumedPositions(lastEventId: string, ids: readonly string[], withRevoked: readonly string[] | null): Map<number, Position> | string {
+  const resumed = decodeCursorMap(lastEventId, diagnosisSetId(ids), ids.length);
+  if (typeof resumed !== 'string' || withRevoked === null) return resumed;
+  const wider = decodeCursorMap(lastEventId, diagnosisSetId(withRevoked), withRevoked.length);
+  if (typeof wider === 'string') return resumed;
+  const indexOf = new Map(ids.map((diagnosisId, index) => [diagnosisId, index]));
+  const positions = new Map<number, Position>();
+  for (const [index, position] of wider) {
+    const at = indexOf.get(withRevoked[index]!);
+    if (at !== undefined) positions.set(at, position);
+  }
+  return positions;
 }
 
 function tooManyDiagnoses(count: number, max: number): GraphQLError {
