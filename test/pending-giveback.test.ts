@@ -18,12 +18,13 @@ import type { Engine, HistoryLimits, HistoryWindow } from '../src/engine/engine.
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
-import { broadcastFeedback, eventually, gql, SUBSCRIBE } from './helpers/graphql.js';
-import { diagnosisStatus, uniqueId } from './helpers/hub-status.js';
+import { broadcastFeedback, eventually, gql, SUBSCRIBE, subscribeOver } from './helpers/graphql.js';
+import { diagnosisStatus, subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { scrapeMetrics } from './helpers/metrics.js';
 import { closeFrame, parsed, rawClient, textFrame, type RawClient } from './helpers/raw-frames.js';
 import { acknowledgedClient, complete, destroyAcknowledgedClients, subscribe } from './helpers/raw-session.js';
 import { uniquePrefix } from './helpers/redis.js';
+import { startRedisLagProxy } from './helpers/redis-lag.js';
 import { openSse } from './helpers/sse-reader.js';
 import { adminToken, signToken } from './helpers/tokens.js';
 import { MULTI } from './helpers/diagnoses.js';
@@ -347,3 +348,79 @@ function sendAndAbort(app: TestApp, diagnosisId: string): Promise<void> {
     socket.on('error', reject);
   });
 }
+
+/**
+ * Regression: on Redis an event is made pending when its live message reaches no instance. An
+ * instance whose last subscriber of a diagnosis has left stays subscribed until Redis gets its
+ * SUNSUBSCRIBE: an event broadcast meanwhile counted it as a receiver, so it was not made
+ * pending, and the instance dropped it (nobody listened there any more). Nobody ever got it.
+ */
+describe.skipIf(!redisUrl)("an event broadcast while the last subscriber's unsubscribe is on its way to Redis", () => {
+  it('should be pending, for the next subscriber without `after`', async () => {
+    token ??= await adminToken();
+    const proxy = await startRedisLagProxy(redisUrl);
+    const app = await startTestApp({ REDIS_URL: proxy.url, REDIS_KEY_PREFIX: uniquePrefix() });
+    try {
+      const id = uniqueId('unsubscribing');
+      const first = subscribeOver('ws', app, token, { diagnosisId: id });
+      await subscribersReach(app.url, token, id, 1);
+      proxy.holdSent(); // what the hub sends on its pub/sub connection: the SUNSUBSCRIBE
+      first.dispose();
+      await subscribersReach(app.url, token, id, 0);
+      const receipt = await broadcastFeedback(app.url, token, id, 1, { feedbackId: 'while-unsubscribing' });
+      expect(receipt.liveSubscribers).toBe(0);
+      await eventually(
+        () => diagnosisStatus(app.url, token, id),
+        (status) => status?.pendingEvents === 1,
+      );
+      proxy.releaseSent();
+      const next = subscribeOver('ws', app, token, { diagnosisId: id });
+      try {
+        const { data } = await next.next();
+        expect(data.diagnosisUpdates).toMatchObject({ feedbackId: 'while-unsubscribing', replayed: true });
+      } finally {
+        next.dispose();
+      }
+    } finally {
+      proxy.releaseSent();
+      await app.stop();
+      await proxy.close();
+    }
+  });
+
+  it('should not be pending when a subscriber on another instance received it', async () => {
+    token ??= await adminToken();
+    const prefix = uniquePrefix();
+    const proxy = await startRedisLagProxy(redisUrl);
+    const leaving = await startTestApp({ REDIS_URL: proxy.url, REDIS_KEY_PREFIX: prefix });
+    const staying = await startTestApp({ REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix });
+    const opened: Array<{ dispose(): void }> = [];
+    try {
+      const [id, other] = [uniqueId('unsubscribing-elsewhere'), uniqueId('unsubscribing-other')];
+      // Keeps the leaving instance's pub/sub connection in use, to ping it (see below).
+      opened.push(subscribeOver('ws', leaving, token, { diagnosisId: other }));
+      const elsewhere = subscribeOver('ws', staying, token, { diagnosisId: id });
+      opened.push(elsewhere);
+      const first = subscribeOver('ws', leaving, token, { diagnosisId: id });
+      await subscribersReach(staying.url, token, id, 2);
+      proxy.holdSent();
+      first.dispose();
+      await subscribersReach(staying.url, token, id, 1);
+      proxy.hold(); // the live message reaches the leaving instance only when it next pings
+      await broadcastFeedback(staying.url, token, id, 1, { feedbackId: 'received-elsewhere' });
+      expect((await elsewhere.next()).data.diagnosisUpdates).toMatchObject({ feedbackId: 'received-elsewhere', replayed: false });
+      proxy.releaseSent();
+      // A history read of a diagnosis it listens to pings its pub/sub connection: the message comes
+      // first, and the script it sends for it runs before anything this instance asks Redis after.
+      expect((await gql(leaving.url, `query ($id: ID!) { diagnosisHistory(diagnosisId: $id) { cursor } }`, { id: other }, token)).body.errors).toBeUndefined();
+      expect(await diagnosisStatus(leaving.url, token, id)).toMatchObject({ pendingEvents: 0 });
+    } finally {
+      for (const subscription of opened) subscription.dispose();
+      proxy.release();
+      proxy.releaseSent();
+      await leaving.stop();
+      await staying.stop();
+      await proxy.close();
+    }
+  });
+});

@@ -17,6 +17,13 @@ export interface RedisLagProxy {
   hold(): void;
   /** Sends what was held, in order, and stops holding. */
   release(): void;
+  /**
+   * Holds what the client sends on every pub/sub connection (its SUNSUBSCRIBE, say), until
+   * `releaseSent`: Redis goes on counting it as a subscriber meanwhile.
+   */
+  holdSent(): void;
+  /** Sends what `holdSent` held, in order, and stops holding. */
+  releaseSent(): void;
   close(): Promise<void>;
 }
 
@@ -37,6 +44,13 @@ export async function startRedisLagProxy(redisUrl: string): Promise<RedisLagProx
     for (const [pair, chunks] of held) for (const chunk of chunks) pair.client.write(chunk);
     held.clear();
   };
+  let holdingSent = false;
+  const heldSent = new Map<Pair, Buffer[]>();
+  const releaseSent = () => {
+    holdingSent = false;
+    for (const [pair, chunks] of heldSent) for (const chunk of chunks) pair.redis.write(chunk);
+    heldSent.clear();
+  };
 
   const server = createServer((client) => {
     const redis = connect(Number(target.port || 6379), target.hostname);
@@ -45,12 +59,17 @@ export async function startRedisLagProxy(redisUrl: string): Promise<RedisLagProx
     const cut = () => {
       pairs.delete(pair);
       held.delete(pair);
+      heldSent.delete(pair);
       client.destroy();
       redis.destroy();
     };
     client.on('error', cut).on('close', cut);
     redis.on('error', cut).on('close', cut);
     client.on('data', (chunk: Buffer) => {
+      if (holdingSent && pair.pubSub) {
+        heldSent.set(pair, [...(heldSent.get(pair) ?? []), chunk]);
+        return;
+      }
       if (holding && pair.pubSub) release();
       if (chunk.toString('latin1').toUpperCase().includes('SSUBSCRIBE')) pair.pubSub = true;
       redis.write(chunk);
@@ -74,6 +93,10 @@ export async function startRedisLagProxy(redisUrl: string): Promise<RedisLagProx
       holding = true;
     },
     release,
+    holdSent() {
+      holdingSent = true;
+    },
+    releaseSent,
     async close() {
       for (const { client, redis } of pairs) {
         client.destroy();

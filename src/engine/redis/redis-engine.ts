@@ -20,7 +20,7 @@ import { channelOf, topicKeys, topicOfChannel } from './keys.js';
 import { connectRedis, type Redis, type RedisTopology } from './connect.js';
 import { Presence } from './presence.js';
 import { ReplyWatchdog } from './reply-watchdog.js';
-import { APPEND, CLAIM, READ, RESTORE, REVOCATIONS, REVOKE, SET_SUBSCRIBERS, TOPIC_STATS, WRITABLE } from './scripts.js';
+import { APPEND, CLAIM, READ, RESTORE, REVOCATIONS, REVOKE, SET_SUBSCRIBERS, TOPIC_STATS, UNHEARD, WRITABLE } from './scripts.js';
 import { RedisRevocations } from './revocations.js';
 import type { Revocation } from '../../domain/revocation.js';
 import { defaultOf } from '../../config/variables.js';
@@ -126,6 +126,7 @@ const SCRIPTS = {
   read: script(READ),
   claim: script(CLAIM),
   restore: script(RESTORE),
+  unheard: script(UNHEARD),
   topicStats: script(TOPIC_STATS),
   setSubscribers: script(SET_SUBSCRIBERS),
   writable: script(WRITABLE),
@@ -154,7 +155,7 @@ export class RedisEngine implements Engine {
   private readonly onMessage = (message: string, channel: string): void => {
     const topic = topicOfChannel(this.options.prefix, channel);
     const state = this.topics.get(topic);
-    if (!state) return;
+    if (!state) return this.unheard(topic, message);
     const { event, previous } = decodeMessage(topic, message, this.decoded);
     if (state.follows(event.position, previous)) this.live?.event(topic, event);
     else this.live?.resync(topic);
@@ -334,6 +335,22 @@ export class RedisEngine implements Engine {
     } catch (error) {
       throw unavailable(error);
     }
+  }
+
+  /**
+   * A live message that came after the topic's last subscriber here left: this instance counted
+   * as a receiver when it was published, so it was not made pending, and nobody here has it. It
+   * is made pending unless someone else received it (see UNHEARD).
+   */
+  private unheard(topic: string, message: string): void {
+    const [epoch, offset] = message.split('|', 2) as [string, string];
+    const keys = topicKeys(this.options.prefix, topic);
+    const made = this.run(
+      SCRIPTS.unheard,
+      [keys.meta, keys.history, keys.pending, keys.subscribers],
+      [this.options.limits.ttlMs, epoch, offset, this.presence.instanceId],
+    );
+    made.catch((error: unknown) => this.options.onError?.(error));
   }
 
   /** One script call (see RESTORE), so a concurrent claim sees all of them pending or none. */

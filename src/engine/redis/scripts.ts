@@ -276,6 +276,35 @@ return restored
 `;
 
 /**
+ * Makes pending an event whose live message reached an instance that had no subscriber of the
+ * diagnosis left (its unsubscribe was on its way): the append counted that instance as a
+ * receiver, so the event was not made pending, and nobody received it. KEYS: meta, history,
+ * pending, subscribers. ARGV: ttl ms, epoch, offset, the instance's id. Nothing when another
+ * instance counts subscribers of the diagnosis (they received it), when a resume has replayed it
+ * (see READ), or when the event is no longer retained or of the stream's epoch. Returns 1 when it
+ * became pending.
+ */
+export const UNHEARD = `${PROLOGUE}
+local subscribers = KEYS[4]
+local epoch = redis.call('HGET', meta, 'e')
+local offset = tonumber(ARGV[3])
+if not epoch or epoch ~= ARGV[2] or not offset then return 0 end
+if tonumber(redis.call('HGET', meta, 'rt') or '0') >= offset then return 0 end
+local entries = redis.call('HGETALL', subscribers)
+for i = 1, #entries, 2 do
+  local count, expires = string.match(entries[i + 1], '^(%d+)|(%d+)$')
+  if entries[i] ~= ARGV[4] and count and tonumber(count) > 0 and tonumber(expires) > now then return 0 end
+end
+local found = redis.call('XRANGE', history, offset .. '-0', offset .. '-0')
+if #found == 0 then return 0 end
+expire(tonumber(ARGV[1]))
+local added = redis.call('ZADD', pending, 'NX', found[1][2][2], string.format('%020d', offset))
+local ttl = redis.call('PTTL', history)
+if added > 0 and ttl > 0 then redis.call('PEXPIRE', pending, ttl) end
+return added
+`;
+
+/**
  * Counts for one diagnosis. KEYS: meta, history, pending, subscribers. ARGV: ttl ms.
  * Returns {epoch, last, retained, pending, subscribers, the last event's tag ('' when not known)}.
  */
