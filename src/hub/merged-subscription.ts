@@ -145,14 +145,14 @@ export class MergedSubscription extends SubscriberQueue<HubEvent> implements Hub
     const claimants = this.claimants;
     const at = claimants?.indexOf(member) ?? -1;
     if (at >= 0) claimants!.splice(at, 1);
-    let replayed = 0;
+    // The bound no longer makes room for its dropped replay (when that empties the queue, the bound
+    // is the queue limit again: whenDrained, after the drop), and makes room for AccessEnded, a marker.
     const dropped = this.dropQueued((item) => {
       if (item.diagnosisId !== diagnosisId) return false;
-      if (item.replayed) replayed += 1;
+      if (item.replayed) this.overflowAt -= 1;
       return true;
     });
-    // The bound no longer makes room for its dropped replay, and makes room for AccessEnded, a marker.
-    this.overflowAt += 1 - replayed;
+    this.overflowAt += 1;
     member.stop(dropped);
     this.push(accessEnded(diagnosisId, dropped ? member.before(dropped) : member.position, this.settings.now()));
   }

@@ -197,6 +197,33 @@ describe('MergedSubscription', () => {
     expect(ended).toEqual(['slow-consumer']);
   });
 
+  // Regression: dropping a forbidden diagnosis's replay that was all the queue held reset the bound
+  // (the queue was drained), and the dropped replay was then taken off it a second time: below zero,
+  // the next live event ended the stream as a slow consumer, its AccessEnded discarded with it.
+  it("should leave the live bound at the queue limit when a forbidden diagnosis's replay was all the queue held", async () => {
+    makeHub(3);
+    await publishMany(6, 'a'); // pending: a's claim is 6 replayed items
+    const merged = await hub.subscribeMany([
+      { diagnosisId: 'a', after: null },
+      { diagnosisId: 'b', after: null },
+    ]);
+    expect(merged.size).toBe(6);
+    merged.forbid((diagnosisId) => diagnosisId === 'a');
+    expect(merged.size).toBe(1); // AccessEnded
+    for (let n = 1; n <= 3; n += 1) await publish(n, 'b'); // the queue limit's worth of live events
+    expect(ended).toEqual([]);
+    const got = [];
+    for (let i = 0; i < 4; i += 1) got.push((await merged.next()).value as HubEvent);
+    expect(got.map((event) => [event.__typename, event.diagnosisId])).toEqual([
+      ['AccessEnded', 'a'],
+      ['FeedbackUpdate', 'b'],
+      ['FeedbackUpdate', 'b'],
+      ['FeedbackUpdate', 'b'],
+    ]);
+    await publishMany(4, 'b'); // past the limit: a slow consumer
+    expect(ended).toEqual(['slow-consumer']);
+  });
+
   it('should give AccessEnded where a diagnosis was watched from when it ends while being opened', async () => {
     const ids = Array.from({ length: 17 }, (_, i) => `opening-${String(i).padStart(2, '0')}`);
     const [first] = await publishMany(2, ids[16]!);
