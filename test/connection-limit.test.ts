@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { startTestApp, type TestApp } from './helpers/app.js';
-import { eventually, gql } from './helpers/graphql.js';
+import { broadcastFeedback, eventually, gql, subscribeWs, wsClient } from './helpers/graphql.js';
 import { rawWs, terminateRawSockets, type RawWs } from './helpers/hostile.js';
 import { uniquePrefix } from './helpers/redis.js';
 import { openSse, type SseStream } from './helpers/sse-reader.js';
@@ -20,6 +20,7 @@ const ENGINES = [
 
 const WATCH = `subscription Watch($diagnosisId: ID!) { diagnosisUpdates(diagnosisId: $diagnosisId) { cursor } }`;
 const STATUS = `{ status { connections subscriptions } }`;
+const WATCH_FEEDBACK = `subscription Watch($diagnosisId: ID!) { diagnosisUpdates(diagnosisId: $diagnosisId) { cursor replayed ... on FeedbackUpdate { rating } } }`;
 
 afterEach(() => terminateRawSockets());
 
@@ -158,6 +159,38 @@ describe.each(ENGINES)('MAX_CONNECTIONS_PER_SUBJECT across WebSocket and SSE (%s
     const next = await ws(app, fresh);
     expect(next.isOpen()).toBe(true);
   }, 10_000);
+
+  // Regression: Yoga ran the subscription, then answered 406 Not Acceptable without ending it: its
+  // place against the subject and the pending events it claimed stayed held for good.
+  it('should let go of a subscription whose request accepts no stream (406): its place, and the pending events it claimed', async () => {
+    const app = await startTestApp({ ...env, MAX_CONNECTIONS_PER_SUBJECT: '1' });
+    const admin = await adminToken();
+    const token = await signToken({ sub: uniqueId('json-only'), scopes: ['updates:read-all'] });
+    const diagnosisId = uniqueId('json-only-pending');
+    await broadcastFeedback(app.url, admin, diagnosisId, 1); // nobody listens: pending
+    for (const accept of ['application/json', 'multipart/mixed']) {
+      const response = await fetch(app.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept, authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: WATCH_FEEDBACK, variables: { diagnosisId } }),
+      });
+      await response.arrayBuffer();
+      expect(response.status, accept).toBe(406);
+    }
+    await eventually(
+      async () => (await gql(app.url, STATUS, {}, admin)).body.data,
+      (data) => JSON.stringify(data) === JSON.stringify({ status: { connections: 0, subscriptions: 0 } }),
+    );
+    // The subject's one place is free, and the pending event is there for it.
+    const client = wsClient(app.wsUrl, token);
+    const subscription = subscribeWs(client, { diagnosisId }, WATCH_FEEDBACK);
+    try {
+      expect((await subscription.next()).data.diagnosisUpdates).toMatchObject({ rating: 1, replayed: true });
+    } finally {
+      subscription.dispose();
+      await client.dispose();
+    }
+  });
 
   it('should keep a refused SSE request from leaving a subscription behind', async () => {
     const app = await startTestApp({ ...env, MAX_CONNECTIONS_PER_SUBJECT: '1' });

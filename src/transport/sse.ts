@@ -168,12 +168,19 @@ function tooManyConnections(): GraphQLError {
  */
 export function useSseWithIds(streams: SseStreams, keepAliveMs: number): Plugin {
   return {
-    onResultProcess({ request, result, setResultProcessor }) {
-      if (!isAsyncIterable(result) || !request.headers.get('accept')?.includes('text/event-stream')) return;
-      setResultProcessor(
-        (results, fetchAPI) => sseResponse(results as AsyncIterable<ExecutionResult>, fetchAPI, streams, request, keepAliveMs),
-        'text/event-stream',
-      );
+    onResultProcess({ request, result, resultProcessor, setResultProcessor }) {
+      if (!isAsyncIterable(result)) return;
+      if (request.headers.get('accept')?.includes('text/event-stream')) {
+        setResultProcessor(
+          (results, fetchAPI) => sseResponse(results as AsyncIterable<ExecutionResult>, fetchAPI, streams, request, keepAliveMs),
+          'text/event-stream',
+        );
+        return;
+      }
+      // A subscription the request accepts no stream of (`Accept: application/json`, say): Yoga
+      // answers 406 Not Acceptable once it has run. Ended here, it lets go of what it holds (its
+      // place against the subject, the pending events it claimed), which nothing else would.
+      if (!resultProcessor) void (result as AsyncIterableIterator<unknown>).return?.();
     },
   };
 }
