@@ -309,6 +309,33 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
     expect(resultOf(live!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 3 });
   });
 
+  it('should resume a mine: true stream over SSE from its Last-Event-ID when one diagnosis was revoked before it opened and another while it ran', async () => {
+    const { openSse, resultOf } = await import('./helpers/sse-reader.js');
+    const [a, b, c] = [uniqueId('two-revoked-a'), uniqueId('two-revoked-b'), uniqueId('two-revoked-c')];
+    const subject = uniqueId('two-revoked');
+    const token = await signToken({ sub: subject, diagnoses: [a, b, c] });
+    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
+    const revoke = async (diagnosisId: string) => expect((await gql(app.url, REVOKE, { input: { subject, diagnosisId } }, ops)).body.errors).toBeUndefined();
+    const request = { token, query: MULTI, variables: { mine: true } };
+    await revoke(a); // the stream watches b and c
+    const first = track(await openSse(app.url, request).then((s) => Object.assign(s, { dispose: s.close })));
+    await subscribersReach(app.url, admin, b, 1);
+    await subscribersReach(app.url, admin, c, 1);
+    await broadcastFeedback(app.url, admin, b, 1);
+    await broadcastFeedback(app.url, admin, c, 1);
+    await first.take(2);
+    await revoke(c);
+    const [ended] = await first.take(1);
+    expect(resultOf(ended!).data.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: c });
+    first.close();
+    await subscribersReach(app.url, admin, b, 0);
+    await broadcastFeedback(app.url, admin, b, 2);
+    const second = track(await openSse(app.url, { ...request, headers: { 'last-event-id': ended!.id! } }).then((s) => Object.assign(s, { dispose: s.close })));
+    const [resumed] = await second.take(1);
+    expect(resultOf(resumed!).errors).toBeUndefined();
+    expect(resultOf(resumed!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 2, replayed: true });
+  });
+
   it('should deliver only the asked event types, and gaps always, on diagnosesUpdates and diagnosisUpdates', async () => {
     const [a, b] = [uniqueId('types-a'), uniqueId('types-b')];
     const effectiveness = (id: string) =>

@@ -38,10 +38,8 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
 
   const ids = [...afters.keys()].sort();
   const setId = diagnosisSetId(ids);
-  const claimed = args.mine ? [...new Set([...sent, ...principal.diagnoses])].sort() : ids;
-  const resumed = transport.resumeFrom
-    ? resumedPositions(transport.resumeFrom, ids, claimed.length > ids.length ? claimed : null)
-    : new Map<number, Position>();
+  const revoked = args.mine ? [...principal.diagnoses].filter((diagnosisId) => !afters.has(diagnosisId)).sort() : [];
+  const resumed = transport.resumeFrom ? resumedPositions(transport.resumeFrom, ids, setId, revoked) : new Map<number, Position>();
   if (typeof resumed === 'string') throw badUserInput(`Malformed Last-Event-ID (${resumed}): subscribe again with \`after\` per diagnosis`, 'Last-Event-ID');
   const watched: WatchedDiagnosis[] = ids.map((diagnosisId, index) => ({ diagnosisId, after: resumed.get(index) ?? afters.get(diagnosisId) ?? null }));
 
@@ -52,24 +50,33 @@ export async function subscribeDiagnoses(args: SubscriptionDiagnosesUpdatesArgs,
   return transport.track(events, principal, { setId, ids, positions: resumed });
 }
 
+/** Revoked diagnoses of a `mine` request whose sets a Last-Event-ID is tried against (see resumedPositions): 2^6 at most. */
+const MAX_REVOKED_TRIED = 6;
+
 /**
- * The positions a Last-Event-ID gives the diagnoses `ids` (sorted), by index; a string why not.
+ * The positions a Last-Event-ID gives the diagnoses `ids` (sorted; their set `setId`), by index; a string why not.
  * A `mine` stream goes on when some of its diagnoses are revoked, its events' ids still cursor
  * maps of the set it opened with; reconnecting, the same request no longer watches those. So a
- * map of the set with them, `withRevoked` (sorted), resumes the diagnoses still watched.
+ * map of `ids` with some of the token's `revoked` diagnoses (the first MAX_REVOKED_TRIED) resumes
+ * the diagnoses still watched.
  */
-function resumedPositions(lastEventId: string, ids: readonly string[], withRevoked: readonly string[] | null): Map<number, Position> | string {
-  const resumed = decodeCursorMap(lastEventId, diagnosisSetId(ids), ids.length);
-  if (typeof resumed !== 'string' || withRevoked === null) return resumed;
-  const wider = decodeCursorMap(lastEventId, diagnosisSetId(withRevoked), withRevoked.length);
-  if (typeof wider === 'string') return resumed;
-  const indexOf = new Map(ids.map((diagnosisId, index) => [diagnosisId, index]));
-  const positions = new Map<number, Position>();
-  for (const [index, position] of wider) {
-    const at = indexOf.get(withRevoked[index]!);
-    if (at !== undefined) positions.set(at, position);
+function resumedPositions(lastEventId: string, ids: readonly string[], setId: string, revoked: readonly string[]): Map<number, Position> | string {
+  const resumed = decodeCursorMap(lastEventId, setId, ids.length);
+  if (typeof resumed !== 'string' || revoked.length === 0) return resumed;
+  const tried = revoked.slice(0, MAX_REVOKED_TRIED);
+  for (let subset = 1; subset < 1 << tried.length; subset += 1) {
+    const set = [...ids, ...tried.filter((_, i) => subset & (1 << i))].sort();
+    const wider = decodeCursorMap(lastEventId, diagnosisSetId(set), set.length);
+    if (typeof wider === 'string') continue;
+    const indexOf = new Map(ids.map((diagnosisId, index) => [diagnosisId, index]));
+    const positions = new Map<number, Position>();
+    for (const [index, position] of wider) {
+      const at = indexOf.get(set[index]!);
+      if (at !== undefined) positions.set(at, position);
+    }
+    return positions;
   }
-  return positions;
+  return resumed;
 }
 
 function tooManyDiagnoses(count: number, max: number): GraphQLError {
