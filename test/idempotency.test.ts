@@ -183,3 +183,59 @@ describe.each([
     });
   });
 });
+
+const BROADCAST_RECOMMENDATION = `mutation R($input: RecommendationUpdateInput!) {
+  broadcastRecommendationUpdate(input: $input) { event { ${EVENT_FIELDS} } liveSubscribers duplicate }
+}`;
+
+/** POSTs a hand-written JSON body, so that a "__proto__" key stays an own key of the parsed input. */
+async function postRecommendation(url: string, token: string, inputJson: string) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${token}` },
+    body: `{"query":${JSON.stringify(BROADCAST_RECOMMENDATION)},"variables":{"input":${inputJson}}}`,
+  });
+  return (await response.json()) as { data?: { broadcastRecommendationUpdate: Receipt } | null; errors?: Array<{ extensions?: Record<string, unknown> }> };
+}
+
+/**
+ * Regression: a key named "__proto__" at the top of `previous` or `current` was lost by the
+ * domain validation, which copied the object key by key: the event was stored and delivered
+ * without it, and a retry with another value of it under the same idempotency key was taken for
+ * the same input.
+ */
+describe.each([
+  ['memory', () => ({})],
+  ['redis', () => ({ REDIS_URL: redisUrl, REDIS_KEY_PREFIX: uniquePrefix() })],
+] as const)('a "__proto__" key at the top of a recommendation (%s engine)', (engine, env) => {
+  let hub: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    if (engine === 'redis' && !redisUrl) return;
+    hub = await startTestApp(env());
+    token = await broadcaster(uniqueId('proto'), { scopes: ['updates:read-all'] });
+  });
+  afterAll(() => hub?.stop());
+
+  it.skipIf(engine === 'redis' && !redisUrl)('should be kept in the event and counted in changedFields', async () => {
+    const input = `{"diagnosisId":"${uniqueId('proto')}","recommendationId":"r-1","previous":{"dose":1},"current":{"dose":1,"__proto__":{"route":"iv"}}}`;
+    const { data, errors } = await postRecommendation(hub.url, token, input);
+    expect(errors).toBeUndefined();
+    const { event } = data!.broadcastRecommendationUpdate;
+    expect(event['changedFields']).toEqual(['__proto__']);
+    expect(JSON.stringify(event['current'])).toBe('{"dose":1,"__proto__":{"route":"iv"}}');
+  });
+
+  it.skipIf(engine === 'redis' && !redisUrl)('should refuse a retry with another "__proto__" value under the same key as IDEMPOTENCY_KEY_REUSED', async () => {
+    const diagnosisId = uniqueId('proto-key');
+    const input = (route: string) =>
+      `{"diagnosisId":"${diagnosisId}","recommendationId":"r-1","idempotencyKey":"k-1","previous":{},"current":{"__proto__":{"route":"${route}"}}}`;
+    const first = await postRecommendation(hub.url, token, input('oral'));
+    expect(first.data?.broadcastRecommendationUpdate.duplicate).toBe(false);
+    const same = await postRecommendation(hub.url, token, input('oral'));
+    expect(same.data?.broadcastRecommendationUpdate.duplicate).toBe(true);
+    const other = await postRecommendation(hub.url, token, input('iv'));
+    expect(other.data?.broadcastRecommendationUpdate ?? null).toBeNull();
+    expect(other.errors?.[0]?.extensions?.['code']).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+});

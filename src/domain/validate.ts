@@ -12,8 +12,12 @@ const DIAGNOSIS_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 const diagnosisId = z.string().regex(DIAGNOSIS_ID, 'must be 1 to 64 characters of [A-Za-z0-9_.:-]');
 const entityId = z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters');
 const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
-/** A JSON object with its size as JSON, measured once here and counted by the memory engine. */
-const jsonObject = z.record(z.string(), z.unknown()).transform((value, context) => {
+/**
+ * A JSON object with its size as JSON, measured once here and counted by the memory engine. The
+ * object itself, not a copy: a copy made key by key (as z.record makes) loses a key named
+ * `__proto__`, which JSON may have, from the event, its changedFields and its idempotency digest.
+ */
+const jsonObject = z.custom<Record<string, unknown>>(isObject, 'must be a JSON object').transform((value, context) => {
   const bytes = jsonBytes(value);
   if (bytes > MAX_JSON_BYTES) {
     context.addIssue({ code: 'custom', message: `must serialise to at most ${MAX_JSON_BYTES} bytes of JSON` });
@@ -21,6 +25,10 @@ const jsonObject = z.record(z.string(), z.unknown()).transform((value, context) 
   }
   return { value, bytes };
 });
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 /** Size of a value as JSON; infinite when it cannot be serialised (e.g. nested too deeply). */
 function jsonBytes(value: unknown): number {
