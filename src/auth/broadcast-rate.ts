@@ -5,8 +5,9 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 export type BroadcastRateLimit = (subject: string) => Promise<void>;
 
 /**
- * A token bucket per token subject on this instance: `perSecond` broadcasts per second.
- * A refused broadcast stores nothing.
+ * A fixed one-second window per token subject on this instance (rate-limiter-flexible's memory
+ * limiter): at most `perSecond` broadcasts in each window, so up to twice that within a second that
+ * straddles two windows. A refused broadcast stores nothing.
  */
 export function createBroadcastRateLimit(perSecond: number, onRefused: () => void = () => {}): BroadcastRateLimit {
   const limiter = new RateLimiterMemory({ points: perSecond, duration: 1 });

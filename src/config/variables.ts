@@ -234,7 +234,7 @@ export const VARIABLES = {
   }),
   BROADCASTS_PER_SECOND: withDefault(int(1, 1_000_000), 100, {
     section: 'connections',
-    doc: 'broadcasts per token subject per second on one instance (else `RATE_LIMITED`)',
+    doc: 'broadcasts per token subject per second on one instance (else `RATE_LIMITED`), counted in fixed one-second windows: a burst across two windows may pass up to twice as many within a second',
   }),
   INTROSPECTION: optional(flag, {
     section: 'server',
