@@ -281,59 +281,36 @@ describe.each(engines)('diagnosesUpdates on the $name engine', ({ env }) => {
    * opened with; EventSource's reconnect (the same request) no longer watches the revoked one, and
    * its Last-Event-ID was refused with BAD_USER_INPUT as made for another set of diagnoses.
    */
-  it('should resume a mine: true stream over SSE from its Last-Event-ID after one of its diagnoses was revoked', async () => {
+  it.each([
+    ['after one of its diagnoses was revoked', false],
+    ['when one diagnosis was revoked before it opened and another while it ran', true],
+  ])('should resume a mine: true stream over SSE from its Last-Event-ID %s', async (_when, revokedBefore) => {
     const { openSse, resultOf } = await import('./helpers/sse-reader.js');
-    const [a, b] = [uniqueId('mine-revoked-a'), uniqueId('mine-revoked-b')];
+    const [before, kept, revoked] = [uniqueId('mine-revoked-before'), uniqueId('mine-kept'), uniqueId('mine-revoked')];
     const subject = uniqueId('mine-revoked');
-    const token = await signToken({ sub: subject, diagnoses: [a, b] });
-    const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
-    const request = { token, query: MULTI, variables: { mine: true } };
-    const first = track(await openSse(app.url, request).then((s) => Object.assign(s, { dispose: s.close })));
-    await subscribersReach(app.url, admin, a, 1);
-    await subscribersReach(app.url, admin, b, 1);
-    await broadcastFeedback(app.url, admin, a, 1);
-    await broadcastFeedback(app.url, admin, b, 1);
-    await first.take(2);
-    expect((await gql(app.url, REVOKE, { input: { subject, diagnosisId: a } }, ops)).body.errors).toBeUndefined();
-    const [ended] = await first.take(1);
-    expect(resultOf(ended!).data.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: a });
-    first.close();
-    await subscribersReach(app.url, admin, b, 0);
-    await broadcastFeedback(app.url, admin, b, 2); // while it is away
-    const second = track(await openSse(app.url, { ...request, headers: { 'last-event-id': ended!.id! } }).then((s) => Object.assign(s, { dispose: s.close })));
-    const [resumed] = await second.take(1);
-    expect(resultOf(resumed!).errors).toBeUndefined();
-    expect(resultOf(resumed!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 2, replayed: true });
-    await broadcastFeedback(app.url, admin, b, 3);
-    const [live] = await second.take(1);
-    expect(resultOf(live!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 3 });
-  });
-
-  it('should resume a mine: true stream over SSE from its Last-Event-ID when one diagnosis was revoked before it opened and another while it ran', async () => {
-    const { openSse, resultOf } = await import('./helpers/sse-reader.js');
-    const [a, b, c] = [uniqueId('two-revoked-a'), uniqueId('two-revoked-b'), uniqueId('two-revoked-c')];
-    const subject = uniqueId('two-revoked');
-    const token = await signToken({ sub: subject, diagnoses: [a, b, c] });
+    const token = await signToken({ sub: subject, diagnoses: revokedBefore ? [before, kept, revoked] : [kept, revoked] });
     const ops = await signToken({ sub: 'ops', scopes: ['hub:admin'] });
     const revoke = async (diagnosisId: string) => expect((await gql(app.url, REVOKE, { input: { subject, diagnosisId } }, ops)).body.errors).toBeUndefined();
-    const request = { token, query: MULTI, variables: { mine: true } };
-    await revoke(a); // the stream watches b and c
-    const first = track(await openSse(app.url, request).then((s) => Object.assign(s, { dispose: s.close })));
-    await subscribersReach(app.url, admin, b, 1);
-    await subscribersReach(app.url, admin, c, 1);
-    await broadcastFeedback(app.url, admin, b, 1);
-    await broadcastFeedback(app.url, admin, c, 1);
+    const sse = async (headers: Record<string, string> = {}) =>
+      track(await openSse(app.url, { token, query: MULTI, variables: { mine: true }, headers }).then((s) => Object.assign(s, { dispose: s.close })));
+    if (revokedBefore) await revoke(before); // the stream watches the other two
+    const first = await sse();
+    for (const diagnosisId of [kept, revoked]) await subscribersReach(app.url, admin, diagnosisId, 1);
+    for (const diagnosisId of [kept, revoked]) await broadcastFeedback(app.url, admin, diagnosisId, 1);
     await first.take(2);
-    await revoke(c);
+    await revoke(revoked);
     const [ended] = await first.take(1);
-    expect(resultOf(ended!).data.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: c });
+    expect(resultOf(ended!).data.diagnosesUpdates).toMatchObject({ __typename: 'AccessEnded', diagnosisId: revoked });
     first.close();
-    await subscribersReach(app.url, admin, b, 0);
-    await broadcastFeedback(app.url, admin, b, 2);
-    const second = track(await openSse(app.url, { ...request, headers: { 'last-event-id': ended!.id! } }).then((s) => Object.assign(s, { dispose: s.close })));
+    await subscribersReach(app.url, admin, kept, 0);
+    await broadcastFeedback(app.url, admin, kept, 2); // while it is away
+    const second = await sse({ 'last-event-id': ended!.id! });
     const [resumed] = await second.take(1);
     expect(resultOf(resumed!).errors).toBeUndefined();
-    expect(resultOf(resumed!).data.diagnosesUpdates).toMatchObject({ diagnosisId: b, rating: 2, replayed: true });
+    expect(resultOf(resumed!).data.diagnosesUpdates).toMatchObject({ diagnosisId: kept, rating: 2, replayed: true });
+    await broadcastFeedback(app.url, admin, kept, 3);
+    const [live] = await second.take(1);
+    expect(resultOf(live!).data.diagnosesUpdates).toMatchObject({ diagnosisId: kept, rating: 3 });
   });
 
   it('should deliver only the asked event types, and gaps always, on diagnosesUpdates and diagnosisUpdates', async () => {

@@ -39,17 +39,20 @@ export async function startRedisLagProxy(redisUrl: string): Promise<RedisLagProx
   let holding = false;
   const held = new Map<Pair, Buffer[]>();
 
-  const release = () => {
-    holding = false;
-    for (const [pair, chunks] of held) for (const chunk of chunks) pair.client.write(chunk);
-    held.clear();
-  };
   let holdingSent = false;
   const heldSent = new Map<Pair, Buffer[]>();
+  /** Writes what `from` holds, in order, each pair's to its socket `side`. */
+  const flush = (from: Map<Pair, Buffer[]>, side: 'client' | 'redis') => {
+    for (const [pair, chunks] of from) for (const chunk of chunks) pair[side].write(chunk);
+    from.clear();
+  };
+  const release = () => {
+    holding = false;
+    flush(held, 'client');
+  };
   const releaseSent = () => {
     holdingSent = false;
-    for (const [pair, chunks] of heldSent) for (const chunk of chunks) pair.redis.write(chunk);
-    heldSent.clear();
+    flush(heldSent, 'redis');
   };
 
   const server = createServer((client) => {
