@@ -18,7 +18,7 @@ import type { Engine, HistoryLimits, HistoryWindow } from '../src/engine/engine.
 import { MemoryEngine } from '../src/engine/memory/memory-engine.js';
 import { RedisEngine } from '../src/engine/redis/redis-engine.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
-import { broadcastFeedback, eventually, gql, SUBSCRIBE, subscribeOver } from './helpers/graphql.js';
+import { broadcastFeedback, eventually, gql, SUBSCRIBE, subscribeOver, type QueuedSubscription } from './helpers/graphql.js';
 import { diagnosisStatus, subscribersReach, uniqueId } from './helpers/hub-status.js';
 import { scrapeMetrics } from './helpers/metrics.js';
 import { closeFrame, parsed, rawClient, textFrame, type RawClient } from './helpers/raw-frames.js';
@@ -356,14 +356,26 @@ function sendAndAbort(app: TestApp, diagnosisId: string): Promise<void> {
  * pending, and the instance dropped it (nobody listened there any more). Nobody ever got it.
  */
 describe.skipIf(!redisUrl)("an event broadcast while the last subscriber's unsubscribe is on its way to Redis", () => {
+  /**
+   * A subscription of `diagnosisId` on `app` (after `after`, else claiming the pending events) once
+   * it is set up, which pings the pub/sub connection, so that must not be held before: it has
+   * received a broadcast made once it was asked for, whose cursor comes with it. Without `after`,
+   * no other instance may listen to the diagnosis (the broadcast is then pending, or live to it).
+   */
+  async function established(app: TestApp, diagnosisId: string, after?: string): Promise<{ subscription: QueuedSubscription; cursor: string }> {
+    const subscription = subscribeOver('ws', app, token, after ? { diagnosisId, after } : { diagnosisId });
+    const { event } = await broadcastFeedback(app.url, token, diagnosisId, 1, { feedbackId: `warm-${uniqueId('w')}` });
+    expect((await subscription.next()).data.diagnosisUpdates.cursor).toBe(event.cursor);
+    return { subscription, cursor: event.cursor };
+  }
+
   it('should be pending, for the next subscriber without `after`', async () => {
     token ??= await adminToken();
     const proxy = await startRedisLagProxy(redisUrl);
     const app = await startTestApp({ REDIS_URL: proxy.url, REDIS_KEY_PREFIX: uniquePrefix() });
     try {
       const id = uniqueId('unsubscribing');
-      const first = subscribeOver('ws', app, token, { diagnosisId: id });
-      await subscribersReach(app.url, token, id, 1);
+      const { subscription: first } = await established(app, id);
       proxy.holdSent(); // what the hub sends on its pub/sub connection: the SUNSUBSCRIBE
       first.dispose();
       await subscribersReach(app.url, token, id, 0);
@@ -398,17 +410,21 @@ describe.skipIf(!redisUrl)("an event broadcast while the last subscriber's unsub
     try {
       const [id, other] = [uniqueId('unsubscribing-elsewhere'), uniqueId('unsubscribing-other')];
       // Keeps the leaving instance's pub/sub connection in use, to ping it (see below).
-      opened.push(subscribeOver('ws', leaving, token, { diagnosisId: other }));
-      const elsewhere = subscribeOver('ws', staying, token, { diagnosisId: id });
+      opened.push((await established(leaving, other)).subscription);
+      const { subscription: elsewhere, cursor } = await established(staying, id);
       opened.push(elsewhere);
-      const first = subscribeOver('ws', leaving, token, { diagnosisId: id });
+      const { subscription: first } = await established(leaving, id, cursor); // after it: elsewhere listens
       await subscribersReach(staying.url, token, id, 2);
       proxy.holdSent();
       first.dispose();
       await subscribersReach(staying.url, token, id, 1);
       proxy.hold(); // the live message reaches the leaving instance only when it next pings
-      await broadcastFeedback(staying.url, token, id, 1, { feedbackId: 'received-elsewhere' });
-      expect((await elsewhere.next()).data.diagnosisUpdates).toMatchObject({ feedbackId: 'received-elsewhere', replayed: false });
+      const { event } = await broadcastFeedback(staying.url, token, id, 1, { feedbackId: 'received-elsewhere' });
+      let received;
+      do
+        received = (await elsewhere.next()).data.diagnosisUpdates; // after the one `first` waited for
+      while (received.cursor !== event.cursor);
+      expect(received).toMatchObject({ feedbackId: 'received-elsewhere', replayed: false });
       proxy.releaseSent();
       // A history read of a diagnosis it listens to pings its pub/sub connection: the message comes
       // first, and the script it sends for it runs before anything this instance asks Redis after.
